@@ -1,0 +1,5 @@
+"""``python -m rnninspect``."""
+
+from .cli import main
+
+main()

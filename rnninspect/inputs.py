@@ -1,0 +1,221 @@
+"""Input arrays: read them from files or stdin, make random ones, and check them
+against the model (rank, D, dtype, Embedding range) with one clear error each.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import zipfile
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from .errors import InputArrayError, UsageError
+from .model import Array, Embedding, Model
+
+NPY_MAGIC = b"\x93NUMPY"
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def expected_text(model: Model) -> str:
+    dims = ", ".join("T" if d is None else str(d) for d in model.input_shape)
+    if model.takes_ids:
+        return f"integer ids shaped (N, {dims}) or ({dims},)"
+    return f"floats shaped (N, {dims}) or ({dims})"
+
+
+def conform(model: Model, x: Array, where: str = "input") -> Array:
+    """Check ``x`` against the model; return it as (N, T, D) floats or (N, T) ids."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise InputArrayError(
+            f"{where}: array has dtype {x.dtype}; expected {expected_text(model)}"
+        )
+    want_rank = len(model.input_shape) + 1
+    if x.ndim == want_rank - 1:
+        x = x[None]  # one sample: N = 1
+    if x.ndim != want_rank:
+        raise InputArrayError(
+            f"{where}: array has shape {x.shape}; expected {expected_text(model)}"
+        )
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise InputArrayError(f"{where}: array has shape {x.shape}: no samples or no steps")
+    if model.takes_ids:
+        return _ids(model, x, where)
+    D = model.input_shape[-1]
+    if D is not None and x.shape[-1] != D:
+        raise InputArrayError(
+            f"{where}: array has D={x.shape[-1]} features per step (shape {x.shape}); "
+            f"the model expects D={D}: {expected_text(model)}"
+        )
+    if x.dtype.kind == "b":
+        x = x.astype(np.float32)
+    return x
+
+
+def _ids(model: Model, x: Array, where: str) -> Array:
+    if x.dtype.kind == "f":
+        if not np.all(np.isfinite(x)) or not np.all(x == np.round(x)):
+            raise InputArrayError(
+                f"{where}: the model starts with an Embedding and takes integer ids; "
+                f"the array holds non-integer floats"
+            )
+        x = x.astype(np.int64)
+    first = model.layers[0]
+    assert isinstance(first, Embedding)
+    V = int(first.embeddings.shape[0])
+    lo, hi = int(x.min()), int(x.max())
+    if lo < 0 or hi >= V:
+        bad = lo if lo < 0 else hi
+        raise InputArrayError(
+            f"{where}: id {bad} is out of range for Embedding {first.name!r} "
+            f"(vocabulary of V={V}: ids 0..{V - 1})"
+        )
+    return x
+
+
+def random_input(model: Model, n: int, seed: int | None, length: int | None) -> Array:
+    """Like the notebook's ``np.random.randn(N, T, D)`` (ids in [1, V) for Embeddings)."""
+    if n < 1:
+        raise UsageError(f"--random takes a positive number of samples, got {n}")
+    T = length if length is not None else model.input_shape[0]
+    if T is None:
+        raise UsageError("the model's T is variable: give --length T with --random")
+    if T < 1:
+        raise UsageError(f"--length must be positive, got {T}")
+    rng = np.random.default_rng(seed)
+    if model.takes_ids:
+        first = model.layers[0]
+        assert isinstance(first, Embedding)
+        V = int(first.embeddings.shape[0])
+        return rng.integers(1, max(V, 2), size=(n, T), dtype=np.int64)
+    D = model.input_shape[-1]
+    assert D is not None
+    return rng.standard_normal((n, T, D)).astype(np.float32)
+
+
+def read_input(source: str, key: str | None = None) -> Array:
+    """Read an array from a path (``.npy``, ``.npz``, ``.csv``/``.tsv``/``.txt``) or
+    ``-`` (stdin: npy bytes, npz bytes or CSV text)."""
+    if source == "-":
+        data = sys.stdin.buffer.read()
+        return _from_bytes(data, "<stdin>", key)
+    path = Path(source)
+    where = str(path)
+    if not path.exists():
+        raise InputArrayError(f"{where}: no such input file")
+    if path.is_dir():
+        raise InputArrayError(f"{where}: is a directory, not an input file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            with path.open("rb") as fh:
+                return _npy(fh, where)
+        if suffix == ".npz":
+            return _npz(path, where, key)
+        if suffix in (".csv", ".tsv", ".txt"):
+            return parse_text(path.read_bytes(), where)
+        return _from_bytes(path.read_bytes(), where, key)
+    except OSError as exc:
+        raise InputArrayError(f"{where}: cannot read ({exc.strerror or exc})") from exc
+
+
+def _from_bytes(data: bytes, where: str, key: str | None) -> Array:
+    if not data:
+        raise InputArrayError(f"{where}: no input data")
+    if data.startswith(NPY_MAGIC):
+        return _npy(io.BytesIO(data), where)
+    if data.startswith(ZIP_MAGIC):
+        return _npz(io.BytesIO(data), where, key)
+    return parse_text(data, where)
+
+
+def _npy(fh: BinaryIO, where: str) -> Array:
+    try:
+        arr = np.load(fh, allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc).lower() or "object" in str(exc).lower():
+            raise InputArrayError(f"{where}: .npy holds Python objects (pickle); refused") from exc
+        raise InputArrayError(f"{where}: broken .npy file ({exc})") from exc
+    except (OSError, EOFError) as exc:
+        raise InputArrayError(f"{where}: broken .npy file ({exc})") from exc
+    if not isinstance(arr, np.ndarray):
+        raise InputArrayError(f"{where}: not a .npy array")
+    return arr
+
+
+def _npz(src: Path | BinaryIO, where: str, key: str | None) -> Array:
+    try:
+        with np.load(src, allow_pickle=False) as npz:
+            keys = list(npz.files)
+            if key is None:
+                if len(keys) != 1:
+                    raise InputArrayError(
+                        f"{where}: .npz holds {len(keys)} arrays ({', '.join(keys) or 'none'}); "
+                        "choose one with --key"
+                    )
+                key = keys[0]
+            if key not in keys:
+                raise InputArrayError(
+                    f"{where}: no array {key!r} in .npz (keys: {', '.join(keys) or 'none'})"
+                )
+            try:
+                return np.asarray(npz[key])
+            except ValueError as exc:
+                raise InputArrayError(
+                    f"{where}: array {key!r} holds Python objects (pickle); refused"
+                ) from exc
+    except InputArrayError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputArrayError(f"{where}: broken .npz file ({exc})") from exc
+
+
+def parse_text(data: bytes, where: str) -> Array:
+    """One sample as text: T rows of D numbers, separated by commas, tabs or spaces."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputArrayError(f"{where}: not UTF-8 text, .npy or .npz") from exc
+    rows: list[list[float]] = []
+    width = None
+    all_int = True
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        cells = [c for c in line.replace("\t", ",").replace(" ", ",").split(",") if c != ""]
+        values = []
+        for cell in cells:
+            try:
+                values.append(float(cell))
+            except ValueError:
+                raise InputArrayError(f"{where}: line {lineno}: {cell!r} is not a number") from None
+            all_int = all_int and _is_int_text(cell)
+        if width is None:
+            width = len(values)
+        elif len(values) != width:
+            raise InputArrayError(
+                f"{where}: line {lineno} has {len(values)} values, earlier lines have {width}"
+            )
+        rows.append(values)
+    if not rows:
+        raise InputArrayError(f"{where}: no numbers in the text input")
+    arr = np.asarray(rows, dtype=np.float64)
+    if all_int:
+        return arr.astype(np.int64)
+    return arr.astype(np.float32)
+
+
+def _is_int_text(cell: str) -> bool:
+    body = cell[1:] if cell[:1] in "+-" else cell
+    return body.isdigit()
+
+
+def squeeze_ids(model: Model, x: Array) -> Array:
+    """Text input for an Embedding model: a column (T, 1) or a row (1, T) of ids."""
+    if model.takes_ids and x.ndim == 2 and 1 in x.shape:
+        return x.reshape(-1)
+    return x

@@ -1,0 +1,199 @@
+"""Reading model files: detect the family by content, dispatch to its loader.
+
+| content                                   | loader          |
+| ----------------------------------------- | --------------- |
+| zip with config.json + model.weights.h5   | ``keras_zip``   |
+| zip of .npy members                       | ``npz``         |
+| HDF5 with root attribute model_config     | ``legacy_h5``   |
+| HDF5 with root attribute layer_names(0)   | ``legacy_h5``   |
+| HDF5 with root group layers/ (or vars/)   | ``keras_native``|
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from ..architecture import Architecture, loads_config, parse_model_config
+from ..build import WeightMap, build_model
+from ..errors import ModelError
+from ..infer import infer_architecture
+from ..model import Model, Source
+from . import h5util
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _check_file(path: Path) -> int:
+    if not path.exists():
+        raise ModelError(f"{path}: no such file")
+    if path.is_dir():
+        raise ModelError(f"{path}: is a directory, not a model file")
+    try:
+        size = path.stat().st_size
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot open ({exc.strerror or exc})") from exc
+    if size == 0:
+        raise ModelError(f"{path}: file is empty")
+    return size
+
+
+def _magic(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        return fh.read(8)
+
+
+def load_config_file(path: str | Path) -> Architecture:
+    """An architecture from ``--config``: model JSON, or a ``.keras`` file's config.json."""
+    path = Path(path)
+    _check_file(path)
+    where = str(path)
+    if _magic(path).startswith(ZIP_MAGIC):
+        from . import keras_zip
+
+        try:
+            with zipfile.ZipFile(path) as zf:
+                obj = keras_zip.read_config(zf, where)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise ModelError(f"{where}: not a readable .keras archive ({exc})") from exc
+    else:
+        try:
+            text = path.read_bytes()
+        except OSError as exc:
+            raise ModelError(f"{where}: cannot read ({exc.strerror or exc})") from exc
+        obj = loads_config(text, where)
+    # tf.keras's to_json() wraps nothing; Keras 3's does neither: both are the model dict.
+    return parse_model_config(obj, where)
+
+
+def keras_major(version: str | None, default: int) -> int:
+    if not version:
+        return default
+    head = version.strip().split(".")[0]
+    return int(head) if head.isdigit() else default
+
+
+def load_model(path: str | Path, config: str | Path | None = None) -> Model:
+    """Read any supported model file into a format-neutral ``Model``.
+
+    ``config``: a Keras model JSON (``model.to_json()`` output or a ``.keras`` file's
+    ``config.json``, or the ``.keras`` file itself) giving the architecture for a
+    weights-only file.
+    """
+    path = Path(path)
+    size = _check_file(path)
+    arch = load_config_file(config) if config is not None else None
+    magic = _magic(path)
+    if magic.startswith(ZIP_MAGIC):
+        return _load_zip(path, size, arch)
+    if magic.startswith(HDF5_MAGIC):
+        return _load_hdf5(path, size, arch)
+    raise ModelError(
+        f"{path}: not a model file rnninspect can read "
+        "(expected a .keras zip, an HDF5 .h5/.weights.h5, or an .npz)"
+    )
+
+
+def _finish(arch: Architecture, weights: WeightMap, source: Source) -> Model:
+    if arch.keras_version and not source.keras_version:
+        source.keras_version = arch.keras_version
+    return build_model(arch, weights, source)
+
+
+def _load_zip(path: Path, size: int, arch: Architecture | None) -> Model:
+    where = str(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+            if "config.json" in names or "model.weights.h5" in names:
+                from . import keras_zip
+
+                arch, weights, version = keras_zip.load(zf, path, size, arch)
+                source = Source(path=path, format="keras", keras_version=version)
+                return _finish(arch, weights, source)
+    except zipfile.BadZipFile as exc:
+        raise ModelError(f"{where}: broken zip archive ({exc})") from exc
+    except (OSError, EOFError) as exc:
+        raise ModelError(f"{where}: cannot read the zip archive ({exc})") from exc
+    if names and all(n.endswith(".npy") for n in names):
+        from . import npz
+
+        arch, weights, notes, convention, inferred = npz.load(path, arch)
+        source = Source(
+            path=path,
+            format=convention,
+            architecture="inferred" if inferred else "config",
+            assumptions=notes,
+        )
+        return _finish(arch, weights, source)
+    raise ModelError(f"{where}: zip archive is neither a .keras model (no config.json) nor an .npz")
+
+
+def _load_hdf5(path: Path, size: int, arch: Architecture | None) -> Model:
+    import h5py
+
+    where = str(path)
+    try:
+        h5 = h5py.File(path, "r")
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{where}: not a readable HDF5 file ({exc})") from exc
+    with h5:
+        try:
+            return _from_hdf5(h5, path, size, arch)
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+            raise ModelError(f"{where}: broken HDF5 file ({exc})") from exc
+
+
+def _from_hdf5(h5: Any, path: Path, size: int, given: Architecture | None) -> Model:
+    from . import keras_native, legacy_h5
+
+    where = str(path)
+    version = h5util.attr(h5, "keras_version")
+    version = version if isinstance(version, str) else None
+    model_config = h5util.attr(h5, "model_config")
+    if model_config is not None:
+        # Legacy full save. A missing keras_version means Keras 1.
+        arch = given or parse_model_config(loads_config(model_config, where), where)
+        root = h5util.child(h5, "model_weights", where)
+        if root is None:
+            raise ModelError(f"{where}: legacy .h5 has a model_config but no model_weights")
+        weights, notes = legacy_h5.weights_for(root, arch, where, size)
+        source = Source(
+            path=path, format="legacy-h5", keras_version=version or "1", assumptions=notes
+        )
+        return _finish(arch, weights, source)
+    if legacy_h5.layer_names(h5) is not None:
+        fmt = "legacy-weights-h5"
+        if given is not None:
+            weights, notes = legacy_h5.weights_for(h5, given, where, size)
+            source = Source(path=path, format=fmt, keras_version=version, assumptions=notes)
+            return _finish(given, weights, source)
+        groups = legacy_h5.weight_groups(h5, where, size)
+        arch, weights, notes = infer_architecture(groups, ordered=True, where=where)
+        source = Source(
+            path=path, format=fmt, keras_version=version, architecture="inferred", assumptions=notes
+        )
+        return _finish(arch, weights, source)
+    if keras_native.is_native(h5):
+        fmt = "keras-weights-h5"
+        if given is not None:
+            weights = keras_native.weights_for(h5, given, where, size)
+            source = Source(path=path, format=fmt, keras_version=version or "3")
+            return _finish(given, weights, source)
+        groups = keras_native.weight_groups(h5, where, size)
+        arch, weights, notes = infer_architecture(groups, ordered=False, where=where)
+        source = Source(
+            path=path,
+            format=fmt,
+            keras_version=version or "3",
+            architecture="inferred",
+            assumptions=notes,
+        )
+        return _finish(arch, weights, source)
+    if h5util.attr(h5, "nb_layers") is not None:
+        raise ModelError(f"{where}: Keras 0.x weights files (nb_layers) are not supported")
+    raise ModelError(f"{where}: HDF5 file is not a Keras model or weights file")

@@ -1,0 +1,182 @@
+"""The Keras 3 weights layout (``model.weights.h5`` in a ``.keras`` zip, and
+``save_weights("x.weights.h5")``): groups named after layer *classes*.
+
+    layers/simple_rnn/cell/vars/{0,1,2}    kernel, recurrent_kernel, bias
+    layers/dense/vars/{0,1}                kernel, bias
+    layers/time_distributed/layer/vars/*   the wrapped layer's variables
+    layers/sequential/layers/...           a nested model, recursively
+
+tf.keras 2.13/2.14 name the top container ``_layer_checkpoint_dependencies`` and
+2.13 skips numbers (``dense``, ``dense_2``), so groups are matched to layers by class
+prefix and numeric suffix order, never by exact name.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..architecture import Architecture, LayerSpec
+from ..build import WeightMap
+from ..errors import ModelError
+from ..infer import WeightGroup, class_from_name
+from ..model import Array
+from . import h5util
+
+_CONTAINER_NAMES = ("layers", "_layer_checkpoint_dependencies")
+
+
+def snake(class_name: str) -> str:
+    """Keras's ``to_snake_case``: ``SimpleRNN`` -> ``simple_rnn``."""
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", class_name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s).lower()
+
+
+def container(group: Any, where: str) -> Any:
+    for name in _CONTAINER_NAMES:
+        found = h5util.child(group, name, where)
+        if found is not None and h5util.is_group(found):
+            return found
+    return None
+
+
+def is_native(root: Any) -> bool:
+    try:
+        return any(name in root for name in (*_CONTAINER_NAMES, "vars"))
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def _holds_data(group: Any, where: str, depth: int = 0) -> bool:
+    if depth > 32:
+        raise ModelError(f"{where}: HDF5 groups nested too deeply")
+    for name in h5util.children(group, where):
+        item = h5util.child(group, name, where)
+        if h5util.is_dataset(item):
+            return True
+        if h5util.is_group(item) and _holds_data(item, where, depth + 1):
+            return True
+    return False
+
+
+def _vars(group: Any, where: str, size: int) -> list[Array]:
+    holder = h5util.child(group, "vars", where)
+    if holder is None or not h5util.is_group(holder):
+        return []
+    return [
+        h5util.read_array(h5util.child(holder, key, where), where, size)
+        for key in h5util.numbered(h5util.children(holder, where))
+    ]
+
+
+def _extract(
+    spec: LayerSpec,
+    group: Any,
+    key: tuple[str, ...],
+    where: str,
+    size: int,
+    out: dict[tuple[str, ...], list[Array]],
+) -> None:
+    if spec.is_container:
+        inner = container(group, where)
+        if inner is None:
+            raise ModelError(f"{where}: nested model {spec.name!r} has no layers group in the file")
+        match_container(inner, spec.children, key, where, size, out)
+        return
+    if spec.inner is not None:  # TimeDistributed: the wrapped layer's variables
+        sub = h5util.child(group, "layer", where)
+        arrays = _leaf_arrays(spec.inner, sub if sub is not None else group, where, size)
+    else:
+        arrays = _leaf_arrays(spec, group, where, size)
+    out[key] = arrays
+
+
+def _leaf_arrays(spec: LayerSpec, group: Any, where: str, size: int) -> list[Array]:
+    cell = h5util.child(group, "cell", where)
+    if cell is not None and h5util.is_group(cell):
+        return _vars(cell, where, size)
+    return _vars(group, where, size)
+
+
+def match_container(
+    group: Any,
+    specs: list[LayerSpec],
+    prefix: tuple[str, ...],
+    where: str,
+    size: int,
+    out: dict[tuple[str, ...], list[Array]],
+) -> None:
+    """Assign the container's class-named groups to the config's weighted layers."""
+    queues: dict[str, list[str]] = {}
+    for name in h5util.children(group, where):
+        item = h5util.child(group, name, where)
+        if h5util.is_group(item) and _holds_data(item, where):
+            base, _ = h5util.split_suffix(name)
+            queues.setdefault(base, []).append(name)
+    for base, names in queues.items():
+        queues[base] = sorted(names, key=lambda x: h5util.split_suffix(x)[1])
+    for spec in specs:
+        if spec.n_weights() == 0:
+            continue
+        base = snake(spec.class_name)
+        names = queues.get(base) or []
+        if not names:
+            raise ModelError(
+                f"{where}: no weights in the file for layer {spec.name!r} ({spec.class_name}); "
+                f"expected a group {base!r}"
+            )
+        _extract(spec, group[names.pop(0)], (*prefix, spec.name), where, size, out)
+
+
+def weights_for(root: Any, arch: Architecture, where: str, size: int) -> WeightMap:
+    """The weights of ``arch`` from a native-layout HDF5 root."""
+    out: dict[tuple[str, ...], list[Array]] = {}
+    top = container(root, where)
+    if top is None:
+        raise ModelError(f"{where}: no 'layers' group in the weights file")
+    match_container(top, arch.layers, (), where, size, out)
+    return out
+
+
+def weight_groups(root: Any, where: str, size: int) -> list[WeightGroup]:
+    """Weights-only: one group per top-level layer, for architecture inference."""
+    top = container(root, where)
+    if top is None:
+        raise ModelError(f"{where}: no 'layers' group in the weights file")
+    groups = []
+    for name in h5util.children(top, where):
+        item = h5util.child(top, name, where)
+        if not h5util.is_group(item):
+            continue
+        base, ordinal = h5util.split_suffix(name)
+        cls = class_from_name(base)
+        if base in ("input_layer", "input"):
+            continue
+        if h5util.child(item, "layers", where) is not None:
+            raise ModelError(
+                f"{where}: layer group {name!r} is a nested model; pass --config with the "
+                "model's architecture to read it"
+            )
+        sub = h5util.child(item, "layer", where)
+        arrays = _leaf_arrays(
+            LayerSpec("", name, {}), sub if sub is not None else item, where, size
+        )
+        vars_group = h5util.child(item, "vars", where)
+        cell = h5util.child(item, "cell", where)
+        label = None
+        for holder in (vars_group, cell):
+            if holder is not None and label is None:
+                label = h5util.attr(holder, "name")
+        if cls is None:
+            raise ModelError(
+                f"{where}: layer group {name!r} is of a class rnninspect does not know"
+            )
+        groups.append(
+            WeightGroup(
+                name=label if isinstance(label, str) else name,
+                arrays=arrays,
+                class_hint=cls,
+                ordinal=ordinal,
+            )
+        )
+    return groups

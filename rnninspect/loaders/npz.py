@@ -1,0 +1,141 @@
+"""``.npz`` weights, in two conventions (see the README):
+
+* the notebook's names ``Wx, Wh, bh, Wo, bo``: one SimpleRNN + one Dense;
+* layer-qualified keys ``<layer>/<weight>`` (``kernel``, ``recurrent_kernel``,
+  ``bias``, ``embeddings``) in layer order, with an optional ``__config__`` entry
+  holding the Keras model config as JSON text.
+
+Arrays load with ``allow_pickle=False``: a pickled object array is refused.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..architecture import Architecture, LayerSpec, loads_config, parse_model_config
+from ..build import WeightMap, walk
+from ..errors import ModelError
+from ..infer import WeightGroup, infer_architecture
+from ..model import Array
+
+NOTEBOOK_KEYS = ("Wx", "Wh", "bh", "Wo", "bo")
+_WEIGHT_ORDER = {"kernel": 0, "recurrent_kernel": 1, "bias": 2, "embeddings": 0}
+CONFIG_KEY = "__config__"
+
+
+def _read_all(path: Path) -> dict[str, Array]:
+    where = str(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            out = {}
+            for key in npz.files:
+                try:
+                    out[key] = npz[key]
+                except ValueError as exc:
+                    raise ModelError(
+                        f"{where}: array {key!r} holds Python objects (pickle); refused"
+                    ) from exc
+            return out
+    except ModelError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+        raise ModelError(f"{where}: not a readable .npz file ({exc})") from exc
+
+
+def _config_text(value: Array, where: str) -> str:
+    if value.dtype.kind == "U":
+        return str(value.item()) if value.ndim == 0 else "".join(value.tolist())
+    if value.dtype.kind == "S":
+        return bytes(value.item() if value.ndim == 0 else b"".join(value.tolist())).decode()
+    if value.dtype == np.uint8:
+        return value.tobytes().decode("utf-8", errors="strict")
+    raise ModelError(f"{where}: {CONFIG_KEY} must be a string array holding JSON text")
+
+
+def load(
+    path: Path, arch: Architecture | None
+) -> tuple[Architecture, WeightMap, list[str], str, bool]:
+    """Returns (architecture, weights, assumptions, convention, inferred?)."""
+    where = str(path)
+    arrays = _read_all(path)
+    if not arrays:
+        raise ModelError(f"{where}: .npz file holds no arrays")
+    if arch is None and CONFIG_KEY in arrays:
+        arch = parse_model_config(
+            loads_config(_config_text(arrays[CONFIG_KEY], where), where), where
+        )
+    arrays.pop(CONFIG_KEY, None)
+    if set(arrays) <= set(NOTEBOOK_KEYS) and {"Wx", "Wh", "Wo"} <= set(arrays):
+        groups = [
+            WeightGroup(
+                "simple_rnn",
+                [arrays[k] for k in ("Wx", "Wh", "bh") if k in arrays],
+                ["kernel", "recurrent_kernel", "bias"][: 2 + ("bh" in arrays)],
+                "SimpleRNN",
+            ),
+            WeightGroup(
+                "dense",
+                [arrays[k] for k in ("Wo", "bo") if k in arrays],
+                ["kernel", "bias"][: 1 + ("bo" in arrays)],
+                "Dense",
+            ),
+        ]
+        convention = "npz-notebook"
+    else:
+        bad = [k for k in arrays if "/" not in k]
+        if bad:
+            raise ModelError(
+                f"{where}: keys {', '.join(sorted(bad))} follow neither .npz convention "
+                "(Wx, Wh, bh, Wo, bo; or <layer>/<weight>)"
+            )
+        groups = _layer_groups(arrays, where)
+        convention = "npz-layers"
+    if arch is None:
+        inferred, found, notes = infer_architecture(groups, ordered=True, where=where)
+        return inferred, found, notes, convention, True
+    matched, notes = _match(arch, groups, where)
+    return arch, matched, notes, convention, False
+
+
+def _layer_groups(arrays: dict[str, Array], where: str) -> list[WeightGroup]:
+    by_layer: dict[str, list[tuple[str, Array]]] = {}
+    for key, value in arrays.items():
+        layer, weight = key.rsplit("/", 1)
+        if weight not in _WEIGHT_ORDER:
+            raise ModelError(
+                f"{where}: key {key!r}: weight name {weight!r} is not one of "
+                "kernel, recurrent_kernel, bias, embeddings"
+            )
+        by_layer.setdefault(layer, []).append((weight, value))
+    groups = []
+    for layer, items in by_layer.items():
+        items.sort(key=lambda item: _WEIGHT_ORDER[item[0]])
+        groups.append(WeightGroup(layer, [a for _, a in items], [w for w, _ in items]))
+    return groups
+
+
+def _match(
+    arch: Architecture, groups: list[WeightGroup], where: str
+) -> tuple[WeightMap, list[str]]:
+    by_name = {g.name: g for g in groups}
+    out: dict[tuple[str, ...], list[Array]] = {}
+    leaves: list[tuple[tuple[str, ...], LayerSpec]] = [
+        (key, spec) for key, spec in walk(arch.layers) if spec.n_weights() > 0
+    ]
+    notes: list[str] = []
+    if all(key[-1] in by_name or "/".join(key) in by_name for key, _ in leaves):
+        for key, _ in leaves:
+            group = by_name.get("/".join(key)) or by_name[key[-1]]
+            out[key] = group.arrays
+        return out, notes
+    weighted = [g for g in groups if g.arrays]
+    if len(weighted) != len(leaves):
+        missing = [key[-1] for key, _ in leaves if key[-1] not in by_name]
+        raise ModelError(f"{where}: no weights in the file for layer(s) {', '.join(missing)}")
+    for (key, _), group in zip(leaves, weighted, strict=True):
+        out[key] = group.arrays
+    notes.append("layer names differ between config and .npz keys; paired in order")
+    return out, notes

@@ -1,0 +1,154 @@
+"""Writing result arrays: ``.npy``, ``.npz``, ``.csv`` (2-D at most), ``.json``.
+
+Every write goes to a temporary file beside the target and is renamed over it only
+when complete, so a failed write (no space, no permission, interrupted) never leaves
+a partial file or destroys an earlier result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from .errors import OutputError
+from .model import Array
+
+SUFFIXES = (".npy", ".npz", ".csv", ".json")
+
+
+def check_target(path: str | Path, allowed: tuple[str, ...] = SUFFIXES) -> Path:
+    """Validate an output path before any work is done."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in allowed:
+        raise OutputError(
+            f"{path}: unknown output extension {suffix or '(none)'!r}; "
+            f"use one of {', '.join(allowed)}"
+        )
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"{path}: directory {parent} does not exist")
+    if path.is_dir():
+        raise OutputError(f"{path}: is a directory")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"{path}: no permission to write in {parent}")
+    return path
+
+
+@contextlib.contextmanager
+def atomic(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path``; rename it over ``path`` on success."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+    try:
+        with os.fdopen(fd, mode) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        _unlink(tmp)
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
+def _unlink(tmp: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(tmp)
+
+
+def float_text(value: float, dtype: np.dtype[Any]) -> str:
+    """Shortest text that reads back to exactly the same value in ``dtype``."""
+    if not np.isfinite(value):
+        return "null"  # JSON has no NaN/Inf; a warning on stderr says where they are
+    if dtype == np.float32:
+        return str(np.float32(value))
+    return repr(float(value))
+
+
+def json_array(a: Array) -> str:
+    """A nested JSON list; floats round-trip their dtype exactly."""
+    if a.dtype.kind in "iub":
+        return json.dumps(a.tolist())
+    dt = a.dtype
+    flat = [float_text(v, dt) for v in a.reshape(-1).tolist()]
+    return _nest(flat, a.shape)
+
+
+def _nest(flat: list[str], shape: tuple[int, ...]) -> str:
+    if not shape:
+        return flat[0]
+    if len(shape) == 1:
+        return "[" + ", ".join(flat) + "]"
+    step = int(np.prod(shape[1:], dtype=np.int64))
+    parts = [_nest(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
+    return "[" + ", ".join(parts) + "]"
+
+
+def array_document(a: Array, key: str = "output") -> str:
+    """``{"shape", "dtype", key}`` as JSON text."""
+    return (
+        '{"shape": '
+        + json.dumps(list(a.shape))
+        + ', "dtype": '
+        + json.dumps(str(a.dtype))
+        + f', "{key}": '
+        + json_array(a)
+        + "}"
+    )
+
+
+def arrays_document(arrays: Mapping[str, Array], key: str = "states") -> str:
+    """``{"layers": {name: {"shape", "dtype", key}}}`` as JSON text."""
+    parts = [json.dumps(name) + ": " + array_document(a, key) for name, a in arrays.items()]
+    return '{"layers": {' + ", ".join(parts) + "}}"
+
+
+def write_array(path: Path, a: Array) -> None:
+    """One array to ``.npy``/``.npz``/``.csv``/``.json`` by extension."""
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        with atomic(path) as fh:
+            np.save(fh, a, allow_pickle=False)
+    elif suffix == ".npz":
+        write_arrays(path, {"output": a})
+    elif suffix == ".csv":
+        if a.ndim > 2:
+            raise OutputError(
+                f"{path}: .csv holds 2-D arrays; this one is {a.shape}: use .npy, .npz or .json"
+            )
+        text = io.StringIO()
+        fmt = "%d" if a.dtype.kind in "iub" else ("%.9g" if a.dtype == np.float32 else "%.17g")
+        np.savetxt(text, np.atleast_2d(a) if a.ndim else a.reshape(1, 1), fmt=fmt, delimiter=",")
+        with atomic(path, "w") as fh:
+            fh.write(text.getvalue())
+    elif suffix == ".json":
+        with atomic(path, "w") as fh:
+            fh.write(array_document(a) + "\n")
+    else:
+        raise OutputError(f"{path}: unknown output extension {suffix!r}")
+
+
+def write_arrays(path: Path, arrays: Mapping[str, Array]) -> None:
+    """Several named arrays: ``.npz`` (one entry each) or ``.json``."""
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        with atomic(path) as fh:
+            np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]
+    elif suffix == ".json":
+        with atomic(path, "w") as fh:
+            fh.write(arrays_document(arrays) + "\n")
+    else:
+        raise OutputError(f"{path}: several arrays need .npz or .json, not {suffix!r}")

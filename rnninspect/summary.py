@@ -1,0 +1,158 @@
+"""Parameter summary: what Keras's ``model.summary()`` shows, plus each weight's shape
+in the notebook's symbols ((D,M), (M,M), (M,), ...). Computation only; rendering is in
+``render``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .model import (
+    Array,
+    Dense,
+    Embedding,
+    Layer,
+    Model,
+    Recurrent,
+    TimeDistributed,
+)
+
+Shape = tuple[int | None, ...]
+
+
+@dataclass
+class WeightInfo:
+    name: str
+    shape: tuple[int, ...]
+    symbol: str  # "(D,M)"
+    dtype: str
+    value: Array
+
+
+@dataclass
+class LayerInfo:
+    name: str
+    type: str  # the Keras class name
+    output_shape: Shape  # with the batch axis (None, ...)
+    params: int
+    trainable: bool
+    weights: list[WeightInfo] = field(default_factory=list)
+
+
+@dataclass
+class Summary:
+    model_name: str
+    path: str
+    format: str
+    keras_version: str | None
+    architecture: str
+    input_shape: Shape
+    input_dtype: str
+    layers: list[LayerInfo]
+    dims: dict[str, int | None]  # symbol -> value; T may be None (variable)
+    assumptions: list[str]
+
+    @property
+    def total_params(self) -> int:
+        return sum(layer.params for layer in self.layers)
+
+    @property
+    def trainable_params(self) -> int:
+        return sum(layer.params for layer in self.layers if layer.trainable)
+
+    @property
+    def non_trainable_params(self) -> int:
+        return self.total_params - self.trainable_params
+
+    @property
+    def bytes(self) -> int:
+        return sum(int(w.value.nbytes) for layer in self.layers for w in layer.weights)
+
+
+def _width_symbols(model: Model) -> dict[str, str]:
+    """Layer name -> the symbol of its output width."""
+    rec = [layer for layer in model.layers if isinstance(layer, Recurrent)]
+    dense = [
+        layer
+        for layer in model.layers
+        if isinstance(layer, Dense)
+        or (isinstance(layer, TimeDistributed) and isinstance(layer.layer, Dense))
+    ]
+    out: dict[str, str] = {}
+    for i, layer in enumerate(rec, start=1):
+        out[layer.name] = "M" if len(rec) == 1 else f"M{i}"
+    weighted = [layer for layer in model.layers if layer.weights()]
+    head = weighted[-1] if weighted and weighted[-1] in dense else None
+    hidden = [layer for layer in dense if layer is not head]
+    for i, hid in enumerate(hidden, start=1):
+        out[hid.name] = "H" if len(hidden) == 1 else f"H{i}"
+    if head is not None:
+        out[head.name] = "K"
+    return out
+
+
+def summarize(model: Model) -> Summary:
+    names = _width_symbols(model)
+    T = model.input_shape[0]
+    dims: dict[str, int | None] = {"T": T}
+    seq = True  # does the running tensor still have a time axis?
+    width_sym = "D"
+    width: int | None = None
+    if not model.takes_ids:
+        width = model.input_shape[-1]
+        dims["D"] = width
+    layers: list[LayerInfo] = []
+    if model.input_layer is not None:
+        layers.append(
+            LayerInfo(model.input_layer.name, "InputLayer", (None, *model.input_shape), 0, True)
+        )
+    for layer in model.layers:
+        infos: list[WeightInfo] = []
+        inner: Layer = layer.layer if isinstance(layer, TimeDistributed) else layer
+        out_sym = names.get(layer.name, width_sym)
+        if isinstance(inner, Embedding):
+            V, E = inner.embeddings.shape
+            dims["V"], dims["D"] = int(V), int(E)
+            infos.append(_info("embeddings", inner.embeddings, "(V,D)"))
+            out_sym, width = "D", int(E)
+        elif isinstance(inner, Recurrent):
+            infos += [
+                _info("kernel", inner.kernel, f"({width_sym},{out_sym})"),
+                _info("recurrent_kernel", inner.recurrent_kernel, f"({out_sym},{out_sym})"),
+            ]
+            if inner.bias is not None:
+                infos.append(_info("bias", inner.bias, f"({out_sym},)"))
+            width = inner.units
+            seq = inner.return_sequences
+        elif isinstance(inner, Dense):
+            infos.append(_info("kernel", inner.kernel, f"({width_sym},{out_sym})"))
+            if inner.bias is not None:
+                infos.append(_info("bias", inner.bias, f"({out_sym},)"))
+            width = inner.units
+        dims.setdefault(out_sym, width)
+        width_sym = out_sym
+        shape: Shape = (None, T, width) if seq else (None, width)
+        params = sum(int(w.value.size) for w in infos)
+        layers.append(
+            LayerInfo(layer.name, layer.class_name, shape, params, layer.trainable, infos)
+        )
+    rec = [layer for layer in model.layers if isinstance(layer, Recurrent)]
+    if rec and "M" not in dims:
+        dims["M"] = rec[0].units  # stacked: M is the first recurrent width (M1)
+    dims["K"] = width
+    return Summary(
+        model_name=model.name,
+        path=str(model.source.path),
+        format=model.source.format,
+        keras_version=model.source.keras_version,
+        architecture=model.source.architecture,
+        input_shape=model.input_shape,
+        input_dtype=model.input_dtype,
+        layers=layers,
+        dims=dims,
+        assumptions=list(model.source.assumptions),
+    )
+
+
+def _info(name: str, value: Array, symbol: str) -> WeightInfo:
+    return WeightInfo(name, tuple(int(d) for d in value.shape), symbol, str(value.dtype), value)
