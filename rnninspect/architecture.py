@@ -24,8 +24,8 @@ PASSTHROUGH = frozenset(
         "ActivityRegularization",
     }
 )
-RECURRENT = frozenset({"SimpleRNN"})
-WRAPPERS = frozenset({"TimeDistributed"})
+RECURRENT = frozenset({"SimpleRNN", "LSTM", "GRU"})
+WRAPPERS = frozenset({"TimeDistributed", "Bidirectional"})
 CONTAINERS = frozenset({"Sequential", "Functional", "Model"})
 SUPPORTED = frozenset(
     {"InputLayer", "Dense", "Embedding", "Masking", "Activation"}
@@ -59,8 +59,10 @@ class LayerSpec:
     class_name: str
     name: str
     config: dict[str, Any]
-    inner: LayerSpec | None = None  # TimeDistributed's wrapped layer
+    inner: LayerSpec | None = None  # TimeDistributed's / Bidirectional's wrapped layer
+    backward: LayerSpec | None = None  # Bidirectional's backward layer
     children: list[LayerSpec] = field(default_factory=list)  # nested model's layers
+    emit: int = 0  # which output tensor the next layer takes (return_state)
 
     @property
     def is_container(self) -> bool:
@@ -71,6 +73,9 @@ class LayerSpec:
         c = self.config
         if self.is_container:
             return sum(child.n_weights() for child in self.children)
+        if self.class_name == "Bidirectional" and self.inner is not None:
+            back = self.backward or self.inner
+            return self.inner.n_weights() + back.n_weights()
         if self.inner is not None:
             return self.inner.n_weights()
         if self.class_name == "Dense":
@@ -197,6 +202,7 @@ def _parse_functional(config: Any, where: str) -> Architecture:
         by_name[name] = entry
     outputs = _endpoint_names(config.get("output_layers"), where)
     inputs = _endpoint_names(config.get("input_layers"), where)
+    emits: dict[str, int] = {outputs[0][0]: outputs[0][1]} if len(outputs) == 1 else {}
     if len(outputs) != 1 or len(inputs) != 1:
         raise UnsupportedLayerError(
             f"{where}: model has {len(inputs)} inputs and {len(outputs)} outputs; "
@@ -205,7 +211,7 @@ def _parse_functional(config: Any, where: str) -> Architecture:
     # Walk back from the output along each layer's first input tensor; mask-only ops
     # (NotEqual, Any) feed kwargs and are left out: masks are propagated implicitly.
     chain: list[dict[str, Any]] = []
-    current = outputs[0]
+    current = outputs[0][0]
     seen: set[str] = set()
     while True:
         if current in seen:
@@ -225,7 +231,8 @@ def _parse_functional(config: Any, where: str) -> Architecture:
                 f"{where}: layer {current!r} ({cls}) takes {len(parents)} inputs; "
                 "rnninspect computes chains of layers with one input each"
             )
-        current = parents[0]
+        current, index = parents[0]
+        emits[current] = index
     chain.reverse()
     arch = Architecture(name=_model_name(config, "functional"), layers=[], input_shape=None)
     first_cls, first_cfg = _class_and_config(chain[0], where)
@@ -234,6 +241,13 @@ def _parse_functional(config: Any, where: str) -> Architecture:
         arch.input_layer_name = str(chain[0].get("name") or first_cfg.get("name"))
         arch.lists_input_layer = True
     arch.layers = [_spec(entry, where) for entry in chain[1:]]
+    for spec, entry in zip(arch.layers, chain[1:], strict=True):
+        spec.emit = emits.get(str(entry.get("name") or spec.name), 0)
+        if spec.emit and spec.class_name not in RECURRENT:
+            raise UnsupportedLayerError(
+                f"{where}: layer {spec.name!r} ({spec.class_name}) feeds its output "
+                f"#{spec.emit} on; rnninspect follows extra outputs of recurrent layers only"
+            )
     _check_input_dtype(arch)
     return arch
 
@@ -247,21 +261,26 @@ def _check_input_dtype(arch: Architecture) -> None:
             arch.input_shape = arch.input_shape[:1]
 
 
-def _endpoint_names(value: Any, where: str) -> list[str]:
+def _endpoint_names(value: Any, where: str) -> list[tuple[str, int]]:
     # [["dense", 0, 0]] (one endpoint each) or, in Keras 3, ["dense", 0, 0] for one.
     if not isinstance(value, list) or not value:
         raise ModelError(f"{where}: functional model config lacks input/output layers")
     if isinstance(value[0], str):
-        return [value[0]]
+        value = [value]
     names = []
     for item in value:
         if not isinstance(item, list) or not item or not isinstance(item[0], str):
             raise ModelError(f"{where}: malformed input/output layer list in model config")
-        names.append(item[0])
+        names.append((item[0], _tensor_index(item)))
     return names
 
 
-def _inbound_layers(entry: dict[str, Any], where: str) -> list[str]:
+def _tensor_index(history: list[Any]) -> int:
+    index = history[2] if len(history) > 2 else 0
+    return index if isinstance(index, int) and not isinstance(index, bool) else 0
+
+
+def _inbound_layers(entry: dict[str, Any], where: str) -> list[tuple[str, int]]:
     nodes = entry.get("inbound_nodes")
     if not isinstance(nodes, list) or not nodes:
         return []
@@ -278,16 +297,16 @@ def _inbound_layers(entry: dict[str, Any], where: str) -> list[str]:
         names = []
         for item in node:
             if isinstance(item, list) and item and isinstance(item[0], str):
-                names.append(item[0])
+                names.append((item[0], _tensor_index(item)))
         return names
     raise ModelError(f"{where}: malformed inbound_nodes for layer {entry.get('name')!r}")
 
 
-def _history_names(arg: Any) -> list[str]:
+def _history_names(arg: Any) -> list[tuple[str, int]]:
     if isinstance(arg, dict) and arg.get("class_name") == "__keras_tensor__":
         history = (arg.get("config") or {}).get("keras_history")
         if isinstance(history, list) and history and isinstance(history[0], str):
-            return [history[0]]
+            return [(history[0], _tensor_index(history))]
         return []
     if isinstance(arg, list):  # a list of tensors passed as one argument
         return [name for item in arg for name in _history_names(item)]
@@ -365,13 +384,22 @@ def _spec(entry: dict[str, Any], where: str) -> LayerSpec:
         sub = _parse_container({"class_name": cls, "config": cfg}, where, top=False)
         return LayerSpec(cls, name, {"name": name}, children=sub.layers)
     cfg = _renamed(cfg)
-    inner = None
+    inner = backward = None
     if cls in WRAPPERS:
         layer_entry = cfg.get("layer")
         if not isinstance(layer_entry, dict):
             raise ModelError(f"{where}: {cls} layer {name!r} has no wrapped layer config")
         inner = _spec(layer_entry, where)
-    return LayerSpec(cls, name, cfg, inner=inner)
+        back_entry = cfg.get("backward_layer")
+        if cls == "Bidirectional":
+            if inner.class_name not in RECURRENT:
+                raise UnsupportedLayerError(
+                    f"{where}: Bidirectional layer {name!r} wraps a {inner.class_name}; "
+                    "it must wrap SimpleRNN, LSTM or GRU"
+                )
+            if isinstance(back_entry, dict):
+                backward = _spec(back_entry, where)
+    return LayerSpec(cls, name, cfg, inner=inner, backward=backward)
 
 
 def _refuse_code(entry: dict[str, Any], cls: str, name: str, where: str) -> None:

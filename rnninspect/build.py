@@ -10,12 +10,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import numpy as np
+
 from . import activations
 from .architecture import PASSTHROUGH, Architecture, LayerSpec
 from .errors import ModelError
 from .model import (
+    GRU,
+    LSTM,
     Activation,
     Array,
+    Bidirectional,
     Dense,
     Embedding,
     InputLayer,
@@ -23,10 +28,12 @@ from .model import (
     Masking,
     Model,
     Passthrough,
+    Recurrent,
     SimpleRNN,
     Source,
     TimeDistributed,
 )
+from .versions import keras_major
 
 WeightMap = Mapping[tuple[str, ...], list[Array]]
 
@@ -50,9 +57,10 @@ def build_model(arch: Architecture, weights: WeightMap, source: Source) -> Model
     width: int | None = None
     if input_shape is not None and arch.input_dtype != "int32" and len(input_shape) >= 1:
         width = input_shape[-1]
+    major = keras_major(source.keras_version, 3)
     for key, spec in walk(arch.layers):
         arrays = weights.get(key, [])
-        layer = _build_layer(spec, arrays, where, width)
+        layer = _build_layer(spec, arrays, where, width, major)
         layer.trainable = bool(spec.config.get("trainable", True))
         width = _output_width(layer, width)
         layers.append(layer)
@@ -83,17 +91,20 @@ def _guess_input_shape(layers: list[Layer]) -> tuple[int | None, ...]:
         if isinstance(layer, Embedding):
             return (None,)
         inner = layer.layer if isinstance(layer, TimeDistributed) else layer
-        if isinstance(inner, (Dense, SimpleRNN)):
+        if isinstance(inner, Bidirectional):
+            inner = inner.forward
+        if isinstance(inner, (Dense, Recurrent)):
             return (None, int(inner.kernel.shape[0]))
     raise ModelError("cannot tell the input shape: no layer has weights")
 
 
 def _output_width(layer: Layer, width: int | None) -> int | None:
     inner = layer.layer if isinstance(layer, TimeDistributed) else layer
-    if isinstance(inner, Dense):
+    if isinstance(inner, (Dense, Recurrent)):
         return inner.units
-    if isinstance(inner, SimpleRNN):
-        return inner.units
+    if isinstance(inner, Bidirectional):
+        units = inner.forward.units
+        return 2 * units if inner.merge_mode == "concat" else units
     if isinstance(inner, Embedding):
         return int(inner.embeddings.shape[1])
     return width
@@ -128,7 +139,9 @@ def _units(spec: LayerSpec, key: str = "units") -> int | None:
     return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _build_layer(spec: LayerSpec, arrays: list[Array], where: str, width: int | None) -> Layer:
+def _build_layer(
+    spec: LayerSpec, arrays: list[Array], where: str, width: int | None, major: int
+) -> Layer:
     cfg = spec.config
     cls = spec.class_name
     name = spec.name
@@ -168,61 +181,25 @@ def _build_layer(spec: LayerSpec, arrays: list[Array], where: str, width: int | 
             )
         act = activations.activation_name(cfg.get("activation", "linear"), ctx)
         return Dense(name=name, kernel=kernel, bias=bias, activation=act)
-    if cls == "SimpleRNN":
-        use_bias = bool(cfg.get("use_bias", True))
-        got = _take(spec, arrays, 2 + use_bias, where)
-        kernel = _float(got[0], where, name, "kernel")
-        rec = _float(got[1], where, name, "recurrent_kernel")
-        _check(
-            kernel.ndim == 2, where, spec, f"kernel has shape {_fmt(kernel.shape)}, expected (D, M)"
-        )
-        _check(
-            rec.ndim == 2 and rec.shape[0] == rec.shape[1],
-            where,
-            spec,
-            f"recurrent_kernel has shape {_fmt(rec.shape)}, expected (M, M)",
-        )
-        _check(
-            kernel.shape[1] == rec.shape[0],
-            where,
-            spec,
-            f"kernel {_fmt(kernel.shape)} and recurrent_kernel {_fmt(rec.shape)} disagree on M",
-        )
-        units = _units(spec)
-        _check(
-            units is None or rec.shape[0] == units,
-            where,
-            spec,
-            f"recurrent_kernel {_fmt(rec.shape)} does not match units={units}",
-        )
-        _check(
-            width is None or kernel.shape[0] == width,
-            where,
-            spec,
-            f"kernel {_fmt(kernel.shape)} expects D={kernel.shape[0]} input features "
-            f"but the previous layer gives {width}",
-        )
-        bias = None
-        if use_bias:
-            bias = _float(got[2], where, name, "bias")
-            _check(
-                bias.shape == (rec.shape[0],),
-                where,
-                spec,
-                f"bias {_fmt(bias.shape)} does not match recurrent_kernel {_fmt(rec.shape)}",
-            )
-        return SimpleRNN(
-            name=name,
-            kernel=kernel,
-            recurrent_kernel=rec,
-            bias=bias,
-            activation=activations.activation_name(cfg.get("activation", "tanh"), ctx),
-            return_sequences=bool(cfg.get("return_sequences", False)),
-            return_state=bool(cfg.get("return_state", False)),
-            go_backwards=bool(cfg.get("go_backwards", False)),
-            zero_output_for_mask=bool(cfg.get("zero_output_for_mask", False)),
-            stateful=bool(cfg.get("stateful", False)),
-        )
+    if cls in ("SimpleRNN", "LSTM", "GRU"):
+        return _build_recurrent(spec, arrays, where, width, major)
+    if cls == "Bidirectional":
+        assert spec.inner is not None
+        back_spec = spec.backward or _mirror(spec.inner)
+        n_fwd = len(arrays) // 2
+        fwd = _build_recurrent(spec.inner, arrays[:n_fwd], where, width, major)
+        bwd = _build_recurrent(back_spec, arrays[n_fwd:], where, width, major)
+        bwd.go_backwards = not fwd.go_backwards
+        # Bidirectional forces zero_output_for_mask = return_sequences on both
+        # directions (tf.keras leaves the flag out of its config).
+        for direction in (fwd, bwd):
+            direction.zero_output_for_mask = fwd.return_sequences
+        if fwd.return_state:
+            raise ModelError(f"{ctx}: Bidirectional with return_state is not supported")
+        merge = cfg.get("merge_mode", "concat")
+        if merge not in ("concat", "sum", "ave", "mul", None):
+            raise ModelError(f"{ctx}: unknown merge_mode {merge!r}")
+        return Bidirectional(name=name, forward=fwd, backward=bwd, merge_mode=merge)
     if cls == "Embedding":
         got = _take(spec, arrays, 1, where)
         emb = got[0]
@@ -242,11 +219,11 @@ def _build_layer(spec: LayerSpec, arrays: list[Array], where: str, width: int | 
         return Embedding(name=name, embeddings=emb, mask_zero=bool(cfg.get("mask_zero", False)))
     if cls == "TimeDistributed":
         assert spec.inner is not None
-        inner = _build_layer(spec.inner, arrays, where, width)
-        if not isinstance(inner, (Dense, Activation, Passthrough)):
+        inner = _build_layer(spec.inner, arrays, where, width, major)
+        if isinstance(inner, (Recurrent, Bidirectional, Embedding)):
             raise ModelError(
-                f"{where}: layer {name!r} wraps a {inner.class_name}; "
-                "TimeDistributed is supported around Dense, Activation and Dropout"
+                f"{where}: layer {name!r} wraps a {inner.class_name}, which needs 4-D input; "
+                "TimeDistributed is supported around Dense, Activation, Masking and Dropout"
             )
         return TimeDistributed(name=name, layer=inner)
     _take(spec, arrays, 0, where)
@@ -262,3 +239,102 @@ def _build_layer(spec: LayerSpec, arrays: list[Array], where: str, width: int | 
     if cls in PASSTHROUGH:
         return Passthrough(name=name, keras_class=cls)
     raise ModelError(f"{ctx}: cannot build a {cls} layer")
+
+
+def _mirror(spec: LayerSpec) -> LayerSpec:
+    cfg = dict(spec.config)
+    cfg["go_backwards"] = not bool(cfg.get("go_backwards", False))
+    return LayerSpec(spec.class_name, "backward_" + spec.name, cfg)
+
+
+# Keras 1 stored each gate separately; the fused layout concatenates them in the
+# modern gate order (LSTM i, f, c, o from stored i, c, f, o; GRU z, r, h).
+_KERAS1_ORDER = {"LSTM": (0, 2, 1, 3), "GRU": (0, 1, 2), "SimpleRNN": (0,)}
+
+
+def _fuse_keras1(cls: str, arrays: list[Array]) -> list[Array]:
+    order = _KERAS1_ORDER[cls]
+    per_gate = [arrays[3 * g : 3 * g + 3] for g in order]  # [W, U, b] for each gate
+    return [np.concatenate([gate[i] for gate in per_gate], axis=-1) for i in range(3)]
+
+
+def _build_recurrent(
+    spec: LayerSpec, arrays: list[Array], where: str, width: int | None, major: int
+) -> Recurrent:
+    cfg = spec.config
+    cls = spec.class_name
+    name = spec.name
+    ctx = f"{where}: layer {name!r}"
+    g = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}[cls]
+    if g > 1 and len(arrays) == 3 * g:
+        arrays = _fuse_keras1(cls, arrays)
+    use_bias = bool(cfg.get("use_bias", True))
+    got = _take(spec, arrays, 2 + use_bias, where)
+    kernel = _float(got[0], where, name, "kernel")
+    rec = _float(got[1], where, name, "recurrent_kernel")
+    gm = "M" if g == 1 else f"{g}M"
+    _check(
+        rec.ndim == 2 and rec.shape[1] == g * rec.shape[0],
+        where,
+        spec,
+        f"recurrent_kernel has shape {_fmt(rec.shape)}, expected (M, {gm})",
+    )
+    M = int(rec.shape[0])
+    _check(
+        kernel.ndim == 2 and kernel.shape[1] == g * M,
+        where,
+        spec,
+        f"kernel {_fmt(kernel.shape)} and recurrent_kernel {_fmt(rec.shape)} disagree "
+        f"(expected (D, {gm}) with M={M})",
+    )
+    units = _units(spec)
+    _check(
+        units is None or units == M,
+        where,
+        spec,
+        f"recurrent_kernel {_fmt(rec.shape)} does not match units={units}",
+    )
+    _check(
+        width is None or kernel.shape[0] == width,
+        where,
+        spec,
+        f"kernel {_fmt(kernel.shape)} expects D={kernel.shape[0]} input features "
+        f"but the previous layer gives {width}",
+    )
+    bias = None
+    reset_after = bool(cfg.get("reset_after", major >= 3))
+    if use_bias:
+        bias = _float(got[2], where, name, "bias")
+        if cls == "GRU" and "reset_after" not in cfg:
+            reset_after = bias.ndim == 2  # older configs omit it; the shape tells
+        want: tuple[int, ...] = (2, g * M) if cls == "GRU" and reset_after else (g * M,)
+        _check(
+            bias.shape == want,
+            where,
+            spec,
+            f"bias {_fmt(bias.shape)} does not match recurrent_kernel {_fmt(rec.shape)} "
+            f"(expected {_fmt(want)})",
+        )
+    common: dict[str, Any] = {
+        "name": name,
+        "kernel": kernel,
+        "recurrent_kernel": rec,
+        "bias": bias,
+        "activation": activations.activation_name(cfg.get("activation", "tanh"), ctx),
+        "return_sequences": bool(cfg.get("return_sequences", False)),
+        "return_state": bool(cfg.get("return_state", False)),
+        "go_backwards": bool(cfg.get("go_backwards", False)),
+        "zero_output_for_mask": bool(cfg.get("zero_output_for_mask", False)),
+        "stateful": bool(cfg.get("stateful", False)),
+        "emit": spec.emit,
+    }
+    if cfg.get("time_major"):
+        raise ModelError(f"{ctx}: time_major=True layers are not supported")
+    if spec.emit > (2 if cls == "LSTM" else 1):
+        raise ModelError(f"{ctx}: the next layer takes output #{spec.emit}, which {cls} lacks")
+    if cls == "SimpleRNN":
+        return SimpleRNN(**common)
+    ra = activations.activation_name(cfg.get("recurrent_activation", "sigmoid"), ctx)
+    if cls == "LSTM":
+        return LSTM(**common, recurrent_activation=ra)
+    return GRU(**common, recurrent_activation=ra, reset_after=reset_after)

@@ -224,15 +224,28 @@ def forward(
     target = outputs.check_target(output) if output is not None else None
     m = _load(model, config)
     x = _batch(m, input, key, random, seed, length)
-    y = m.forward(x, dtype=dtype.value)
+    ys = m.forward_all(x, dtype=dtype.value)
     if target is not None:
-        if target.suffix.lower() == ".csv" and y.ndim > 2:
-            raise OutputError(f"{target}: .csv holds 2-D arrays; the output is {y.shape}: use .npy")
-        outputs.write_array(target, y)
+        if len(ys) > 1:
+            # An unmerged Bidirectional ends the model: two outputs.
+            if target.suffix.lower() not in (".npz", ".json"):
+                raise OutputError(f"{target}: the model has {len(ys)} outputs: use .npz or .json")
+            outputs.write_arrays(target, {f"output_{i}": y for i, y in enumerate(ys)})
+        else:
+            if target.suffix.lower() == ".csv" and ys[0].ndim > 2:
+                raise OutputError(
+                    f"{target}: .csv holds 2-D arrays; the output is {ys[0].shape}: use .npy"
+                )
+            outputs.write_array(target, ys[0])
     if json_out:
-        _emit(outputs.array_document(y))
+        if len(ys) == 1:
+            _emit(outputs.array_document(ys[0]))
+        else:
+            _emit('{"outputs": [' + ", ".join(outputs.array_document(y) for y in ys) + "]}")
     elif target is None:
-        _console().print(render.output_table(y, full))
+        console = _console()
+        for y in ys:
+            console.print(render.output_table(y, full))
 
 
 @app.command()
@@ -259,6 +272,13 @@ def trace(
         ),
     ] = None,
     json_out: JsonOpt = False,
+    gates: Annotated[
+        bool,
+        typer.Option(
+            "--gates",
+            help="Also record gate activations per step: LSTM i, f, g, o; GRU z, r, candidate.",
+        ),
+    ] = False,
     full: FullOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -270,7 +290,7 @@ def trace(
     DEBUG["on"] |= debug
     from . import outputs, render
     from .engine import head_after
-    from .model import Recurrent
+    from .model import Bidirectional, Recurrent
 
     target = outputs.check_target(output, (".npz", ".npy", ".json")) if output is not None else None
     m = _load(model, config)
@@ -278,16 +298,19 @@ def trace(
     if not recurrent:
         raise UsageError(f"{model}: the model has no recurrent layer to trace")
     chosen = m.layer(layer) if layer is not None else recurrent[0]
-    if not isinstance(chosen, Recurrent):
+    if not isinstance(chosen, (Recurrent, Bidirectional)):
         names = ", ".join(r.name for r in recurrent)
         raise UsageError(f"layer {chosen.name!r} is not recurrent (recurrent layers: {names})")
     x = _batch(m, input, key, random, seed, length)
     if not 0 <= sample < x.shape[0]:
         raise UsageError(f"--sample {sample} is out of range: the batch has N={x.shape[0]} samples")
-    states = m.trace(x, dtype=dtype.value)
+    states = m.trace(x, dtype=dtype.value, gates=gates)
+    # The selected layer's main sequence: a Bidirectional with merge_mode=None has
+    # no merged one, so its forward direction stands in.
+    main_key = chosen.name if chosen.name in states else f"{chosen.name}/forward"
     if target is not None:
         if target.suffix.lower() == ".npy":
-            outputs.write_array(target, states[chosen.name])
+            outputs.write_array(target, states[main_key])
         else:
             outputs.write_arrays(target, states)
     if json_out:
@@ -295,14 +318,17 @@ def trace(
         return
     if target is not None:
         return
-    seq = states[chosen.name][sample]  # (T, M)
+    seq = states[main_key][sample]  # (T, M)
     head = head_after(m, chosen)
     y_steps = None if head is None else head(seq)
-    inputs_shown = x[sample]
-    table = render.trace_table(
-        chosen.name, sample, seq, inputs_shown, chosen.go_backwards, y_steps, full
-    )
-    _console().print(table)
+    backwards = isinstance(chosen, Recurrent) and chosen.go_backwards
+    console = _console()
+    console.print(render.trace_table(main_key, sample, seq, x[sample], backwards, y_steps, full))
+    prefix = chosen.name + "/"
+    for key, value in states.items():
+        # LSTM cell states always; gate activations with --gates.
+        if key.startswith(prefix) and (gates or key.endswith("/c")):
+            console.print(render.state_table(key, sample, value[sample], full))
 
 
 def _fail(message: str, code: int) -> int:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from .architecture import Architecture, LayerSpec
-from .errors import ModelError, UnsupportedLayerError
+from .errors import ModelError
 from .model import Array
 
 # snake_case group / layer-name prefixes -> Keras classes.
@@ -30,7 +30,16 @@ _CLASS_BY_PREFIX = {
     "gru": "GRU",
     "bidirectional": "Bidirectional",
 }
-_ORDER_PRIORITY = ["Embedding", "Masking", "SimpleRNN", "TimeDistributed", "Dense"]
+_ORDER_PRIORITY = [
+    "Embedding",
+    "Masking",
+    "Bidirectional",
+    "SimpleRNN",
+    "LSTM",
+    "GRU",
+    "TimeDistributed",
+    "Dense",
+]
 
 
 def class_from_name(name: str) -> str | None:
@@ -50,16 +59,35 @@ class WeightGroup:
     ordinal: int = 0  # position among groups of its class (Keras 3 files)
 
 
+def _recurrent_spec(name: str, arrays: list[Array], hint: str | None, where: str) -> LayerSpec:
+    shapes = [a.shape for a in arrays]
+    if len(arrays) not in (2, 3) or arrays[0].ndim != 2 or arrays[1].ndim != 2:
+        raise ModelError(f"{where}: recurrent layer {name!r} has arrays {shapes}")
+    m, gm = arrays[1].shape
+    cls = {m: "SimpleRNN", 4 * m: "LSTM", 3 * m: "GRU"}.get(gm) if m else None
+    if cls is None or (hint in ("SimpleRNN", "LSTM", "GRU") and hint != cls):
+        raise ModelError(
+            f"{where}: layer {name!r}: recurrent kernel {shapes[1]} fits no "
+            f"{hint or 'SimpleRNN/LSTM/GRU'} layout (M, g*M)"
+        )
+    cfg: dict[str, object] = {
+        "name": name,
+        "units": int(m),
+        "use_bias": len(arrays) == 3,
+        "activation": "tanh",
+    }
+    if cls != "SimpleRNN":
+        cfg["recurrent_activation"] = "sigmoid"
+    if cls == "GRU":
+        cfg["reset_after"] = len(arrays) == 3 and arrays[2].ndim == 2
+    return LayerSpec(cls, name, cfg)
+
+
 def _classify(group: WeightGroup, where: str) -> LayerSpec:
     arrays = group.arrays
     names = " ".join(group.weight_names).lower()
     hint = group.class_hint or class_from_name(group.name)
     shapes = [a.shape for a in arrays]
-    if hint in {"LSTM", "GRU", "Bidirectional"}:
-        raise UnsupportedLayerError(
-            f"{where}: layer {group.name!r} looks like a {hint}, "
-            "which this version does not compute"
-        )
     if not arrays:
         if hint == "Masking":
             return LayerSpec("Masking", group.name, {"name": group.name, "mask_value": 0.0})
@@ -71,26 +99,23 @@ def _classify(group: WeightGroup, where: str) -> LayerSpec:
         if len(arrays) != 1 or arrays[0].ndim != 2:
             raise ModelError(f"{where}: embedding layer {group.name!r} has arrays {shapes}")
         v, e = arrays[0].shape
-        return LayerSpec(
-            "Embedding", group.name, {"name": group.name, "input_dim": v, "output_dim": e}
-        )
+        cfg = {"name": group.name, "input_dim": v, "output_dim": e}
+        return LayerSpec("Embedding", group.name, cfg)
+    if hint == "Bidirectional" or ("forward" in names and "backward" in names):
+        if len(arrays) not in (4, 6):
+            raise ModelError(f"{where}: Bidirectional layer {group.name!r} has arrays {shapes}")
+        half = len(arrays) // 2
+        inner = _recurrent_spec("forward_" + group.name, arrays[:half], None, where)
+        inner.config["return_sequences"] = False
+        cfg = {"name": group.name, "merge_mode": "concat"}
+        return LayerSpec("Bidirectional", group.name, cfg, inner=inner)
     recurrent = (
-        hint == "SimpleRNN"
+        hint in ("SimpleRNN", "LSTM", "GRU")
         or "recurrent_kernel" in names
         or (len(arrays) >= 2 and arrays[0].ndim == 2 and arrays[1].ndim == 2)
     )
     if recurrent:
-        if len(arrays) not in (2, 3) or arrays[1].ndim != 2 or arrays[1].shape[0] == 0:
-            raise ModelError(f"{where}: recurrent layer {group.name!r} has arrays {shapes}")
-        m, gm = arrays[1].shape
-        if gm != m:
-            kind = {4 * m: "an LSTM", 3 * m: "a GRU"}.get(gm, "an unknown recurrent layer")
-            raise UnsupportedLayerError(
-                f"{where}: layer {group.name!r} looks like {kind} "
-                f"(recurrent kernel {shapes[1]}), which this version does not compute"
-            )
-        cfg = {"name": group.name, "units": m, "use_bias": len(arrays) == 3, "activation": "tanh"}
-        return LayerSpec("SimpleRNN", group.name, cfg)
+        return _recurrent_spec(group.name, arrays, hint, where)
     if len(arrays) in (1, 2) and arrays[0].ndim == 2:
         cfg = {
             "name": group.name,
@@ -106,9 +131,16 @@ def _classify(group: WeightGroup, where: str) -> LayerSpec:
     raise ModelError(f"{where}: cannot tell what layer {group.name!r} is from arrays {shapes}")
 
 
+_RECURRENT = ("SimpleRNN", "LSTM", "GRU", "Bidirectional")
+
+
 def _in_out(spec: LayerSpec, arrays: list[Array]) -> tuple[int | None, int | None]:
     if spec.class_name == "Embedding":
         return None, int(arrays[0].shape[1])
+    if spec.class_name == "Bidirectional":
+        return int(arrays[0].shape[0]), 2 * int(arrays[1].shape[0])  # concat assumed
+    if spec.class_name in _RECURRENT:
+        return int(arrays[0].shape[0]), int(arrays[1].shape[0])
     if arrays:
         return int(arrays[0].shape[0]), int(arrays[0].shape[1])
     return None, None
@@ -132,10 +164,12 @@ def infer_architecture(
     }
     # Keras's defaults: every recurrent layer but the last returns sequences; a
     # TimeDistributed head needs sequences too.
-    rec = [i for i, s in enumerate(specs) if s.class_name == "SimpleRNN"]
+    rec = [i for i, s in enumerate(specs) if s.class_name in _RECURRENT]
     for i in rec:
         follows_td = any(s.class_name == "TimeDistributed" for s in specs[i + 1 :])
-        specs[i].config["return_sequences"] = i != rec[-1] or follows_td
+        target = specs[i].inner if specs[i].class_name == "Bidirectional" else specs[i]
+        assert target is not None
+        target.config["return_sequences"] = i != rec[-1] or follows_td
     first = specs[0] if specs else None
     if first is not None and first.class_name == "Embedding":
         input_shape: tuple[int | None, ...] = (None,)
@@ -147,7 +181,8 @@ def infer_architecture(
     assumptions.insert(
         0,
         f"no architecture in the file; inferred {chain} from the weight shapes, "
-        "with Keras's defaults (tanh recurrent activation, linear Dense, "
+        "with Keras's defaults (tanh/sigmoid recurrent activations, linear Dense, "
+        "concat Bidirectional merge, "
         "return_sequences on all but the last recurrent layer, variable T); "
         "pass --config to use the real architecture",
     )

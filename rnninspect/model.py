@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -104,6 +104,10 @@ class Recurrent(Layer):
     go_backwards: bool = False
     zero_output_for_mask: bool = False
     stateful: bool = False
+    # Which output flows on to the next layer: 0 the output, 1 the final h, 2 the
+    # final c (LSTM). Set from a Functional graph's tensor index with return_state.
+    emit: int = 0
+    GATES: ClassVar[int] = 1
 
     @property
     def units(self) -> int:
@@ -118,7 +122,43 @@ class Recurrent(Layer):
 
 @dataclass(kw_only=True)
 class SimpleRNN(Recurrent):
-    pass
+    """``h_t = act(x_t @ Wx + h_{t-1} @ Wh + b)``; state [h]."""
+
+
+@dataclass(kw_only=True)
+class LSTM(Recurrent):
+    """Gates stacked along the last axis in Keras's order **i, f, c, o**; states [h, c]."""
+
+    GATES: ClassVar[int] = 4
+    recurrent_activation: str = "sigmoid"
+
+
+@dataclass(kw_only=True)
+class GRU(Recurrent):
+    """Gates in Keras's order **z, r, h**; ``reset_after`` (bias (2, 3M)) is the
+    tf.keras 2 / Keras 3 default, ``reset_after=False`` (bias (3M,)) the Keras 1/2 one."""
+
+    GATES: ClassVar[int] = 3
+    recurrent_activation: str = "sigmoid"
+    reset_after: bool = True
+
+
+@dataclass(kw_only=True)
+class Bidirectional(Layer):
+    """Two recurrent layers over the same input; ``backward`` runs last step first."""
+
+    forward: Recurrent
+    backward: Recurrent
+    merge_mode: str | None = "concat"  # concat | sum | ave | mul | None (two outputs)
+
+    @property
+    def return_sequences(self) -> bool:
+        return self.forward.return_sequences
+
+    def weights(self) -> list[tuple[str, Array]]:
+        return [(f"forward/{n}", a) for n, a in self.forward.weights()] + [
+            (f"backward/{n}", a) for n, a in self.backward.weights()
+        ]
 
 
 @dataclass(kw_only=True)
@@ -156,8 +196,9 @@ class Model:
     source: Source
 
     @property
-    def recurrent_layers(self) -> list[Recurrent]:
-        return [layer for layer in self.layers if isinstance(layer, Recurrent)]
+    def recurrent_layers(self) -> list[Recurrent | Bidirectional]:
+        """Layers with hidden states to trace (Bidirectional counts as one)."""
+        return [layer for layer in self.layers if isinstance(layer, (Recurrent, Bidirectional))]
 
     @property
     def takes_ids(self) -> bool:
@@ -173,17 +214,32 @@ class Model:
         raise UsageError(f"no layer named {name!r} in {self.source.path} (layers: {known})")
 
     def forward(self, x: npt.ArrayLike, dtype: str = "float32") -> Array:
-        """The model's output for a batch, as Keras's ``predict`` returns it."""
+        """The model's output for a batch, as Keras's ``predict`` returns it.
+
+        A model ending in ``Bidirectional(merge_mode=None)`` has two outputs: use
+        ``forward_all``."""
         from .engine import run
 
         return run(self, np.asarray(x), dtype=dtype).output
 
-    def trace(self, x: npt.ArrayLike, dtype: str = "float32") -> dict[str, Array]:
-        """Hidden states: layer name -> (N, T, M), as each recurrent layer returns
-        them with ``return_sequences=True``."""
+    def forward_all(self, x: npt.ArrayLike, dtype: str = "float32") -> list[Array]:
+        """Every output of the model (one, or two for a final unmerged Bidirectional)."""
         from .engine import run
 
-        return run(self, np.asarray(x), dtype=dtype, collect=True).states
+        return run(self, np.asarray(x), dtype=dtype).outputs
+
+    def trace(
+        self, x: npt.ArrayLike, dtype: str = "float32", gates: bool = False
+    ) -> dict[str, Array]:
+        """Hidden states: layer name -> (N, T, M), as each recurrent layer returns
+        them with ``return_sequences=True`` (processing order for go_backwards).
+
+        Extra entries: ``<layer>/c`` (LSTM cell states), ``<layer>/forward`` and
+        ``<layer>/backward`` (Bidirectional), and with ``gates`` the gate activations
+        ``<layer>/i,f,g,o`` (LSTM) or ``<layer>/z,r,candidate`` (GRU)."""
+        from .engine import run
+
+        return run(self, np.asarray(x), dtype=dtype, collect=True, gates=gates).states
 
     def summary(self) -> Summary:
         """Parameter counts, shapes and symbols, like Keras's ``model.summary()``."""

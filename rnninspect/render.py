@@ -203,6 +203,31 @@ def _heat(v: float) -> str:
     return f"black on rgb({shade},{shade},255)"
 
 
+def state_table(key: str, sample: int, values: Array, full: bool) -> Any:
+    """A (T, M) per-step array (cell state or gate) as a heatmap table."""
+    from rich.table import Table
+    from rich.text import Text
+
+    T, M = values.shape
+    table = Table(title=f"{key}, sample {sample}  ({T} steps x {M} units)")
+    table.add_column("step", justify="right")
+    cols = _indices(M, MAX_COLS, full)
+    for m in cols:
+        table.add_column("…" if m is None else f"[{m}]", justify="right")
+    for step in _indices(T, MAX_ROWS, full):
+        if step is None:
+            table.add_row("…", *["…"] * len(cols))
+            continue
+        cells: list[Any] = [
+            "…"
+            if m is None
+            else Text(_num(float(values[step, m])), style=_heat(float(values[step, m])))
+            for m in cols
+        ]
+        table.add_row(str(step), *cells)
+    return table
+
+
 def trace_table(
     layer: str,
     sample: int,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from .model import (
     Array,
+    Bidirectional,
     Dense,
     Embedding,
     Layer,
@@ -70,8 +71,8 @@ class Summary:
 
 
 def _width_symbols(model: Model) -> dict[str, str]:
-    """Layer name -> the symbol of its output width."""
-    rec = [layer for layer in model.layers if isinstance(layer, Recurrent)]
+    """Layer name -> the symbol of its width (units)."""
+    rec = [layer for layer in model.layers if isinstance(layer, (Recurrent, Bidirectional))]
     dense = [
         layer
         for layer in model.layers
@@ -89,6 +90,21 @@ def _width_symbols(model: Model) -> dict[str, str]:
     if head is not None:
         out[head.name] = "K"
     return out
+
+
+def _recurrent_infos(
+    layer: Recurrent, x_sym: str, m_sym: str, prefix: str = ""
+) -> list[WeightInfo]:
+    g = layer.GATES
+    gm = m_sym if g == 1 else f"{g}{m_sym}"
+    infos = [
+        _info(prefix + "kernel", layer.kernel, f"({x_sym},{gm})"),
+        _info(prefix + "recurrent_kernel", layer.recurrent_kernel, f"({m_sym},{gm})"),
+    ]
+    if layer.bias is not None:
+        symbol = f"(2,{gm})" if layer.bias.ndim == 2 else f"({gm},)"
+        infos.append(_info(prefix + "bias", layer.bias, symbol))
+    return infos
 
 
 def summarize(model: Model) -> Summary:
@@ -109,36 +125,40 @@ def summarize(model: Model) -> Summary:
     for layer in model.layers:
         infos: list[WeightInfo] = []
         inner: Layer = layer.layer if isinstance(layer, TimeDistributed) else layer
-        out_sym = names.get(layer.name, width_sym)
+        sym = names.get(layer.name, width_sym)
+        out_sym = sym
         if isinstance(inner, Embedding):
             V, E = inner.embeddings.shape
             dims["V"], dims["D"] = int(V), int(E)
             infos.append(_info("embeddings", inner.embeddings, "(V,D)"))
             out_sym, width = "D", int(E)
         elif isinstance(inner, Recurrent):
-            infos += [
-                _info("kernel", inner.kernel, f"({width_sym},{out_sym})"),
-                _info("recurrent_kernel", inner.recurrent_kernel, f"({out_sym},{out_sym})"),
-            ]
-            if inner.bias is not None:
-                infos.append(_info("bias", inner.bias, f"({out_sym},)"))
+            infos += _recurrent_infos(inner, width_sym, sym)
+            dims.setdefault(sym, inner.units)
             width = inner.units
+            seq = inner.return_sequences and not inner.emit
+        elif isinstance(inner, Bidirectional):
+            infos += _recurrent_infos(inner.forward, width_sym, sym, "forward/")
+            infos += _recurrent_infos(inner.backward, width_sym, sym, "backward/")
+            dims.setdefault(sym, inner.forward.units)
+            width = inner.forward.units
+            if inner.merge_mode == "concat":
+                width, out_sym = 2 * width, f"2{sym}"
             seq = inner.return_sequences
         elif isinstance(inner, Dense):
-            infos.append(_info("kernel", inner.kernel, f"({width_sym},{out_sym})"))
+            infos.append(_info("kernel", inner.kernel, f"({width_sym},{sym})"))
             if inner.bias is not None:
-                infos.append(_info("bias", inner.bias, f"({out_sym},)"))
+                infos.append(_info("bias", inner.bias, f"({sym},)"))
             width = inner.units
-        dims.setdefault(out_sym, width)
+            dims.setdefault(sym, width)
         width_sym = out_sym
         shape: Shape = (None, T, width) if seq else (None, width)
         params = sum(int(w.value.size) for w in infos)
-        layers.append(
-            LayerInfo(layer.name, layer.class_name, shape, params, layer.trainable, infos)
-        )
-    rec = [layer for layer in model.layers if isinstance(layer, Recurrent)]
+        info = LayerInfo(layer.name, layer.class_name, shape, params, layer.trainable, infos)
+        layers.append(info)
+    rec = [layer for layer in model.layers if isinstance(layer, (Recurrent, Bidirectional))]
     if rec and "M" not in dims:
-        dims["M"] = rec[0].units  # stacked: M is the first recurrent width (M1)
+        dims["M"] = dims.get("M1")  # stacked: M is the first recurrent width (M1)
     dims["K"] = width
     return Summary(
         model_name=model.name,

@@ -10,12 +10,27 @@ Install its dependencies into a throw-away virtualenv::
     /tmp/kerasenv/bin/pip install tensorflow-cpu==2.21.0 tf_keras==2.21.0
 
 (tensorflow-cpu 2.21 pulls in Keras 3 (``import keras``, checked with 3.15.1);
-``tf_keras`` is the Keras 2 API (``import tf_keras``).) Then, from the repo root::
+``tf_keras`` is the Keras 2 API (``import tf_keras``).) The ``lstm_jax`` model is saved
+by Keras 3 on the JAX backend, from a *second* virtualenv that must not contain
+TensorFlow::
 
-    /tmp/kerasenv/bin/python scripts/make_sample_models.py            # all models
-    /tmp/kerasenv/bin/python scripts/make_sample_models.py seed stacked   # a subset
+    python -m venv /tmp/jaxenv
+    /tmp/jaxenv/bin/pip install keras==3.15.1 jax jaxlib h5py numpy
 
-Each ``sample_models/<model>/`` directory is deleted and regenerated. Weights and inputs
+Then, from the repo root::
+
+    /tmp/kerasenv/bin/python scripts/make_sample_models.py               # all models
+    /tmp/kerasenv/bin/python scripts/make_sample_models.py seed stacked  # a subset
+    /tmp/kerasenv/bin/python scripts/make_sample_models.py --out /tmp/s --only lstm gru
+
+Options: ``--out DIR`` (default ``sample_models/`` in the repo; the README is written
+there too), ``--only NAME ...`` (same as positional names), ``--jax-python PY`` (the
+JAX venv's interpreter; default ``$RNNINSPECT_JAX_PYTHON``, else a ``jaxenv`` venv next
+to the running one, e.g. ``/work/jaxenv`` beside ``/work/kerasenv``). Without a usable
+JAX interpreter ``lstm_jax`` is skipped with a warning (an error if asked for by name).
+``--jax-worker`` is internal: the script re-runs itself under the JAX interpreter.
+
+Each ``<out>/<model>/`` directory is deleted and regenerated. Weights and inputs
 come from fixed numpy seeds, so the arrays are reproducible; the zip/HDF5 containers may
 still differ byte-wise between runs (``metadata.json`` carries a save date).
 
@@ -27,22 +42,31 @@ Per model directory (see also the README.md this script writes):
 * ``tfkeras.keras``        tf_keras native zip
 * ``tfkeras.h5``           tf_keras legacy full save (``save_format="h5"``)
 * ``tfkeras_weights.h5``   tf_keras legacy weights-only HDF5 (root attr ``layer_names``)
+* ``SKIPPED_tfkeras.txt``  instead of the three tf_keras files when a model has none
 * ``layers.npz``           ``<layer name>/<weight>`` arrays + ``__config__`` (JSON text)
 * ``notebook.npz``         ``Wx, Wh, bh, Wo, bo`` (only one-SimpleRNN + one-Dense models)
 * ``config.json``          Keras 3 ``model.to_json()`` pretty-printed
-* ``golden.npz``           ``x``, ``y`` (Keras 3), ``y_tfkeras``, ``state/<rnn layer>``
+* ``golden.npz``           ``x``, ``y`` (Keras 3), ``y_tfkeras``, ``state/<rnn layer>``,
+                           ``final/<lstm>/{h,c}`` (see the README for the full list)
 * ``expected.json``        versions, dims, per-layer output shapes and param counts
 * ``summary_keras3.txt`` / ``summary_tfkeras.txt``   ``model.summary()`` text
 """
 
 import os
+import sys
 
+# The JAX worker (``--jax-worker``, run under a TensorFlow-free venv) must pick the JAX
+# backend before Keras is imported, and must not import TensorFlow / tf_keras.
+JAX_WORKER = "--jax-worker" in sys.argv[1:]
+if JAX_WORKER:
+    os.environ["KERAS_BACKEND"] = "jax"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
+import argparse  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
-import sys  # noqa: E402
+import subprocess  # noqa: E402
 import warnings  # noqa: E402
 import zipfile  # noqa: E402
 
@@ -52,13 +76,17 @@ warnings.filterwarnings("ignore")
 
 import h5py  # noqa: E402
 import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tf_keras  # noqa: E402
 
-tf.get_logger().setLevel("ERROR")
+if JAX_WORKER:
+    tf = tf_keras = None
+else:
+    import tensorflow as tf  # noqa: E402
+    import tf_keras  # noqa: E402
+
+    tf.get_logger().setLevel("ERROR")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(ROOT, "sample_models")
+OUT = os.path.join(ROOT, "sample_models")  # changed by --out
 
 N = 4  # golden batch size
 RTOL, ATOL = 1e-5, 1e-6

@@ -70,13 +70,6 @@ def load_config_file(path: str | Path) -> Architecture:
     return parse_model_config(obj, where)
 
 
-def keras_major(version: str | None, default: int) -> int:
-    if not version:
-        return default
-    head = version.strip().split(".")[0]
-    return int(head) if head.isdigit() else default
-
-
 def load_model(path: str | Path, config: str | Path | None = None) -> Model:
     """Read any supported model file into a format-neutral ``Model``.
 

@@ -83,12 +83,25 @@ def _extract(
             raise ModelError(f"{where}: nested model {spec.name!r} has no layers group in the file")
         match_container(inner, spec.children, key, where, size, out)
         return
+    if spec.class_name == "Bidirectional":
+        out[key] = _bidi_arrays(group, where, size)
+        return
     if spec.inner is not None:  # TimeDistributed: the wrapped layer's variables
         sub = h5util.child(group, "layer", where)
         arrays = _leaf_arrays(spec.inner, sub if sub is not None else group, where, size)
     else:
         arrays = _leaf_arrays(spec, group, where, size)
     out[key] = arrays
+
+
+def _bidi_arrays(group: Any, where: str, size: int) -> list[Array]:
+    arrays: list[Array] = []
+    for part in ("forward_layer", "backward_layer"):
+        sub = h5util.child(group, part, where)
+        if sub is None or not h5util.is_group(sub):
+            raise ModelError(f"{where}: Bidirectional group {group.name} has no {part}")
+        arrays += _leaf_arrays(LayerSpec("", part, {}), sub, where, size)
+    return arrays
 
 
 def _leaf_arrays(spec: LayerSpec, group: Any, where: str, size: int) -> list[Array]:
@@ -158,9 +171,12 @@ def weight_groups(root: Any, where: str, size: int) -> list[WeightGroup]:
                 "model's architecture to read it"
             )
         sub = h5util.child(item, "layer", where)
-        arrays = _leaf_arrays(
-            LayerSpec("", name, {}), sub if sub is not None else item, where, size
-        )
+        if h5util.child(item, "forward_layer", where) is not None:
+            arrays = _bidi_arrays(item, where, size)
+            cls = "Bidirectional"
+        else:
+            holder = sub if sub is not None else item
+            arrays = _leaf_arrays(LayerSpec("", name, {}), holder, where, size)
         vars_group = h5util.child(item, "vars", where)
         cell = h5util.child(item, "cell", where)
         label = None
