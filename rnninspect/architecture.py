@@ -137,19 +137,19 @@ def parse_model_config(obj: dict[str, Any], where: str) -> Architecture:
             f"{where}: model config describes a {class_name!r}, "
             "expected a Sequential or Functional model"
         )
-    arch = _parse_container(obj, where, top=True)
+    arch = _parse_container(obj, where, 0)
     version = obj.get("keras_version")
     if isinstance(version, str):
         arch.keras_version = version
     return arch
 
 
-def _parse_container(obj: dict[str, Any], where: str, top: bool) -> Architecture:
+def _parse_container(obj: dict[str, Any], where: str, depth: int) -> Architecture:
     class_name = obj.get("class_name")
     config = obj.get("config")
     if class_name == "Sequential":
-        return _parse_sequential(config, where)
-    return _parse_functional(config, where)
+        return _parse_sequential(config, where, depth)
+    return _parse_functional(config, where, depth)
 
 
 def _layer_list(config: Any, where: str) -> list[dict[str, Any]]:
@@ -165,7 +165,7 @@ def _model_name(config: Any, default: str) -> str:
     return default
 
 
-def _parse_sequential(config: Any, where: str) -> Architecture:
+def _parse_sequential(config: Any, where: str, depth: int) -> Architecture:
     entries = _layer_list(config, where)
     arch = Architecture(name=_model_name(config, "sequential"), layers=[], input_shape=None)
     for i, entry in enumerate(entries):
@@ -181,7 +181,7 @@ def _parse_sequential(config: Any, where: str) -> Architecture:
                 arch.input_shape = found
                 if cls == "Embedding":
                     arch.input_dtype = "int32"
-        arch.layers.append(_spec(entry, where))
+        arch.layers.append(_spec(entry, where, depth))
     if arch.input_shape is None and isinstance(config, dict):
         build = config.get("build_input_shape")
         if isinstance(build, list) and len(build) >= 2:
@@ -190,7 +190,7 @@ def _parse_sequential(config: Any, where: str) -> Architecture:
     return arch
 
 
-def _parse_functional(config: Any, where: str) -> Architecture:
+def _parse_functional(config: Any, where: str, depth: int) -> Architecture:
     if not isinstance(config, dict):
         raise ModelError(f"{where}: functional model config is not an object")
     entries = _layer_list(config, where)
@@ -240,7 +240,7 @@ def _parse_functional(config: Any, where: str) -> Architecture:
         arch.input_shape, arch.input_dtype = _input_from(first_cfg, where)
         arch.input_layer_name = str(chain[0].get("name") or first_cfg.get("name"))
         arch.lists_input_layer = True
-    arch.layers = [_spec(entry, where) for entry in chain[1:]]
+    arch.layers = [_spec(entry, where, depth) for entry in chain[1:]]
     for spec, entry in zip(arch.layers, chain[1:], strict=True):
         spec.emit = emits.get(str(entry.get("name") or spec.name), 0)
         if spec.emit and spec.class_name not in RECURRENT:
@@ -369,7 +369,12 @@ def _renamed(cfg: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _spec(entry: dict[str, Any], where: str) -> LayerSpec:
+MAX_NESTING = 32
+
+
+def _spec(entry: dict[str, Any], where: str, depth: int = 0) -> LayerSpec:
+    if depth > MAX_NESTING:
+        raise ModelError(f"{where}: layers nested more than {MAX_NESTING} deep")
     cls, cfg = _class_and_config(entry, where)
     name = cfg.get("name") or entry.get("name")
     if not isinstance(name, str):
@@ -381,7 +386,7 @@ def _spec(entry: dict[str, Any], where: str) -> LayerSpec:
             f"(supported: {supported_list()})"
         )
     if cls in CONTAINERS:
-        sub = _parse_container({"class_name": cls, "config": cfg}, where, top=False)
+        sub = _parse_container({"class_name": cls, "config": cfg}, where, depth + 1)
         return LayerSpec(cls, name, {"name": name}, children=sub.layers)
     cfg = _renamed(cfg)
     inner = backward = None
@@ -389,7 +394,7 @@ def _spec(entry: dict[str, Any], where: str) -> LayerSpec:
         layer_entry = cfg.get("layer")
         if not isinstance(layer_entry, dict):
             raise ModelError(f"{where}: {cls} layer {name!r} has no wrapped layer config")
-        inner = _spec(layer_entry, where)
+        inner = _spec(layer_entry, where, depth + 1)
         back_entry = cfg.get("backward_layer")
         if cls == "Bidirectional":
             if inner.class_name not in RECURRENT:
@@ -398,7 +403,7 @@ def _spec(entry: dict[str, Any], where: str) -> LayerSpec:
                     "it must wrap SimpleRNN, LSTM or GRU"
                 )
             if isinstance(back_entry, dict):
-                backward = _spec(back_entry, where)
+                backward = _spec(back_entry, where, depth + 1)
     return LayerSpec(cls, name, cfg, inner=inner, backward=backward)
 
 

@@ -12,6 +12,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from . import npyfile
 from .errors import InputArrayError, UsageError
 from .model import Array, Embedding, Model
 
@@ -111,8 +112,7 @@ def read_input(source: str, key: str | None = None) -> Array:
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
-            with path.open("rb") as fh:
-                return _npy(fh, where)
+            return _npy_path(path, where)
         if suffix == ".npz":
             return _npz(path, where, key)
         if suffix in (".csv", ".tsv", ".txt"):
@@ -132,9 +132,28 @@ def _from_bytes(data: bytes, where: str, key: str | None) -> Array:
     return parse_text(data, where)
 
 
+def _npy_path(path: Path, where: str) -> Array:
+    try:
+        npyfile.check_path(path)
+    except npyfile.NpyHeaderError as exc:
+        raise InputArrayError(f"{where}: {exc}") from None
+    try:
+        # Memory-mapped: a large input is read in chunks as the engine walks N.
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputArrayError(f"{where}: broken .npy file ({exc})") from exc
+    return np.asarray(arr) if arr.ndim == 0 else arr
+
+
 def _npy(fh: BinaryIO, where: str) -> Array:
     try:
-        arr = np.load(fh, allow_pickle=False)
+        data = fh.read()
+        shape, _, dtype, offset = npyfile.read_header(io.BytesIO(data))
+        npyfile.check(shape, dtype, len(data) - offset)
+    except npyfile.NpyHeaderError as exc:
+        raise InputArrayError(f"{where}: {exc}") from None
+    try:
+        arr = np.load(io.BytesIO(data), allow_pickle=False)
     except ValueError as exc:
         if "pickle" in str(exc).lower() or "object" in str(exc).lower():
             raise InputArrayError(f"{where}: .npy holds Python objects (pickle); refused") from exc
@@ -147,6 +166,12 @@ def _npy(fh: BinaryIO, where: str) -> Array:
 
 
 def _npz(src: Path | BinaryIO, where: str, key: str | None) -> Array:
+    try:
+        npyfile.check_zip_members(src)
+    except npyfile.NpyHeaderError as exc:
+        raise InputArrayError(f"{where}: {exc}") from None
+    if not isinstance(src, Path):
+        src.seek(0)
     try:
         with np.load(src, allow_pickle=False) as npz:
             keys = list(npz.files)

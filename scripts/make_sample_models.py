@@ -219,6 +219,137 @@ def build_tanh_dense(K):
     )
 
 
+def build_lstm(K):
+    return K.Sequential([K.Input(shape=(10, 3)), K.layers.LSTM(6), K.layers.Dense(2)])
+
+
+def build_lstm_stack(K):
+    return K.Sequential(
+        [
+            K.Input(shape=(12, 4)),
+            K.layers.LSTM(5, return_sequences=True, go_backwards=True),
+            K.layers.LSTM(4, recurrent_activation="hard_sigmoid", activation="relu"),
+            K.layers.Dense(3),
+        ]
+    )
+
+
+def build_gru(K):
+    return K.Sequential([K.Input(shape=(10, 3)), K.layers.GRU(6), K.layers.Dense(2)])
+
+
+def build_gru_v1(K):
+    return K.Sequential(
+        [
+            K.Input(shape=(10, 3)),
+            K.layers.GRU(5, reset_after=False, recurrent_activation="hard_sigmoid",
+                         return_sequences=True),
+            K.layers.GRU(4, go_backwards=True),
+            K.layers.Dense(2),
+        ]
+    )
+
+
+def make_build_bidi(merge_mode):
+    def build(K):
+        return K.Sequential(
+            [
+                K.Input(shape=(8, 3)),
+                K.layers.Bidirectional(K.layers.LSTM(4, return_sequences=True),
+                                       merge_mode=merge_mode),
+                K.layers.Bidirectional(K.layers.GRU(3), merge_mode=merge_mode),
+                K.layers.Dense(2),
+            ]
+        )
+
+    build.__name__ = f"build_bidi_{merge_mode}"
+    return build
+
+
+def build_bidi_none(K):
+    inp = K.Input(shape=(8, 3))
+    fwd_bwd = K.layers.Bidirectional(K.layers.SimpleRNN(4, return_sequences=True),
+                                     merge_mode=None)(inp)
+    return K.Model(inp, fwd_bwd)  # two outputs: [forward seq, backward seq (input order)]
+
+
+def build_acceptance_chain(K):
+    return K.Sequential(
+        [
+            K.Input(shape=(9,), dtype="int32"),
+            K.layers.Embedding(30, 5, mask_zero=True),
+            K.layers.Bidirectional(K.layers.LSTM(6, return_sequences=True)),
+            K.layers.TimeDistributed(K.layers.Dense(4, activation="tanh")),
+            K.layers.GRU(5),
+            K.layers.Dense(3),
+        ]
+    )
+
+
+def build_masked_backwards(K):
+    return K.Sequential(
+        [
+            K.Input(shape=(10, 3)),
+            K.layers.Masking(mask_value=0.0),
+            K.layers.SimpleRNN(5, go_backwards=True, return_sequences=True),
+            K.layers.LSTM(4, go_backwards=True, return_sequences=True),
+            K.layers.GRU(3, go_backwards=True),
+            K.layers.Dense(2),
+        ]
+    )
+
+
+def build_bidi_masked(K):
+    return K.Sequential(
+        [
+            K.Input(shape=(10, 3)),
+            K.layers.Masking(mask_value=0.0),
+            K.layers.Bidirectional(K.layers.GRU(4, return_sequences=True), merge_mode="concat"),
+            K.layers.Bidirectional(K.layers.LSTM(3), merge_mode="ave"),
+            K.layers.Dense(2),
+        ]
+    )
+
+
+def build_nested_seq(K):
+    encoder = K.Sequential(
+        [
+            K.layers.SimpleRNN(5, return_sequences=True),
+            K.layers.Dropout(0.1),
+            K.layers.LSTM(4, return_sequences=True),
+        ],
+        name="encoder",
+    )
+    return K.Sequential([K.Input(shape=(10, 3)), encoder, K.layers.GRU(3), K.layers.Dense(2)])
+
+
+def build_nested_func(K):
+    # Default names: the inner model is "functional" in Keras 3 but "model" in tf_keras.
+    inner_in = K.Input(shape=(10, 3))
+    h = K.layers.LSTM(4, return_sequences=True)(inner_in)
+    h = K.layers.Dense(4)(h)
+    inner = K.Model(inner_in, h)
+    inp = K.Input(shape=(10, 3))
+    t = inner(inp)
+    t = K.layers.GRU(3)(t)
+    out = K.layers.Dense(2)(t)
+    return K.Model(inp, out)
+
+
+def build_return_state(K):
+    inp = K.Input(shape=(10, 3))
+    _out, _h, c = K.layers.LSTM(5, return_state=True)(inp)
+    y = K.layers.Dense(2)(c)  # consumes the CELL state (output index 2) on purpose
+    return K.Model(inp, y)
+
+
+def build_return_state_h(K):
+    inp = K.Input(shape=(10, 3))
+    _seq, h = K.layers.SimpleRNN(5, return_state=True, return_sequences=True)(inp)
+    y = K.layers.Dense(2)(h)  # consumes the final state h (output index 1)
+    return K.Model(inp, y)
+
+
 # name -> (builder, seed, golden T, input kind, notebook.npz?, description)
 MODELS = {
     "seed": (build_seed, 101, 10, "float", True,
@@ -249,6 +380,67 @@ MODELS = {
                    "Input(None,3) -> SimpleRNN(5) -> Dense(2); golden input has T=7"),
     "tanh_dense": (build_tanh_dense, 112, 6, "float", False,
                    "Input(6,2) -> SimpleRNN(4) -> Dense(4, relu) -> Dense(1) (regression head)"),
+    # ---- LSTM / GRU / Bidirectional / nested / return_state models. Optional 7th item:
+    # options dict: chain=False (not a plain chain of layers: the recurrent layer must
+    # read the model input directly), tfk_hard_sigmoid=True (tf_keras's hard_sigmoid
+    # differs, so y_tfkeras != y by design), tfkeras=<reason> (no tf_keras files),
+    # jax=True (saved by Keras 3 on the JAX backend in a worker process).
+    "lstm": (build_lstm, 113, 10, "float", False,
+             "Input(10,3) -> LSTM(6) -> Dense(2)"),
+    "lstm_stack": (build_lstm_stack, 114, 12, "float", False,
+                   "Input(12,4) -> LSTM(5, seq, go_backwards) -> "
+                   "LSTM(4, recurrent_activation=hard_sigmoid, activation=relu) -> Dense(3); "
+                   "y_tfkeras differs from y (hard_sigmoid differs between Keras 3 and tf_keras)",
+                   {"tfk_hard_sigmoid": True}),
+    "gru": (build_gru, 115, 10, "float", False,
+            "Input(10,3) -> GRU(6) (reset_after=True, bias (2,18)) -> Dense(2)"),
+    "gru_v1": (build_gru_v1, 116, 10, "float", False,
+               "Input(10,3) -> GRU(5, reset_after=False, recurrent_activation=hard_sigmoid, seq) "
+               "-> GRU(4, go_backwards) -> Dense(2); y_tfkeras differs from y (hard_sigmoid)",
+               {"tfk_hard_sigmoid": True}),
+    "bidi_concat": (make_build_bidi("concat"), 117, 8, "float", False,
+                    "Input(8,3) -> Bidirectional(LSTM(4, seq), concat) -> "
+                    "Bidirectional(GRU(3), concat) -> Dense(2)"),
+    "bidi_sum": (make_build_bidi("sum"), 118, 8, "float", False,
+                 "as bidi_concat with merge_mode=sum"),
+    "bidi_ave": (make_build_bidi("ave"), 119, 8, "float", False,
+                 "as bidi_concat with merge_mode=ave"),
+    "bidi_mul": (make_build_bidi("mul"), 120, 8, "float", False,
+                 "as bidi_concat with merge_mode=mul"),
+    "bidi_none": (build_bidi_none, 121, 8, "float", False,
+                  "Functional Input(8,3) -> Bidirectional(SimpleRNN(4, seq), merge_mode=None); "
+                  "two model outputs [forward, backward (flipped back to input order)], "
+                  "golden y/0, y/1 (no y)"),
+    "acceptance_chain": (build_acceptance_chain, 122, 9, "ids", False,
+                         "Input(9,) int32 -> Embedding(30, 5, mask_zero) -> "
+                         "Bidirectional(LSTM(6, seq)) -> TimeDistributed(Dense(4, tanh)) -> "
+                         "GRU(5) -> Dense(3)"),
+    "masked_backwards": (build_masked_backwards, 123, 10, "masked", False,
+                         "Input(10,3) -> Masking(0.0) -> SimpleRNN(5, go_backwards, seq) -> "
+                         "LSTM(4, go_backwards, seq) -> GRU(3, go_backwards) -> Dense(2)"),
+    "bidi_masked": (build_bidi_masked, 124, 10, "masked", False,
+                    "Input(10,3) -> Masking(0.0) -> Bidirectional(GRU(4, seq), concat) -> "
+                    "Bidirectional(LSTM(3), ave) -> Dense(2)"),
+    "nested_seq": (build_nested_seq, 125, 10, "float", False,
+                   "Sequential: Input(10,3) -> Sequential encoder [SimpleRNN(5, seq), "
+                   "Dropout(0.1), LSTM(4, seq)] -> GRU(3) -> Dense(2)"),
+    "nested_func": (build_nested_func, 126, 10, "float", False,
+                    "Functional: Input(10,3) -> inner Functional [LSTM(4, seq) -> Dense(4)] -> "
+                    "GRU(3) -> Dense(2); inner model named functional (Keras 3) / model (tf_keras)"),
+    "return_state": (build_return_state, 127, 10, "float", False,
+                     "Functional: Input(10,3) -> LSTM(5, return_state) -> (out, h, c); "
+                     "Dense(2) on c (tensor index 2)",
+                     {"chain": False}),
+    "return_state_h": (build_return_state_h, 128, 10, "float", False,
+                       "Functional: Input(10,3) -> SimpleRNN(5, return_state, seq) -> (seq, h); "
+                       "Dense(2) on h (tensor index 1)",
+                       {"chain": False}),
+    "lstm_jax": (build_lstm_stack, 114, 12, "float", False,
+                 "lstm_stack saved by Keras 3 on the JAX backend (same seed, so same weights, x "
+                 "and golden arrays as lstm_stack); model.keras, model.h5, model.weights.h5 only",
+                 {"jax": True, "same_as": "lstm_stack",
+                  "tfkeras": "saved by Keras 3 with KERAS_BACKEND=jax; tf_keras has no JAX "
+                             "backend, so there are no tf_keras files (see lstm_stack for them)"}),
 }
 
 

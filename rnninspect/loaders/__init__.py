@@ -79,12 +79,22 @@ def load_model(path: str | Path, config: str | Path | None = None) -> Model:
     """
     path = Path(path)
     size = _check_file(path)
-    arch = load_config_file(config) if config is not None else None
-    magic = _magic(path)
-    if magic.startswith(ZIP_MAGIC):
-        return _load_zip(path, size, arch)
-    if magic.startswith(HDF5_MAGIC):
-        return _load_hdf5(path, size, arch)
+    try:
+        arch = load_config_file(config) if config is not None else None
+        magic = _magic(path)
+        if magic.startswith(ZIP_MAGIC):
+            return _load_zip(path, size, arch)
+        if magic.startswith(HDF5_MAGIC):
+            return _load_hdf5(path, size, arch)
+    except ModelError:
+        raise
+    except MemoryError as exc:
+        raise ModelError(f"{path}: declares more data than can be held in memory") from exc
+    except (TypeError, AttributeError, KeyError, ValueError, IndexError, RecursionError) as exc:
+        # A file shaped in a way no Keras writes: say so rather than crash.
+        raise ModelError(f"{path}: malformed model file ({type(exc).__name__}: {exc})") from exc
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     raise ModelError(
         f"{path}: not a model file rnninspect can read "
         "(expected a .keras zip, an HDF5 .h5/.weights.h5, or an .npz)"
@@ -97,11 +107,22 @@ def _finish(arch: Architecture, weights: WeightMap, source: Source) -> Model:
     return build_model(arch, weights, source)
 
 
+def _refuse_unsafe_members(names: list[str], where: str) -> None:
+    """Members are never extracted, but a name escaping the archive marks a hostile file."""
+    for name in names:
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
+            raise ModelError(
+                f"{where}: archive member {name!r} points outside the archive; refused"
+            )
+
+
 def _load_zip(path: Path, size: int, arch: Architecture | None) -> Model:
     where = str(path)
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
+            _refuse_unsafe_members(names, where)
             if "config.json" in names or "model.weights.h5" in names:
                 from . import keras_zip
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import npyfile
 from ..architecture import Architecture, LayerSpec, loads_config, parse_model_config
 from ..build import WeightMap, walk
 from ..errors import ModelError
@@ -28,6 +29,10 @@ CONFIG_KEY = "__config__"
 
 def _read_all(path: Path) -> dict[str, Array]:
     where = str(path)
+    try:
+        npyfile.check_zip_members(path)
+    except npyfile.NpyHeaderError as exc:
+        raise ModelError(f"{where}: {exc}") from None
     try:
         with np.load(path, allow_pickle=False) as npz:
             out = {}
