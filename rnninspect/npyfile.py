@@ -30,8 +30,8 @@ def read_header(fh: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype[Any], in
             raise NpyHeaderError(f"unsupported .npy version {version}")
     except NpyHeaderError:
         raise
-    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
-        raise NpyHeaderError(f"broken .npy header ({exc})") from exc
+    except Exception as exc:  # NumPy's header parser raises ValueError, TokenError, ...
+        raise NpyHeaderError(f"broken .npy header ({type(exc).__name__}: {exc})") from exc
     return tuple(int(d) for d in shape), bool(fortran), np.dtype(dtype), fh.tell()
 
 

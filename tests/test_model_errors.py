@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 import pytest
 from conftest import keras_config, sample
-from filetools import copy, edit_h5, edit_keras_zip, read_zip, write_zip
+from filetools import edit_h5, edit_keras_zip, read_zip, write_zip
 
 import rnninspect
 from rnninspect import ModelError, UnsupportedLayerError
@@ -38,8 +38,9 @@ def expect_error(
         rnninspect.load_model(path, config=config)
     message = str(info.value)
     assert str(names or path) in message, f"message does not name the file: {message}"
+    rest = message.replace(str(names or path), "")  # fragments must not match the path
     for fragment in fragments:
-        assert fragment.lower() in message.lower(), f"{fragment!r} not in: {message}"
+        assert fragment.lower() in rest.lower(), f"{fragment!r} not in: {message}"
     assert "Traceback" not in message
     return message
 
@@ -295,7 +296,8 @@ def _npz_edit(tmp_path: Path, model: str, **changes: np.ndarray | None) -> Path:
     with np.load(sample(model, "layers.npz")) as z:
         arrays = {k: z[k] for k in z.files}
     for key, value in changes.items():
-        key = key.replace("__", "/")
+        if not key.startswith("__"):
+            key = key.replace("__", "/")  # dense__kernel -> dense/kernel
         if value is None:
             arrays.pop(key)
         else:
@@ -342,7 +344,7 @@ def test_legacy_weight_shape_mismatch(tmp_path: Path) -> None:
 
 def test_npz_weights_missing_for_a_layer(tmp_path: Path) -> None:
     path = _npz_edit(tmp_path, "seed", dense__kernel=None, dense__bias=None)
-    expect_error(path, ModelError, "'dense'")
+    expect_error(path, ModelError, "dense")
 
 
 def test_npz_missing_bias_only(tmp_path: Path) -> None:
@@ -529,7 +531,7 @@ def _absurd(at: str):  # type: ignore[no-untyped-def]
 def _refused_quickly(path: Path, config: Path | None = None) -> None:
     start = time.perf_counter()
     assert path.stat().st_size < 1 << 20
-    expect_error(path, ModelError, "refused", config=config)
+    expect_error(path, ModelError, "declares", config=config)
     assert time.perf_counter() - start < 5
 
 
@@ -564,12 +566,6 @@ def _npy_header_only(shape: tuple[int, ...]) -> bytes:
     return buf.getvalue() + b"\0" * 64
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=MemoryError,
-    reason="library bug: npz loader lets np.load allocate the shape a .npy header declares; "
-    "an absurd shape escapes as a raw MemoryError instead of a ModelError",
-)
 def test_absurd_array_in_npz(tmp_path: Path) -> None:
     path = tmp_path / "absurd.npz"
     small = io.BytesIO()
@@ -580,30 +576,6 @@ def test_absurd_array_in_npz(tmp_path: Path) -> None:
         zf.writestr("Wh.npy", small.getvalue())
         zf.writestr("Wo.npy", small.getvalue())
     _refused_quickly(path)
-
-
-def test_keras_zip_member_declaring_absurd_size(tmp_path: Path) -> None:
-    """A zip entry whose header claims more than MAX_MEMBER_BYTES is refused unread."""
-    members = read_zip(sample("seed", "model.keras"))
-    path = write_zip(tmp_path / "m.keras", members)
-    data = bytearray(path.read_bytes())
-    # Patch the central-directory uncompressed size of model.weights.h5 to 2**32-1.
-    with zipfile.ZipFile(path) as zf:
-        info = zf.getinfo("model.weights.h5")
-        size = info.file_size
-    cd_sig = b"PK\x01\x02"
-    pos = 0
-    while True:
-        pos = data.index(cd_sig, pos)
-        name_len = int.from_bytes(data[pos + 28 : pos + 30], "little")
-        name = bytes(data[pos + 46 : pos + 46 + name_len])
-        if name == b"model.weights.h5":
-            assert int.from_bytes(data[pos + 24 : pos + 28], "little") == size
-            data[pos + 24 : pos + 28] = (0xFFFFFFFF).to_bytes(4, "little")
-            break
-        pos += 4
-    path.write_bytes(bytes(data))
-    expect_error(path, ModelError)
 
 
 def test_keras0_weights_file(tmp_path: Path) -> None:
@@ -623,12 +595,130 @@ def test_weights_file_with_no_weights(tmp_path: Path) -> None:
     expect_error(path, ModelError)
 
 
-def test_loading_never_writes_next_to_the_file(tmp_path: Path) -> None:
-    """A refused file leaves nothing behind (nothing extracted, nothing cached)."""
-    path = edit_keras_zip(sample("seed", "model.keras"), tmp_path / "m.keras",
-                          config=lambda c: _with_layer("seed", 2, LAMBDA))
-    before = sorted(os.listdir(tmp_path))
-    with pytest.raises(UnsupportedLayerError):
-        rnninspect.load_model(path)
-    assert sorted(os.listdir(tmp_path)) == before
-    copy(path, tmp_path / "again.keras")
+
+# ------------------------------------------------------------ malformed configs and data
+
+MESSAGE_LACKS_PATH = pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="library bug: ModelError raised without the file name "
+    "(architecture._dim / build._guess_input_shape have no `where`)",
+)
+
+
+def _keras22_seed(first_layer_shape: list[Any]):  # type: ignore[no-untyped-def]
+    def edit(h5: h5py.File) -> None:
+        layers = json.loads(h5.attrs["model_config"])["config"]["layers"]
+        layers[1]["config"]["batch_input_shape"] = first_layer_shape
+        h5.attrs["model_config"] = json.dumps({"class_name": "Sequential", "config": layers[1:]})
+
+    return edit
+
+
+@pytest.mark.parametrize("bad", [-4, "ten", 2.5])
+def test_bad_dimension_in_input_layer(tmp_path: Path, bad: Any) -> None:
+    def edit(h5: h5py.File) -> None:
+        cfg = json.loads(h5.attrs["model_config"])
+        cfg["config"]["layers"][0]["config"]["batch_input_shape"] = [None, bad, 3]
+        h5.attrs["model_config"] = json.dumps(cfg)
+
+    path = edit_h5(sample("seed", "tfkeras.h5"), tmp_path / "m.h5", edit)
+    expect_error(path, ModelError, "dimension", repr(bad))
+
+
+@MESSAGE_LACKS_PATH
+def test_bad_dimension_on_keras2_first_layer(tmp_path: Path) -> None:
+    path = edit_h5(sample("seed", "tfkeras.h5"), tmp_path / "m.h5", _keras22_seed([None, -4, 3]))
+    expect_error(path, ModelError, "dimension", "-4")
+
+
+@MESSAGE_LACKS_PATH
+def test_bad_dimension_in_build_input_shape(tmp_path: Path) -> None:
+    def config(c: dict[str, Any]) -> dict[str, Any]:
+        c["config"]["layers"] = c["config"]["layers"][1:]  # no InputLayer
+        c["config"]["build_input_shape"] = [None, -1, 3]
+        return c
+
+    path = edit_keras_zip(sample("seed", "model.keras"), tmp_path / "m.keras", config=config)
+    expect_error(path, ModelError, "dimension", "-1")
+
+
+@MESSAGE_LACKS_PATH
+def test_no_input_shape_and_no_weights(tmp_path: Path) -> None:
+    def config(c: dict[str, Any]) -> dict[str, Any]:
+        c["config"]["layers"] = [{"module": "keras.layers", "class_name": "Dropout",
+                                  "config": {"name": "dropout", "rate": 0.5},
+                                  "registered_name": None}]
+        c["config"].pop("build_input_shape")
+        return c
+
+    def h5(f: h5py.File) -> None:
+        for name in list(f["layers"]):
+            del f[f"layers/{name}"]
+
+    path = edit_keras_zip(sample("seed", "model.keras"), tmp_path / "m.keras", config=config, h5=h5)
+    expect_error(path, ModelError, "input shape")
+
+
+def test_deeply_nested_json(tmp_path: Path) -> None:
+    cfg = tmp_path / "deep.json"
+    cfg.write_text("[" * 100_000 + "]" * 100_000)
+    expect_error(sample("seed", "model.weights.h5"), ModelError, "JSON", config=cfg, names=cfg)
+
+
+def test_deeply_nested_models(tmp_path: Path) -> None:
+    seed_config = sample("seed", "config.json").read_text()
+    text = seed_config
+    for i in range(100):
+        text = ('{"module": "keras", "class_name": "Sequential", '
+                f'"config": {{"name": "s{i}", "layers": [{text}]}}}}')
+    assert seed_config in text
+    cfg = tmp_path / "nested.json"
+    cfg.write_text(text)
+    expect_error(sample("seed", "model.weights.h5"), ModelError, config=cfg, names=cfg)
+
+
+@pytest.mark.parametrize(
+    ("replacement", "fragment"),
+    [
+        (h5py.Empty("f4"), "empty"),
+        (np.array([b"ab", b"cd"]), "dtype"),
+        (np.float32(1.0), "bias"),
+    ],
+    ids=["null", "strings", "scalar"],
+)
+@pytest.mark.parametrize("with_config", [False, True])
+def test_unusable_dataset(tmp_path: Path, replacement: Any, fragment: str, with_config: bool) -> None:
+    def edit(h5: h5py.File) -> None:
+        del h5["layers/dense/vars/1"]
+        h5["layers/dense/vars"].create_dataset("1", data=replacement)
+
+    path = edit_h5(sample("seed", "model.weights.h5"), tmp_path / "w.weights.h5", edit)
+    expect_error(path, ModelError, fragment,
+                 config=sample("seed", "config.json") if with_config else None)
+
+
+def test_legacy_layer_names_lists_a_missing_group(tmp_path: Path) -> None:
+    def edit(h5: h5py.File) -> None:
+        h5.attrs["layer_names"] = np.array(["simple_rnn", "dense", "ghost"], dtype=object)
+
+    path = edit_h5(sample("seed", "tfkeras_weights.h5"), tmp_path / "w.h5", edit)
+    expect_error(path, ModelError, "'ghost'")
+
+
+def test_config_units_disagree_with_weights(tmp_path: Path) -> None:
+    def config(c: dict[str, Any]) -> dict[str, Any]:
+        c["config"]["layers"][2]["config"]["units"] = 3
+        return c
+
+    path = edit_keras_zip(sample("seed", "model.keras"), tmp_path / "m.keras", config=config)
+    expect_error(path, ModelError, "'dense'", "(5,2)", "units=3")
+
+
+def test_unknown_activation(tmp_path: Path) -> None:
+    def config(c: dict[str, Any]) -> dict[str, Any]:
+        c["config"]["layers"][1]["config"]["activation"] = "weird"
+        return c
+
+    path = edit_keras_zip(sample("seed", "model.keras"), tmp_path / "m.keras", config=config)
+    expect_error(path, UnsupportedLayerError, "'simple_rnn'", "weird")

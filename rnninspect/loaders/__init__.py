@@ -90,7 +90,17 @@ def load_model(path: str | Path, config: str | Path | None = None) -> Model:
         raise
     except MemoryError as exc:
         raise ModelError(f"{path}: declares more data than can be held in memory") from exc
-    except (TypeError, AttributeError, KeyError, ValueError, IndexError, RecursionError) as exc:
+    except (
+        TypeError,
+        AttributeError,
+        KeyError,
+        ValueError,
+        IndexError,
+        RecursionError,
+        RuntimeError,  # h5py's word for many kinds of corrupt HDF5
+        EOFError,
+        zipfile.BadZipFile,
+    ) as exc:
         # A file shaped in a way no Keras writes: say so rather than crash.
         raise ModelError(f"{path}: malformed model file ({type(exc).__name__}: {exc})") from exc
     except OSError as exc:

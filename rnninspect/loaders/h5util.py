@@ -38,7 +38,7 @@ def attr(obj: Any, name: str) -> Any:
         if name not in obj.attrs:
             return None
         return decode(obj.attrs[name])
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
         raise ModelError(f"unreadable attribute {name!r} ({exc})") from exc
 
 
@@ -68,7 +68,7 @@ def child(group: Any, name: str, where: str) -> Any:
 
     try:
         link = group.get(name, getlink=True)
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
         raise ModelError(f"{where}: cannot read {name!r} ({exc})") from exc
     if link is None:
         return None
@@ -78,14 +78,14 @@ def child(group: Any, name: str, where: str) -> Any:
         raise ModelError(f"{where}: {name!r} is a soft link; not followed")
     try:
         return group[name]
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
         raise ModelError(f"{where}: cannot read {name!r} ({exc})") from exc
 
 
 def children(group: Any, where: str) -> list[str]:
     try:
         return [str(k) for k in group]
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
         raise ModelError(f"{where}: unreadable HDF5 group ({exc})") from exc
 
 

@@ -70,7 +70,7 @@ def load(
     try:
         with h5py.File(io.BytesIO(data), "r") as h5:
             weights = keras_native.weights_for(h5, arch, where, len(data))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
         raise ModelError(
             f"{where}: model.weights.h5 in the archive is not valid HDF5 ({exc})"
         ) from exc
