@@ -73,8 +73,11 @@ def run(
     )
     mask: Array | None = None  # (N, T) bool, True = a real step
     outs: list[Array] = [x if model.takes_ids else x.astype(ctx.ft, copy=False)]
-    for layer in model.layers:
-        outs, mask = _apply(layer, outs[0], mask, ctx)
+    # NaN/Inf in inputs or weights flow through as Keras lets them (callers warn
+    # where they are); NumPy's own floating-point warnings would only be noise.
+    with np.errstate(all="ignore"):
+        for layer in model.layers:
+            outs, mask = _apply(layer, outs[0], mask, ctx)
     return RunResult(outputs=outs, states=ctx.states or {})
 
 

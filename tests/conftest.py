@@ -118,7 +118,9 @@ def assert_same_weights(got: list[Any], ref: list[Any], what: str) -> None:
             assert np.array_equal(x, y), f"{what}: {a.name}/{name} values differ"
 
 
-def assert_close(got: np.ndarray, want: np.ndarray, what: str, rtol: float = RTOL, atol: float = ATOL) -> None:
+def assert_close(
+    got: np.ndarray, want: np.ndarray, what: str, rtol: float = RTOL, atol: float = ATOL
+) -> None:
     assert got.shape == want.shape, f"{what}: shape {got.shape} vs {want.shape}"
     if not np.allclose(got, want, rtol=rtol, atol=atol):
         err = np.max(np.abs(got.astype(np.float64) - want.astype(np.float64)))
@@ -144,4 +146,3 @@ def model_file_pairs() -> list[tuple[str, str]]:
 def golden_fixture():  # type: ignore[no-untyped-def]
     """``golden(model)`` loader as a fixture."""
     return golden
-

@@ -329,7 +329,7 @@ def test_last_step_cases_cover_masks_and_backwards() -> None:
     assert "stacked/enc2" in cases
 
 
-@pytest.mark.parametrize("model", sorted(DEFAULTS_MATCH - {"functional"}) + ["tanh_dense"])
+@pytest.mark.parametrize("model", [*sorted(DEFAULTS_MATCH), "tanh_dense"])
 def test_dense_head_applied_to_last_state_gives_keras_output(model: str) -> None:
     """y = head(h_T): the chain after the last recurrent layer, applied to its output."""
     m = _reference(model)
@@ -357,9 +357,19 @@ def _symbols(m: rnninspect.Model) -> dict[str, list[tuple[str, str]]]:
     return {li.name: [(w.name, w.symbol) for w in li.weights] for li in m.summary().layers}
 
 
-@pytest.mark.parametrize("name", ["model.keras", "model.h5", "tfkeras.keras", "tfkeras.h5",
-                                  "layers.npz", "notebook.npz", "model.weights.h5",
-                                  "tfkeras_weights.h5"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "model.keras",
+        "model.h5",
+        "tfkeras.keras",
+        "tfkeras.h5",
+        "layers.npz",
+        "notebook.npz",
+        "model.weights.h5",
+        "tfkeras_weights.h5",
+    ],
+)
 def test_seed_symbols_and_dims(name: str) -> None:
     s = _load("seed", name).summary()
     sym = {li.name: [(w.name, w.symbol) for w in li.weights] for li in s.layers}

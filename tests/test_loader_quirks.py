@@ -108,26 +108,36 @@ STACKED_213 = {"dense": "dense_2", "simple_rnn_1": "simple_rnn_4", "dropout": "d
 
 def test_stacked_tf213_group_names_are_as_intended(tmp_path: Path) -> None:
     """Guard for the synthesis itself (so the tests below test what they claim)."""
-    path = edit_h5(sample("stacked", "model.weights.h5"), tmp_path / "w.weights.h5",
-                   _tf213_layout(STACKED_213))
+    path = edit_h5(
+        sample("stacked", "model.weights.h5"), tmp_path / "w.weights.h5", _tf213_layout(STACKED_213)
+    )
     with h5py.File(path) as h5:
         assert "layers" not in h5
         assert sorted(h5["_layer_checkpoint_dependencies"]) == [
-            "dense_2", "dropout_3", "simple_rnn", "simple_rnn_4"]
+            "dense_2",
+            "dropout_3",
+            "simple_rnn",
+            "simple_rnn_4",
+        ]
         assert "name" not in h5["_layer_checkpoint_dependencies/dense_2/vars"].attrs
 
 
 def test_stacked_tf213_keras_zip(tmp_path: Path) -> None:
-    path = edit_keras_zip(sample("stacked", "tfkeras.keras"), tmp_path / "m.keras",
-                          h5=_tf213_layout(STACKED_213))
+    path = edit_keras_zip(
+        sample("stacked", "tfkeras.keras"), tmp_path / "m.keras", h5=_tf213_layout(STACKED_213)
+    )
     _check_same_model(rnninspect.load_model(path), "stacked", "stacked tf2.13 .keras")
 
 
 def test_stacked_tf213_weights_file(tmp_path: Path) -> None:
-    path = edit_h5(sample("stacked", "model.weights.h5"), tmp_path / "w.weights.h5",
-                   _tf213_layout(STACKED_213))
-    _check_same_model(rnninspect.load_model(path, config=config_path("stacked")),
-                      "stacked", "stacked tf2.13 weights + config")
+    path = edit_h5(
+        sample("stacked", "model.weights.h5"), tmp_path / "w.weights.h5", _tf213_layout(STACKED_213)
+    )
+    _check_same_model(
+        rnninspect.load_model(path, config=config_path("stacked")),
+        "stacked",
+        "stacked tf2.13 weights + config",
+    )
     alone = rnninspect.load_model(path)  # order from class + numeric suffix, shapes
     assert_same_weights(weighted(alone.layers), weighted(_reference("stacked").layers), "alone")
     _check_golden(alone, "stacked", "stacked tf2.13 weights alone")
@@ -143,8 +153,11 @@ def test_tf213_layout_keras_zip(tmp_path: Path, model: str, name: str) -> None:
 @pytest.mark.parametrize("model", MODELS)
 def test_tf213_layout_weights_only(tmp_path: Path, model: str) -> None:
     path = edit_h5(sample(model, "model.weights.h5"), tmp_path / "w.weights.h5", _tf213_layout())
-    _check_same_model(rnninspect.load_model(path, config=config_path(model)), model,
-                      f"{model} tf2.13 weights + config")
+    _check_same_model(
+        rnninspect.load_model(path, config=config_path(model)),
+        model,
+        f"{model} tf2.13 weights + config",
+    )
     alone = rnninspect.load_model(path)
     original = rnninspect.load_model(sample(model, "model.weights.h5"))
     assert_same_weights(weighted(alone.layers), weighted(original.layers), f"{model} alone")
@@ -178,8 +191,11 @@ def test_chunked_layer_names_full_save(tmp_path: Path, model: str, name: str) ->
 @pytest.mark.parametrize("model", MODELS)
 def test_chunked_layer_names_weights_file(tmp_path: Path, model: str) -> None:
     path = edit_h5(sample(model, "tfkeras_weights.h5"), tmp_path / "w.h5", _chunk_layer_names("/"))
-    _check_same_model(rnninspect.load_model(path, config=config_path(model)), model,
-                      f"{model} chunked weights + config")
+    _check_same_model(
+        rnninspect.load_model(path, config=config_path(model)),
+        model,
+        f"{model} chunked weights + config",
+    )
     alone = rnninspect.load_model(path)
     original = rnninspect.load_model(sample(model, "tfkeras_weights.h5"))
     assert [la.name for la in alone.layers] == [la.name for la in original.layers]
@@ -205,8 +221,11 @@ def test_bytes_attributes_full_save(tmp_path: Path, model: str, name: str) -> No
 @pytest.mark.parametrize("name", ["tfkeras_weights.h5", "model.weights.h5"])
 def test_bytes_attributes_weights_files(tmp_path: Path, model: str, name: str) -> None:
     path = edit_h5(sample(model, name), tmp_path / f"w_{name}", strings_to_fixed_bytes)
-    _check_same_model(rnninspect.load_model(path, config=config_path(model)), model,
-                      f"{model}/{name} bytes attrs + config")
+    _check_same_model(
+        rnninspect.load_model(path, config=config_path(model)),
+        model,
+        f"{model}/{name} bytes attrs + config",
+    )
     alone = rnninspect.load_model(path)
     original = rnninspect.load_model(sample(model, name))
     # Layer names come from attributes (layer_names, or vars/@name): decoded alike.
@@ -216,8 +235,9 @@ def test_bytes_attributes_weights_files(tmp_path: Path, model: str, name: str) -
 
 @pytest.mark.parametrize("model", ["seed", "functional", "stacked"])
 def test_bytes_attributes_in_keras_zip(tmp_path: Path, model: str) -> None:
-    path = edit_keras_zip(sample(model, "model.keras"), tmp_path / "m.keras",
-                          h5=strings_to_fixed_bytes)
+    path = edit_keras_zip(
+        sample(model, "model.keras"), tmp_path / "m.keras", h5=strings_to_fixed_bytes
+    )
     _check_same_model(rnninspect.load_model(path), model, f"{model} .keras bytes attrs")
 
 
@@ -255,8 +275,9 @@ def _check_bf16(m: rnninspect.Model, model: str, tmp_path: Path) -> None:
     np.savez(npz, **arrays)
     g = golden(model)
     y = m.forward(g["x"])
-    assert_close(y, rnninspect.load_model(npz).forward(g["x"]), "bf16 vs rounded f32",
-                 rtol=1e-6, atol=1e-7)
+    assert_close(
+        y, rnninspect.load_model(npz).forward(g["x"]), "bf16 vs rounded f32", rtol=1e-6, atol=1e-7
+    )
     # ... and near Keras's float32 outputs (weights moved by <= 0.4 %).
     assert_close(y, g["y"], "bf16 vs Keras float32", rtol=0.03, atol=0.03)
 
@@ -338,8 +359,9 @@ def test_tfkeras_functional_config_for_weights_file(tmp_path: Path, name: str) -
 
 
 def test_keras_file_itself_as_config(tmp_path: Path) -> None:
-    m = rnninspect.load_model(sample("functional", "model.weights.h5"),
-                              config=sample("functional", "tfkeras.keras"))
+    m = rnninspect.load_model(
+        sample("functional", "model.weights.h5"), config=sample("functional", "tfkeras.keras")
+    )
     _check_same_model(m, "functional", "functional weights + .keras as config")
 
 
@@ -364,7 +386,9 @@ def test_functional_config_for_legacy_weights_with_other_names(tmp_path: Path) -
     cfg.write_text(json.dumps(_seed_as_functional()))
     m = rnninspect.load_model(sample("seed", "tfkeras_weights.h5"), config=cfg)
     assert [la.name for la in m.layers] == ["rnn", "head"]
-    assert_same_weights(m.layers, _reference("seed").layers, "seed legacy weights, functional config")
+    assert_same_weights(
+        m.layers, _reference("seed").layers, "seed legacy weights, functional config"
+    )
     _check_golden(m, "seed", "seed legacy weights + functional config")
     assert any("paired in order" in note for note in m.source.assumptions)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import time
 import zipfile
 from pathlib import Path
@@ -85,7 +84,9 @@ def test_text_file_named_keras(tmp_path: Path) -> None:
     expect_error(path, ModelError, "not a model file")
 
 
-@pytest.mark.parametrize("name", ["model.h5", "tfkeras.h5", "model.weights.h5", "tfkeras_weights.h5"])
+@pytest.mark.parametrize(
+    "name", ["model.h5", "tfkeras.h5", "model.weights.h5", "tfkeras_weights.h5"]
+)
 def test_truncated_hdf5(tmp_path: Path, name: str) -> None:
     data = sample("seed", name).read_bytes()
     path = tmp_path / name
@@ -116,8 +117,9 @@ def test_zip_that_is_neither(tmp_path: Path) -> None:
 
 
 def test_keras_zip_without_weights(tmp_path: Path) -> None:
-    path = edit_keras_zip(sample("seed", "model.keras"), tmp_path / "m.keras",
-                          drop=("model.weights.h5",))
+    path = edit_keras_zip(
+        sample("seed", "model.keras"), tmp_path / "m.keras", drop=("model.weights.h5",)
+    )
     expect_error(path, ModelError, "model.weights.h5")
 
 
@@ -137,8 +139,13 @@ def test_keras_zip_whose_weights_are_not_hdf5(tmp_path: Path) -> None:
 
 def test_config_file_missing(tmp_path: Path) -> None:
     missing = tmp_path / "no_config.json"
-    expect_error(sample("seed", "model.weights.h5"), ModelError, "no such file",
-                 config=missing, names=missing)
+    expect_error(
+        sample("seed", "model.weights.h5"),
+        ModelError,
+        "no such file",
+        config=missing,
+        names=missing,
+    )
 
 
 def test_config_file_not_json(tmp_path: Path) -> None:
@@ -150,8 +157,13 @@ def test_config_file_not_json(tmp_path: Path) -> None:
 def test_config_of_a_single_layer_not_a_model(tmp_path: Path) -> None:
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps(keras_config("seed")["config"]["layers"][1]))
-    expect_error(sample("seed", "model.weights.h5"), ModelError, "Sequential or Functional",
-                 config=cfg, names=cfg)
+    expect_error(
+        sample("seed", "model.weights.h5"),
+        ModelError,
+        "Sequential or Functional",
+        config=cfg,
+        names=cfg,
+    )
 
 
 # ------------------------------------------------------------ refused layers and classes
@@ -169,8 +181,10 @@ LAMBDA = {
     "config": {
         "name": "lambda",
         "trainable": True,
-        "function": {"class_name": "__lambda__",
-                     "config": {"code": "4wEAAAAAAAAA", "defaults": None, "closure": None}},
+        "function": {
+            "class_name": "__lambda__",
+            "config": {"code": "4wEAAAAAAAAA", "defaults": None, "closure": None},
+        },
         "arguments": {},
     },
     "registered_name": None,
@@ -178,8 +192,11 @@ LAMBDA = {
 
 
 def test_lambda_layer_in_keras_zip_is_refused(tmp_path: Path) -> None:
-    path = edit_keras_zip(sample("seed", "model.keras"), tmp_path / "m.keras",
-                          config=lambda c: _with_layer("seed", 2, LAMBDA))
+    path = edit_keras_zip(
+        sample("seed", "model.keras"),
+        tmp_path / "m.keras",
+        config=lambda c: _with_layer("seed", 2, LAMBDA),
+    )
     msg = expect_error(path, UnsupportedLayerError, "'lambda'", "Lambda", "never runs code")
     assert "code" in msg
 
@@ -187,15 +204,30 @@ def test_lambda_layer_in_keras_zip_is_refused(tmp_path: Path) -> None:
 def test_lambda_layer_in_config_file_is_refused(tmp_path: Path) -> None:
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps(_with_layer("seed", 2, LAMBDA)))
-    expect_error(sample("seed", "model.weights.h5"), UnsupportedLayerError, "Lambda",
-                 "never runs code", config=cfg, names=cfg)
+    expect_error(
+        sample("seed", "model.weights.h5"),
+        UnsupportedLayerError,
+        "Lambda",
+        "never runs code",
+        config=cfg,
+        names=cfg,
+    )
 
 
 def test_lambda_layer_in_legacy_h5_is_refused(tmp_path: Path) -> None:
     def edit(h5: h5py.File) -> None:
         cfg = json.loads(h5.attrs["model_config"])
-        cfg["config"]["layers"].insert(2, {"class_name": "Lambda", "config": {
-            "name": "lambda", "function": ["4wEAAAAAAAAA", None, None], "function_type": "lambda"}})
+        cfg["config"]["layers"].insert(
+            2,
+            {
+                "class_name": "Lambda",
+                "config": {
+                    "name": "lambda",
+                    "function": ["4wEAAAAAAAAA", None, None],
+                    "function_type": "lambda",
+                },
+            },
+        )
         h5.attrs["model_config"] = json.dumps(cfg)
 
     path = edit_h5(sample("seed", "tfkeras.h5"), tmp_path / "m.h5", edit)
@@ -206,8 +238,11 @@ def test_unknown_layer_class(tmp_path: Path) -> None:
     entry = keras_config("seed")["config"]["layers"][2]
     entry["class_name"] = "Conv1D"
     entry["config"]["name"] = "conv"
-    path = edit_keras_zip(sample("seed", "model.keras"), tmp_path / "m.keras",
-                          config=lambda c: _with_layer("seed", 2, entry))
+    path = edit_keras_zip(
+        sample("seed", "model.keras"),
+        tmp_path / "m.keras",
+        config=lambda c: _with_layer("seed", 2, entry),
+    )
     msg = expect_error(path, UnsupportedLayerError, "'conv'", "Conv1D", "supported")
     supported = msg.split("supported", 1)[1]
     for cls in ("SimpleRNN", "Dense", "Embedding", "TimeDistributed", "Masking", "Dropout"):
@@ -216,24 +251,37 @@ def test_unknown_layer_class(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("module", "registered"),
-    [("my_project.layers", None), ("keras.layers", "MyProject>MyDense"),
-     ("my_project.layers", "MyDense")],
+    [
+        ("my_project.layers", None),
+        ("keras.layers", "MyProject>MyDense"),
+        ("my_project.layers", "MyDense"),
+    ],
 )
 def test_custom_class_is_refused(tmp_path: Path, module: str, registered: str | None) -> None:
     entry = keras_config("seed")["config"]["layers"][2]
     entry["module"] = module
     entry["registered_name"] = registered
-    path = edit_keras_zip(sample("seed", "model.keras"), tmp_path / "m.keras",
-                          config=lambda c: _with_layer("seed", 2, entry))
+    path = edit_keras_zip(
+        sample("seed", "model.keras"),
+        tmp_path / "m.keras",
+        config=lambda c: _with_layer("seed", 2, entry),
+    )
     expect_error(path, UnsupportedLayerError, "'dense'", "custom", "never runs code")
 
 
 def test_custom_activation_is_refused(tmp_path: Path) -> None:
     entry = keras_config("seed")["config"]["layers"][2]
-    entry["config"]["activation"] = {"module": "my_project.acts", "class_name": "function",
-                                     "config": "my_act", "registered_name": "my_act"}
-    path = edit_keras_zip(sample("seed", "model.keras"), tmp_path / "m.keras",
-                          config=lambda c: _with_layer("seed", 2, entry))
+    entry["config"]["activation"] = {
+        "module": "my_project.acts",
+        "class_name": "function",
+        "config": "my_act",
+        "registered_name": "my_act",
+    }
+    path = edit_keras_zip(
+        sample("seed", "model.keras"),
+        tmp_path / "m.keras",
+        config=lambda c: _with_layer("seed", 2, entry),
+    )
     expect_error(path, UnsupportedLayerError, "'dense'", "activation")
 
 
@@ -244,26 +292,36 @@ def test_functional_model_with_two_inputs(tmp_path: Path) -> None:
     second["name"] = second["config"]["name"] = "input_layer_1"
 
     def tensor(name: str) -> dict[str, Any]:
-        return {"class_name": "__keras_tensor__",
-                "config": {"shape": [None, 10, 3], "dtype": "float32",
-                           "keras_history": [name, 0, 0]}}
+        return {
+            "class_name": "__keras_tensor__",
+            "config": {"shape": [None, 10, 3], "dtype": "float32", "keras_history": [name, 0, 0]},
+        }
 
     concat = {
-        "module": "keras.layers", "class_name": "Concatenate",
+        "module": "keras.layers",
+        "class_name": "Concatenate",
         "config": {"name": "concatenate", "trainable": True, "axis": -1},
-        "registered_name": None, "name": "concatenate",
-        "inbound_nodes": [{"args": [[tensor("input_layer"), tensor("input_layer_1")]],
-                           "kwargs": {}}],
+        "registered_name": None,
+        "name": "concatenate",
+        "inbound_nodes": [
+            {"args": [[tensor("input_layer"), tensor("input_layer_1")]], "kwargs": {}}
+        ],
     }
     layers[1]["inbound_nodes"] = [{"args": [tensor("concatenate")], "kwargs": {}}]
     cfg["config"]["layers"] = [layers[0], second, concat, *layers[1:]]
     cfg["config"]["input_layers"] = [["input_layer", 0, 0], ["input_layer_1", 0, 0]]
     path = tmp_path / "two_inputs.json"
     path.write_text(json.dumps(cfg))
-    expect_error(sample("functional", "model.weights.h5"), UnsupportedLayerError, "2 inputs",
-                 config=path, names=path)
-    zipped = edit_keras_zip(sample("functional", "model.keras"), tmp_path / "m.keras",
-                            config=lambda c: cfg)
+    expect_error(
+        sample("functional", "model.weights.h5"),
+        UnsupportedLayerError,
+        "2 inputs",
+        config=path,
+        names=path,
+    )
+    zipped = edit_keras_zip(
+        sample("functional", "model.keras"), tmp_path / "m.keras", config=lambda c: cfg
+    )
     expect_error(zipped, UnsupportedLayerError, "2 inputs")
 
 
@@ -273,20 +331,30 @@ def test_functional_layer_with_two_inbound_tensors(tmp_path: Path) -> None:
     layers = cfg["config"]["layers"]
 
     def tensor(name: str) -> dict[str, Any]:
-        return {"class_name": "__keras_tensor__",
-                "config": {"shape": [None, 10, 3], "dtype": "float32",
-                           "keras_history": [name, 0, 0]}}
+        return {
+            "class_name": "__keras_tensor__",
+            "config": {"shape": [None, 10, 3], "dtype": "float32", "keras_history": [name, 0, 0]},
+        }
 
-    add = {"module": "keras.layers", "class_name": "Add",
-           "config": {"name": "add", "trainable": True}, "registered_name": None, "name": "add",
-           "inbound_nodes": [{"args": [[tensor("input_layer"), tensor("input_layer")]],
-                              "kwargs": {}}]}
+    add = {
+        "module": "keras.layers",
+        "class_name": "Add",
+        "config": {"name": "add", "trainable": True},
+        "registered_name": None,
+        "name": "add",
+        "inbound_nodes": [{"args": [[tensor("input_layer"), tensor("input_layer")]], "kwargs": {}}],
+    }
     layers[1]["inbound_nodes"] = [{"args": [tensor("add")], "kwargs": {}}]
     cfg["config"]["layers"] = [layers[0], add, *layers[1:]]
     path = tmp_path / "merge.json"
     path.write_text(json.dumps(cfg))
-    expect_error(sample("functional", "model.weights.h5"), UnsupportedLayerError, "'add'",
-                 config=path, names=path)
+    expect_error(
+        sample("functional", "model.weights.h5"),
+        UnsupportedLayerError,
+        "'add'",
+        config=path,
+        names=path,
+    )
 
 
 # ------------------------------------------------------------ weights that do not fit
@@ -317,7 +385,9 @@ def _npz_edit(tmp_path: Path, model: str, **changes: np.ndarray | None) -> Path:
         ("dense__bias", (3,), "dense"),
     ],
 )
-def test_npz_weight_shape_mismatch(tmp_path: Path, key: str, shape: tuple[int, ...], layer: str) -> None:
+def test_npz_weight_shape_mismatch(
+    tmp_path: Path, key: str, shape: tuple[int, ...], layer: str
+) -> None:
     path = _npz_edit(tmp_path, "seed", **{key: np.zeros(shape, np.float32)})
     shape_text = "(" + ",".join(map(str, shape)) + (",)" if len(shape) == 1 else ")")
     expect_error(path, ModelError, f"'{layer}'", shape_text)
@@ -378,8 +448,12 @@ def test_legacy_weight_dataset_missing(tmp_path: Path) -> None:
 
 def test_weights_only_config_with_a_layer_the_file_lacks(tmp_path: Path) -> None:
     """The stacked config (3 weighted layers) for the seed's weights (2 layers)."""
-    expect_error(sample("seed", "model.weights.h5"), ModelError, "no weights",
-                 config=sample("stacked", "config.json"))
+    expect_error(
+        sample("seed", "model.weights.h5"),
+        ModelError,
+        "no weights",
+        config=sample("stacked", "config.json"),
+    )
 
 
 def test_npz_integer_weights(tmp_path: Path) -> None:
@@ -394,8 +468,7 @@ def test_npz_unknown_keys(tmp_path: Path) -> None:
 
 
 def test_npz_with_pickled_object_array(tmp_path: Path) -> None:
-    path = _npz_edit(tmp_path, "seed",
-                     dense__bias=np.array([{"evil": 1}, None], dtype=object))
+    path = _npz_edit(tmp_path, "seed", dense__bias=np.array([{"evil": 1}, None], dtype=object))
     expect_error(path, ModelError, "pickle")
 
 
@@ -431,21 +504,30 @@ def _native_link(target: Path, at: str):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("with_config", [False, True])
 @pytest.mark.parametrize("at", ["layers/dense", "layers/dense/vars"])
-def test_external_link_in_native_weights_not_followed(tmp_path: Path, with_config: bool, at: str) -> None:
+def test_external_link_in_native_weights_not_followed(
+    tmp_path: Path, with_config: bool, at: str
+) -> None:
     k, b = _seed_dense()
     arrays = {"vars/0": k, "vars/1": b} if at == "layers/dense" else {"0": k, "1": b}
     target = _external_target(tmp_path, arrays)
-    path = edit_h5(sample("seed", "model.weights.h5"), tmp_path / "w.weights.h5",
-                   _native_link(target, at))
-    expect_error(path, ModelError, "external link", "not followed",
-                 config=sample("seed", "config.json") if with_config else None)
+    path = edit_h5(
+        sample("seed", "model.weights.h5"), tmp_path / "w.weights.h5", _native_link(target, at)
+    )
+    expect_error(
+        path,
+        ModelError,
+        "external link",
+        "not followed",
+        config=sample("seed", "config.json") if with_config else None,
+    )
 
 
 def test_external_link_in_keras_zip_not_followed(tmp_path: Path) -> None:
     k, b = _seed_dense()
     target = _external_target(tmp_path, {"vars/0": k, "vars/1": b})
-    path = edit_keras_zip(sample("seed", "model.keras"), tmp_path / "m.keras",
-                          h5=_native_link(target, "layers/dense"))
+    path = edit_keras_zip(
+        sample("seed", "model.keras"), tmp_path / "m.keras", h5=_native_link(target, "layers/dense")
+    )
     expect_error(path, ModelError, "external link", "not followed")
 
 
@@ -512,7 +594,8 @@ def test_external_storage_dataset_not_followed(tmp_path: Path) -> None:
     def edit(h5: h5py.File) -> None:
         del h5["layers/dense/vars/0"]
         h5["layers/dense/vars"].create_dataset(
-            "0", shape=k.shape, dtype="<f4", external=[(str(raw), 0, k.nbytes)])
+            "0", shape=k.shape, dtype="<f4", external=[(str(raw), 0, k.nbytes)]
+        )
 
     path = edit_h5(sample("seed", "model.weights.h5"), tmp_path / "w.weights.h5", edit)
     expect_error(path, ModelError, "external", config=sample("seed", "config.json"))
@@ -537,22 +620,30 @@ def _refused_quickly(path: Path, config: Path | None = None) -> None:
 
 @pytest.mark.parametrize("with_config", [False, True])
 def test_absurd_dataset_in_native_weights(tmp_path: Path, with_config: bool) -> None:
-    path = edit_h5(sample("seed", "model.weights.h5"), tmp_path / "w.weights.h5",
-                   _absurd("layers/dense/vars/0"))
+    path = edit_h5(
+        sample("seed", "model.weights.h5"),
+        tmp_path / "w.weights.h5",
+        _absurd("layers/dense/vars/0"),
+    )
     _refused_quickly(path, sample("seed", "config.json") if with_config else None)
 
 
 def test_absurd_dataset_in_keras_zip(tmp_path: Path) -> None:
-    path = edit_keras_zip(sample("seed", "model.keras"), tmp_path / "m.keras",
-                          h5=_absurd("layers/simple_rnn/cell/vars/1"))
+    path = edit_keras_zip(
+        sample("seed", "model.keras"),
+        tmp_path / "m.keras",
+        h5=_absurd("layers/simple_rnn/cell/vars/1"),
+    )
     _refused_quickly(path)
 
 
 @pytest.mark.parametrize(
     ("name", "at"),
-    [("tfkeras.h5", "model_weights/dense/dense/kernel:0"),
-     ("tfkeras_weights.h5", "dense/dense/kernel:0"),
-     ("model.h5", "model_weights/dense/sequential/dense/kernel")],
+    [
+        ("tfkeras.h5", "model_weights/dense/dense/kernel:0"),
+        ("tfkeras_weights.h5", "dense/dense/kernel:0"),
+        ("model.h5", "model_weights/dense/sequential/dense/kernel"),
+    ],
 )
 def test_absurd_dataset_in_legacy_h5(tmp_path: Path, name: str, at: str) -> None:
     path = edit_h5(sample("seed", name), tmp_path / name, _absurd(at))
@@ -562,7 +653,8 @@ def test_absurd_dataset_in_legacy_h5(tmp_path: Path, name: str, at: str) -> None
 def _npy_header_only(shape: tuple[int, ...]) -> bytes:
     buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(
-        buf, {"descr": "<f4", "fortran_order": False, "shape": shape})
+        buf, {"descr": "<f4", "fortran_order": False, "shape": shape}
+    )
     return buf.getvalue() + b"\0" * 64
 
 
@@ -593,7 +685,6 @@ def test_weights_file_with_no_weights(tmp_path: Path) -> None:
 
     path = edit_h5(sample("seed", "model.weights.h5"), tmp_path / "w.weights.h5", edit)
     expect_error(path, ModelError)
-
 
 
 # ------------------------------------------------------------ malformed configs and data
@@ -646,9 +737,14 @@ def test_bad_dimension_in_build_input_shape(tmp_path: Path) -> None:
 @MESSAGE_LACKS_PATH
 def test_no_input_shape_and_no_weights(tmp_path: Path) -> None:
     def config(c: dict[str, Any]) -> dict[str, Any]:
-        c["config"]["layers"] = [{"module": "keras.layers", "class_name": "Dropout",
-                                  "config": {"name": "dropout", "rate": 0.5},
-                                  "registered_name": None}]
+        c["config"]["layers"] = [
+            {
+                "module": "keras.layers",
+                "class_name": "Dropout",
+                "config": {"name": "dropout", "rate": 0.5},
+                "registered_name": None,
+            }
+        ]
         c["config"].pop("build_input_shape")
         return c
 
@@ -670,8 +766,10 @@ def test_deeply_nested_models(tmp_path: Path) -> None:
     seed_config = sample("seed", "config.json").read_text()
     text = seed_config
     for i in range(100):
-        text = ('{"module": "keras", "class_name": "Sequential", '
-                f'"config": {{"name": "s{i}", "layers": [{text}]}}}}')
+        text = (
+            '{"module": "keras", "class_name": "Sequential", '
+            f'"config": {{"name": "s{i}", "layers": [{text}]}}}}'
+        )
     assert seed_config in text
     cfg = tmp_path / "nested.json"
     cfg.write_text(text)
@@ -688,14 +786,17 @@ def test_deeply_nested_models(tmp_path: Path) -> None:
     ids=["null", "strings", "scalar"],
 )
 @pytest.mark.parametrize("with_config", [False, True])
-def test_unusable_dataset(tmp_path: Path, replacement: Any, fragment: str, with_config: bool) -> None:
+def test_unusable_dataset(
+    tmp_path: Path, replacement: Any, fragment: str, with_config: bool
+) -> None:
     def edit(h5: h5py.File) -> None:
         del h5["layers/dense/vars/1"]
         h5["layers/dense/vars"].create_dataset("1", data=replacement)
 
     path = edit_h5(sample("seed", "model.weights.h5"), tmp_path / "w.weights.h5", edit)
-    expect_error(path, ModelError, fragment,
-                 config=sample("seed", "config.json") if with_config else None)
+    expect_error(
+        path, ModelError, fragment, config=sample("seed", "config.json") if with_config else None
+    )
 
 
 def test_legacy_layer_names_lists_a_missing_group(tmp_path: Path) -> None:

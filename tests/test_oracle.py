@@ -41,7 +41,9 @@ def _act(name: str, v: Vec) -> Vec:
     if name == "relu":
         return [a if a > 0 else 0.0 for a in v]
     if name == "sigmoid":
-        return [1.0 / (1.0 + math.exp(-a)) if a >= 0 else math.exp(a) / (1.0 + math.exp(a)) for a in v]
+        return [
+            1.0 / (1.0 + math.exp(-a)) if a >= 0 else math.exp(a) / (1.0 + math.exp(a)) for a in v
+        ]
     if name == "softmax":
         top = max(v)
         e = [math.exp(a - top) for a in v]
@@ -101,10 +103,15 @@ def oracle(
             elif cls == "Masking":
                 mv = float(cfg.get("mask_value", 0.0))
                 mask = [any(a != mv for a in step) for step in seq]
-                seq = [step if keep else [0.0] * len(step) for step, keep in zip(seq, mask, strict=True)]
+                seq = [
+                    step if keep else [0.0] * len(step)
+                    for step, keep in zip(seq, mask, strict=True)
+                ]
             elif cls in ("Dropout", "GaussianNoise", "SpatialDropout1D"):
                 pass
-            elif cls == "Dense" or (cls == "TimeDistributed" and entry["config"]["layer"]["class_name"] == "Dense"):
+            elif cls == "Dense" or (
+                cls == "TimeDistributed" and entry["config"]["layer"]["class_name"] == "Dense"
+            ):
                 inner = cfg if cls == "Dense" else cfg["layer"]["config"]
                 if has_time:
                     seq = [_dense(inner, weights[name], step) for step in seq]
@@ -124,7 +131,10 @@ def oracle(
                     if mask is None or mask[t]:
                         pre = _affine(seq[t], Wx, b)  # type: ignore[arg-type]
                         rec = _affine(h, Wh, None)
-                        h = _act(cfg.get("activation", "tanh"), [p + r for p, r in zip(pre, rec, strict=True)])
+                        h = _act(
+                            cfg.get("activation", "tanh"),
+                            [p + r for p, r in zip(pre, rec, strict=True)],
+                        )
                         outs.append(list(h))
                     elif cfg.get("zero_output_for_mask", False):
                         outs.append([0.0] * M)  # state kept, output zeroed
@@ -187,11 +197,23 @@ def test_oracle_notebook_formula_on_seed() -> None:
 
 # ------------------------------------------------------------ hand-written Keras configs
 
-_POLICY = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None}
+_POLICY = {
+    "module": "keras",
+    "class_name": "DTypePolicy",
+    "config": {"name": "float32"},
+    "registered_name": None,
+}
 
 
-def _entry(cls: str, config: dict[str, Any], input_shape: list[Any] | None = None) -> dict[str, Any]:
-    e: dict[str, Any] = {"module": "keras.layers", "class_name": cls, "config": config, "registered_name": None}
+def _entry(
+    cls: str, config: dict[str, Any], input_shape: list[Any] | None = None
+) -> dict[str, Any]:
+    e: dict[str, Any] = {
+        "module": "keras.layers",
+        "class_name": cls,
+        "config": config,
+        "registered_name": None,
+    }
     if input_shape is not None:
         e["build_config"] = {"input_shape": input_shape}
     return e
@@ -200,75 +222,166 @@ def _entry(cls: str, config: dict[str, Any], input_shape: list[Any] | None = Non
 def input_entry(shape: list[Any], dtype: str = "float32") -> dict[str, Any]:
     return _entry(
         "InputLayer",
-        {"batch_shape": [None, *shape], "dtype": dtype, "sparse": False, "ragged": False,
-         "name": "input_layer", "optional": False},
+        {
+            "batch_shape": [None, *shape],
+            "dtype": dtype,
+            "sparse": False,
+            "ragged": False,
+            "name": "input_layer",
+            "optional": False,
+        },
     )
 
 
 def simple_rnn_entry(
-    name: str, units: int, activation: str = "tanh", use_bias: bool = True,
-    return_sequences: bool = False, go_backwards: bool = False,
-    zero_output_for_mask: bool = False, input_shape: list[Any] | None = None,
+    name: str,
+    units: int,
+    activation: str = "tanh",
+    use_bias: bool = True,
+    return_sequences: bool = False,
+    go_backwards: bool = False,
+    zero_output_for_mask: bool = False,
+    input_shape: list[Any] | None = None,
 ) -> dict[str, Any]:
-    return _entry("SimpleRNN", {
-        "name": name, "trainable": True, "dtype": _POLICY,
-        "return_sequences": return_sequences, "return_state": False,
-        "go_backwards": go_backwards, "stateful": False, "unroll": False,
-        "zero_output_for_mask": zero_output_for_mask, "units": units,
-        "activation": activation, "use_bias": use_bias,
-        "kernel_initializer": {"module": "keras.initializers", "class_name": "GlorotUniform",
-                               "config": {"seed": None}, "registered_name": None},
-        "recurrent_initializer": {"module": "keras.initializers", "class_name": "Orthogonal",
-                                  "config": {"seed": None, "gain": 1.0}, "registered_name": None},
-        "bias_initializer": {"module": "keras.initializers", "class_name": "Zeros",
-                             "config": {}, "registered_name": None},
-        "kernel_regularizer": None, "recurrent_regularizer": None, "bias_regularizer": None,
-        "activity_regularizer": None, "kernel_constraint": None, "recurrent_constraint": None,
-        "bias_constraint": None, "dropout": 0.0, "recurrent_dropout": 0.0,
-    }, input_shape)
+    return _entry(
+        "SimpleRNN",
+        {
+            "name": name,
+            "trainable": True,
+            "dtype": _POLICY,
+            "return_sequences": return_sequences,
+            "return_state": False,
+            "go_backwards": go_backwards,
+            "stateful": False,
+            "unroll": False,
+            "zero_output_for_mask": zero_output_for_mask,
+            "units": units,
+            "activation": activation,
+            "use_bias": use_bias,
+            "kernel_initializer": {
+                "module": "keras.initializers",
+                "class_name": "GlorotUniform",
+                "config": {"seed": None},
+                "registered_name": None,
+            },
+            "recurrent_initializer": {
+                "module": "keras.initializers",
+                "class_name": "Orthogonal",
+                "config": {"seed": None, "gain": 1.0},
+                "registered_name": None,
+            },
+            "bias_initializer": {
+                "module": "keras.initializers",
+                "class_name": "Zeros",
+                "config": {},
+                "registered_name": None,
+            },
+            "kernel_regularizer": None,
+            "recurrent_regularizer": None,
+            "bias_regularizer": None,
+            "activity_regularizer": None,
+            "kernel_constraint": None,
+            "recurrent_constraint": None,
+            "bias_constraint": None,
+            "dropout": 0.0,
+            "recurrent_dropout": 0.0,
+        },
+        input_shape,
+    )
 
 
-def dense_entry(name: str, units: int, activation: str = "linear", use_bias: bool = True,
-                input_shape: list[Any] | None = None) -> dict[str, Any]:
-    return _entry("Dense", {
-        "name": name, "trainable": True, "dtype": _POLICY, "units": units,
-        "activation": activation, "use_bias": use_bias,
-        "kernel_initializer": {"module": "keras.initializers", "class_name": "GlorotUniform",
-                               "config": {"seed": None}, "registered_name": None},
-        "bias_initializer": {"module": "keras.initializers", "class_name": "Zeros",
-                             "config": {}, "registered_name": None},
-        "kernel_regularizer": None, "bias_regularizer": None, "kernel_constraint": None,
-        "bias_constraint": None, "quantization_config": None,
-    }, input_shape)
+def dense_entry(
+    name: str,
+    units: int,
+    activation: str = "linear",
+    use_bias: bool = True,
+    input_shape: list[Any] | None = None,
+) -> dict[str, Any]:
+    return _entry(
+        "Dense",
+        {
+            "name": name,
+            "trainable": True,
+            "dtype": _POLICY,
+            "units": units,
+            "activation": activation,
+            "use_bias": use_bias,
+            "kernel_initializer": {
+                "module": "keras.initializers",
+                "class_name": "GlorotUniform",
+                "config": {"seed": None},
+                "registered_name": None,
+            },
+            "bias_initializer": {
+                "module": "keras.initializers",
+                "class_name": "Zeros",
+                "config": {},
+                "registered_name": None,
+            },
+            "kernel_regularizer": None,
+            "bias_regularizer": None,
+            "kernel_constraint": None,
+            "bias_constraint": None,
+            "quantization_config": None,
+        },
+        input_shape,
+    )
 
 
 def dropout_entry(name: str) -> dict[str, Any]:
-    return _entry("Dropout", {"name": name, "trainable": True, "dtype": _POLICY,
-                              "rate": 0.5, "seed": None, "noise_shape": None})
+    return _entry(
+        "Dropout",
+        {
+            "name": name,
+            "trainable": True,
+            "dtype": _POLICY,
+            "rate": 0.5,
+            "seed": None,
+            "noise_shape": None,
+        },
+    )
 
 
 def masking_entry(name: str, mask_value: float) -> dict[str, Any]:
-    return _entry("Masking", {"name": name, "trainable": True, "dtype": _POLICY,
-                              "mask_value": mask_value})
+    return _entry(
+        "Masking", {"name": name, "trainable": True, "dtype": _POLICY, "mask_value": mask_value}
+    )
 
 
 def embedding_entry(name: str, vocab: int, dim: int, mask_zero: bool) -> dict[str, Any]:
-    return _entry("Embedding", {
-        "name": name, "trainable": True, "dtype": _POLICY, "input_dim": vocab,
-        "output_dim": dim,
-        "embeddings_initializer": {"module": "keras.initializers", "class_name": "RandomUniform",
-                                   "config": {"seed": None, "minval": -0.05, "maxval": 0.05},
-                                   "registered_name": None},
-        "embeddings_regularizer": None, "activity_regularizer": None,
-        "embeddings_constraint": None, "mask_zero": mask_zero,
-    })
+    return _entry(
+        "Embedding",
+        {
+            "name": name,
+            "trainable": True,
+            "dtype": _POLICY,
+            "input_dim": vocab,
+            "output_dim": dim,
+            "embeddings_initializer": {
+                "module": "keras.initializers",
+                "class_name": "RandomUniform",
+                "config": {"seed": None, "minval": -0.05, "maxval": 0.05},
+                "registered_name": None,
+            },
+            "embeddings_regularizer": None,
+            "activity_regularizer": None,
+            "embeddings_constraint": None,
+            "mask_zero": mask_zero,
+        },
+    )
 
 
 def sequential_config(layers: list[dict[str, Any]], input_shape: list[Any]) -> dict[str, Any]:
     return {
-        "module": "keras", "class_name": "Sequential",
-        "config": {"name": "sequential", "trainable": True, "dtype": _POLICY,
-                   "layers": layers, "build_input_shape": [None, *input_shape]},
+        "module": "keras",
+        "class_name": "Sequential",
+        "config": {
+            "name": "sequential",
+            "trainable": True,
+            "dtype": _POLICY,
+            "layers": layers,
+            "build_input_shape": [None, *input_shape],
+        },
         "registered_name": None,
         "build_config": {"input_shape": [None, *input_shape]},
         "compile_config": {},
@@ -372,10 +485,17 @@ def random_models(draw: st.DrawFn, masked: bool = False) -> dict[str, Any]:
         last = i == n_rec - 1
         rs = draw(st.booleans()) if last else True
         zofm = draw(st.booleans()) if (masked and rs) else False
-        layers.append(simple_rnn_entry(
-            name, M, draw(st.sampled_from(ACTIVATIONS)), use_bias,
-            return_sequences=rs, go_backwards=draw(st.booleans()), zero_output_for_mask=zofm,
-        ))
+        layers.append(
+            simple_rnn_entry(
+                name,
+                M,
+                draw(st.sampled_from(ACTIVATIONS)),
+                use_bias,
+                return_sequences=rs,
+                go_backwards=draw(st.booleans()),
+                zero_output_for_mask=zofm,
+            )
+        )
         weights[name] = _rnn_weights(rng, width, M, use_bias)
         width = M
         if not last and draw(st.booleans()):
@@ -432,8 +552,13 @@ def _one_layer_masked(zofm: bool, go_backwards: bool) -> dict[str, Any]:
     layers = [
         input_entry([5, 2]),
         masking_entry("masking", 0.0),
-        simple_rnn_entry("simple_rnn", 3, return_sequences=True,
-                         zero_output_for_mask=zofm, go_backwards=go_backwards),
+        simple_rnn_entry(
+            "simple_rnn",
+            3,
+            return_sequences=True,
+            zero_output_for_mask=zofm,
+            go_backwards=go_backwards,
+        ),
     ]
     weights = {"simple_rnn": _rnn_weights(rng, 2, 3, True)}
     x = rng.standard_normal((2, 5, 2)).astype(np.float32)
@@ -468,7 +593,9 @@ def test_masked_step_keeps_state(tmp_path: Path, zofm: bool, go_backwards: bool)
     # x[1, 2] has one zero feature only: not masked, so the state moves (position 2
     # is step 2 in both orders since T = 5).
     assert not np.array_equal(seq[1, 2], seq[1, 1])
-    assert_close(seq, oracle(spec["config"], spec["weights"], x)[0], "oracle", rtol=1e-9, atol=1e-12)
+    assert_close(
+        seq, oracle(spec["config"], spec["weights"], x)[0], "oracle", rtol=1e-9, atol=1e-12
+    )
 
 
 def test_fully_masked_sample_gives_zero_state(tmp_path: Path) -> None:
