@@ -176,7 +176,7 @@ def _parse_sequential(config: Any, where: str, depth: int) -> Architecture:
             continue
         if i == 0 or arch.input_shape is None:
             # Keras 1/2 Sequential put the input shape on the first layer.
-            found = _shape_on_first_layer(cls, cfg)
+            found = _shape_on_first_layer(cls, cfg, where)
             if found is not None and arch.input_shape is None:
                 arch.input_shape = found
                 if cls == "Embedding":
@@ -185,7 +185,7 @@ def _parse_sequential(config: Any, where: str, depth: int) -> Architecture:
     if arch.input_shape is None and isinstance(config, dict):
         build = config.get("build_input_shape")
         if isinstance(build, list) and len(build) >= 2:
-            arch.input_shape = tuple(_dim(d) for d in build[1:])
+            arch.input_shape = tuple(_dim(d, where) for d in build[1:])
     _check_input_dtype(arch)
     return arch
 
@@ -327,11 +327,11 @@ def _class_and_config(entry: dict[str, Any], where: str) -> tuple[str, dict[str,
     return cls, cfg
 
 
-def _dim(value: Any) -> int | None:
+def _dim(value: Any, where: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ModelError(f"bad dimension {value!r} in model config")
+        raise ModelError(f"{where}: bad dimension {value!r} in model config")
     return int(value)
 
 
@@ -343,21 +343,19 @@ def _input_from(cfg: dict[str, Any], where: str) -> tuple[tuple[int | None, ...]
     if isinstance(dtype, dict):  # DTypePolicy
         dtype = (dtype.get("config") or {}).get("name", "float32")
     dtype = "int32" if isinstance(dtype, str) and "int" in dtype else "float32"
-    try:
-        dims = tuple(_dim(d) for d in shape[1:])
-    except ModelError as exc:
-        raise ModelError(f"{where}: {exc}") from None
-    return dims, dtype
+    return tuple(_dim(d, where) for d in shape[1:]), dtype
 
 
-def _shape_on_first_layer(cls: str, cfg: dict[str, Any]) -> tuple[int | None, ...] | None:
+def _shape_on_first_layer(
+    cls: str, cfg: dict[str, Any], where: str
+) -> tuple[int | None, ...] | None:
     shape = cfg.get("batch_input_shape", cfg.get("batch_shape"))
     if isinstance(shape, list) and len(shape) >= 2:
-        return tuple(_dim(d) for d in shape[1:])
+        return tuple(_dim(d, where) for d in shape[1:])
     if cls == "Embedding" and "input_length" in cfg:
-        return (_dim(cfg.get("input_length")),)
+        return (_dim(cfg.get("input_length"), where),)
     if "input_dim" in cfg and cls != "Embedding":  # Keras 1 recurrent layers
-        return (_dim(cfg.get("input_length")), _dim(cfg["input_dim"]))
+        return (_dim(cfg.get("input_length"), where), _dim(cfg["input_dim"], where))
     return None
 
 

@@ -65,7 +65,7 @@ def build_model(arch: Architecture, weights: WeightMap, source: Source) -> Model
         width = _output_width(layer, width)
         layers.append(layer)
     if input_shape is None:
-        input_shape = _guess_input_shape(layers)
+        input_shape = _guess_input_shape(layers, where)
         source.assumptions.append(
             "input shape " + _shape_text(input_shape) + " inferred from the first layer's weights"
         )
@@ -86,7 +86,7 @@ def _shape_text(shape: tuple[int | None, ...]) -> str:
     return "(N, " + ", ".join("T" if d is None else str(d) for d in shape) + ")"
 
 
-def _guess_input_shape(layers: list[Layer]) -> tuple[int | None, ...]:
+def _guess_input_shape(layers: list[Layer], where: str) -> tuple[int | None, ...]:
     for layer in layers:
         if isinstance(layer, Embedding):
             return (None,)
@@ -95,7 +95,7 @@ def _guess_input_shape(layers: list[Layer]) -> tuple[int | None, ...]:
             inner = inner.forward
         if isinstance(inner, (Dense, Recurrent)):
             return (None, int(inner.kernel.shape[0]))
-    raise ModelError("cannot tell the input shape: no layer has weights")
+    raise ModelError(f"{where}: cannot tell the input shape: no layer has weights")
 
 
 def _output_width(layer: Layer, width: int | None) -> int | None:

@@ -42,6 +42,13 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_models"
 
 MODELS: list[str] = sorted(p.name for p in SAMPLES.iterdir() if (p / "golden.npz").is_file())
+# The models sample_models/README.md describes (SimpleRNN/Dense family). Tests that
+# encode per-model knowledge (which ones use Keras's defaults, the oracle's layer set)
+# use these; the format tests run over every model directory present.
+README_MODELS = [
+    "activations", "backwards", "embedding", "functional", "masking", "nobias",
+    "seed", "seq2seq", "stacked", "tanh_dense", "timedistributed", "variable_t",
+]  # fmt: skip
 
 # Files that hold a whole model (architecture + weights).
 FULL_FILES = ("model.keras", "model.h5", "tfkeras.keras", "tfkeras.h5", "layers.npz")

@@ -13,14 +13,17 @@ models built with defaults (``DEFAULTS_MATCH``) and for no other.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 import numpy as np
 import pytest
 from conftest import (
+    ALL_FILES,
     FULL_MODEL_FILES,
     MODEL_FILES,
     MODELS,
+    README_MODELS,
     TFKERAS_FILES,
     WEIGHTS_ONLY_MODEL_FILES,
     assert_close,
@@ -45,25 +48,15 @@ from rnninspect.summary import Summary
 # checked against the configs below, so this list cannot silently drift).
 DEFAULTS_MATCH = {"seed", "functional", "nobias", "stacked", "variable_t"}
 
-# The functional model's legacy weights file lists its InputLayer group ("input_1",
-# no weights); inference turns it into a Dropout layer (see test_inferred_layers...).
-INPUTLAYER_AS_DROPOUT = pytest.mark.xfail(
-    strict=True,
-    reason="library bug: legacy weights-only .h5 of a Functional model: the weightless "
-    "InputLayer group 'input_1' is inferred as a Dropout layer",
-)
-
 
 def test_sample_set_is_complete() -> None:
     """Guard: a vanishing sample set would make the parametrised tests vacuous."""
-    assert len(MODELS) == 12
-    assert len(MODEL_FILES) == 12 * 7 + 4  # notebook.npz for 4 models
-    assert {m for m, f in MODEL_FILES if f == "notebook.npz"} == {
-        "seed",
-        "functional",
-        "variable_t",
-        "nobias",
-    }
+    assert set(README_MODELS) <= set(MODELS)
+    for model in MODELS:
+        have = {f for m, f in MODEL_FILES if m == model}
+        assert set(ALL_FILES) - {"notebook.npz"} <= have, model
+    notebooks = {m for m, f in MODEL_FILES if f == "notebook.npz"}
+    assert {"seed", "functional", "variable_t", "nobias"} <= notebooks
 
 
 def _uses_keras_defaults(model: str) -> bool:
@@ -86,7 +79,7 @@ def _uses_keras_defaults(model: str) -> bool:
 
 
 def test_defaults_match_list_agrees_with_configs() -> None:
-    assert {m for m in MODELS if _uses_keras_defaults(m)} == DEFAULTS_MATCH
+    assert {m for m in README_MODELS if _uses_keras_defaults(m)} == DEFAULTS_MATCH
 
 
 def _load(model: str, name: str, with_config: bool = False) -> rnninspect.Model:
@@ -140,15 +133,7 @@ def test_weights_only_alone_weights_equal_keras_zip(pair: tuple[str, str]) -> No
         assert [la.name for la in weighted(got.layers)] == [lb.name for lb in weighted(ref.layers)]
 
 
-def _inferred_layers_params() -> list[object]:
-    out: list[object] = []
-    for pair in WEIGHTS_ONLY_MODEL_FILES:
-        marks = [INPUTLAYER_AS_DROPOUT] if pair == ("functional", "tfkeras_weights.h5") else []
-        out.append(pytest.param(pair, id=_id(pair), marks=marks))
-    return out
-
-
-@pytest.mark.parametrize("pair", _inferred_layers_params())
+@pytest.mark.parametrize("pair", WEIGHTS_ONLY_MODEL_FILES, ids=_id)
 def test_inferred_layers_are_a_subsequence_of_the_real_ones(pair: tuple[str, str]) -> None:
     """Inference may leave weightless layers out, but must not invent layers."""
     model, name = pair
@@ -270,7 +255,9 @@ def test_weights_only_alone_matches_golden_for_default_models(pair: tuple[str, s
 
 
 @pytest.mark.parametrize(
-    "pair", [p for p in WEIGHTS_ONLY_MODEL_FILES if p[0] not in DEFAULTS_MATCH], ids=_id
+    "pair",
+    [p for p in WEIGHTS_ONLY_MODEL_FILES if p[0] in README_MODELS and p[0] not in DEFAULTS_MATCH],
+    ids=_id,
 )
 def test_weights_only_alone_differs_for_non_default_models(pair: tuple[str, str]) -> None:
     """These models were not built with the defaults: alone, the file cannot reproduce
@@ -404,7 +391,14 @@ def test_variable_t_has_no_t() -> None:
 
 
 def _dim_value(token: str, dims: dict[str, int | None]) -> int | None:
-    return int(token) if token.isdigit() else dims[token]
+    """``"5"`` -> 5, ``"M"`` -> dims["M"], ``"4M"`` -> 4 * dims["M"] (gated layers)."""
+    m = re.fullmatch(r"(\d*)([A-Za-z]\w*)?", token)
+    assert m is not None, token
+    factor, name = m.groups()
+    if name is None:
+        return int(factor)
+    value = dims[name]
+    return None if value is None else int(factor or 1) * value
 
 
 @pytest.mark.parametrize("pair", MODEL_FILES, ids=_id)

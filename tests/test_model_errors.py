@@ -549,13 +549,6 @@ def test_external_link_as_legacy_layer_group_not_followed(tmp_path: Path, name: 
     expect_error(path, ModelError, "external link", "not followed")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="library bug: legacy .h5 weight names contain '/', and h5util.child checks only "
-    "the last link of such a path, so an external link at an intermediate group "
-    "(model_weights/dense/dense) is followed into another file",
-)
 @pytest.mark.parametrize("name", ["tfkeras.h5", "tfkeras_weights.h5"])
 def test_external_link_inside_legacy_weight_path_not_followed(tmp_path: Path, name: str) -> None:
     k, b = _seed_dense()
@@ -689,13 +682,6 @@ def test_weights_file_with_no_weights(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------ malformed configs and data
 
-MESSAGE_LACKS_PATH = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="library bug: ModelError raised without the file name "
-    "(architecture._dim / build._guess_input_shape have no `where`)",
-)
-
 
 def _keras22_seed(first_layer_shape: list[Any]):  # type: ignore[no-untyped-def]
     def edit(h5: h5py.File) -> None:
@@ -717,13 +703,11 @@ def test_bad_dimension_in_input_layer(tmp_path: Path, bad: Any) -> None:
     expect_error(path, ModelError, "dimension", repr(bad))
 
 
-@MESSAGE_LACKS_PATH
 def test_bad_dimension_on_keras2_first_layer(tmp_path: Path) -> None:
     path = edit_h5(sample("seed", "tfkeras.h5"), tmp_path / "m.h5", _keras22_seed([None, -4, 3]))
     expect_error(path, ModelError, "dimension", "-4")
 
 
-@MESSAGE_LACKS_PATH
 def test_bad_dimension_in_build_input_shape(tmp_path: Path) -> None:
     def config(c: dict[str, Any]) -> dict[str, Any]:
         c["config"]["layers"] = c["config"]["layers"][1:]  # no InputLayer
@@ -734,7 +718,6 @@ def test_bad_dimension_in_build_input_shape(tmp_path: Path) -> None:
     expect_error(path, ModelError, "dimension", "-1")
 
 
-@MESSAGE_LACKS_PATH
 def test_no_input_shape_and_no_weights(tmp_path: Path) -> None:
     def config(c: dict[str, Any]) -> dict[str, Any]:
         c["config"]["layers"] = [

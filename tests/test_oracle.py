@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import MODELS, assert_close, golden, golden_states, keras_config, sample
+from conftest import README_MODELS, assert_close, golden, golden_states, keras_config, sample
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -169,7 +169,7 @@ def npz_weights(path: Path) -> dict[str, list[np.ndarray]]:
 # ------------------------------------------------------- the oracle itself, against Keras
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", README_MODELS)
 def test_oracle_reproduces_keras_golden(model: str) -> None:
     """Validates the oracle: it must agree with Keras before it can judge rnninspect."""
     g = golden(model)

@@ -63,23 +63,32 @@ def attr_names(obj: Any, name: str) -> list[str] | None:
 
 
 def child(group: Any, name: str, where: str) -> Any:
-    """``group[name]``, refusing links that leave the file."""
+    """``group[name]``, refusing links that leave the file.
+
+    Legacy weight names hold slashes (``dense/kernel:0``): every part of the path is
+    checked, since HDF5 would follow a link anywhere along it.
+    """
     import h5py
 
-    try:
-        link = group.get(name, getlink=True)
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
-        raise ModelError(f"{where}: cannot read {name!r} ({exc})") from exc
-    if link is None:
-        return None
-    if isinstance(link, h5py.ExternalLink):
-        raise ModelError(f"{where}: {name!r} is an external link to another file; not followed")
-    if isinstance(link, h5py.SoftLink):
-        raise ModelError(f"{where}: {name!r} is a soft link; not followed")
-    try:
-        return group[name]
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
-        raise ModelError(f"{where}: cannot read {name!r} ({exc})") from exc
+    current = group
+    for part in (p for p in name.split("/") if p):
+        if not is_group(current):
+            return None
+        try:
+            link = current.get(part, getlink=True)
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+            raise ModelError(f"{where}: cannot read {name!r} ({exc})") from exc
+        if link is None:
+            return None
+        if isinstance(link, h5py.ExternalLink):
+            raise ModelError(f"{where}: {name!r} is an external link to another file; not followed")
+        if isinstance(link, h5py.SoftLink):
+            raise ModelError(f"{where}: {name!r} is a soft link; not followed")
+        try:
+            current = current[part]
+        except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+            raise ModelError(f"{where}: cannot read {name!r} ({exc})") from exc
+    return current
 
 
 def children(group: Any, where: str) -> list[str]:

@@ -8,6 +8,7 @@ prefixes there; Keras 2 adds ``:0``, Keras 3 does not).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..architecture import Architecture, LayerSpec
@@ -98,5 +99,7 @@ def weight_groups(root: Any, where: str, size: int) -> list[WeightGroup]:
     groups = []
     for name in names:
         weight_names, arrays = _layer_arrays(root, name, where, size)
+        if not arrays and re.fullmatch(r"input(_layer)?(_\d+)?", name):
+            continue  # a Functional model's InputLayer: no computation, no weights
         groups.append(WeightGroup(name=name, arrays=arrays, weight_names=weight_names))
     return groups
