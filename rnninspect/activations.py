@@ -156,3 +156,31 @@ def get(name: str, keras_major: int = 3) -> Fn:
     if name == "hard_sigmoid":
         return _hard_sigmoid_k3 if keras_major >= 3 else _hard_sigmoid_k2
     return _COMMON[name]
+
+
+def _inplace_sigmoid(buf: Array) -> None:
+    # 0.5 * (1 + tanh(x / 2)): exact sigmoid, in place, no overflow, SIMD tanh.
+    buf *= 0.5
+    np.tanh(buf, out=buf)
+    buf += 1.0
+    buf *= 0.5
+
+
+_INPLACE: dict[str, Callable[[Array], None]] = {
+    "tanh": lambda b: np.tanh(b, out=b),  # type: ignore[dict-item]
+    "relu": lambda b: np.maximum(b, 0, out=b),  # type: ignore[dict-item]
+    "linear": lambda b: None,
+    "sigmoid": _inplace_sigmoid,
+}
+
+
+def get_inplace(name: str, keras_major: int = 3) -> Callable[[Array], None]:
+    """An activation that overwrites its argument (saves an allocation per step)."""
+    if name in _INPLACE:
+        return _INPLACE[name]
+    fn = get(name, keras_major)
+
+    def apply(buf: Array) -> None:
+        buf[...] = fn(buf)
+
+    return apply

@@ -12,6 +12,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 
 from .errors import ExitCode, OutputError, RnnInspectError, UsageError
@@ -131,9 +132,10 @@ def _batch(
     random: int | None,
     seed: int | None,
     length: int | None,
-) -> Any:
+) -> tuple[Any, str]:
+    """The input batch (shape and dtype checked; values are checked chunk by chunk)."""
     from . import inputs
-    from .diagnostics import nonfinite_input, nonfinite_weights
+    from .diagnostics import nonfinite_weights
 
     if (source is None) == (random is None):
         raise UsageError("give either INPUT or --random N (not both, not neither)")
@@ -147,9 +149,36 @@ def _batch(
         where = "<stdin>" if source == "-" else str(source)
         x = inputs.squeeze_ids(m, x)
     x = inputs.conform(m, x, where)
-    for note in nonfinite_weights(m) + nonfinite_input(x, where):
+    for note in nonfinite_weights(m):
         _warn(note)
-    return x
+    return x, where
+
+
+def _chunks(m: Any, x: Any, where: str, dtype: str, quiet: bool, **kw: Any) -> Any:
+    """The engine's chunks, with a progress bar on stderr for long runs."""
+    from .engine import iter_chunks
+
+    N = int(x.shape[0])
+    warned = False
+    show = not quiet and sys.stderr.isatty() and N * int(np.prod(x.shape[1:])) > 5_000_000
+    progress = None
+    if show:
+        from rich.progress import Progress
+
+        progress = Progress(console=_console(stderr=True), transient=True)
+        progress.start()
+        task = progress.add_task("running", total=N)
+    try:
+        for start, stop, result in iter_chunks(m, x, dtype=dtype, where=where, **kw):
+            if result.nonfinite_at is not None and not warned:
+                warned = True
+                _warn(f"{where}: input has NaN/Inf, first at index {result.nonfinite_at} (N, T, D)")
+            if progress is not None:
+                progress.update(task, completed=stop)
+            yield start, stop, result
+    finally:
+        if progress is not None:
+            progress.stop()
 
 
 def _emit(text: str) -> None:
@@ -194,6 +223,11 @@ def summary(
         console.print(item)
 
 
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bar (it shows only on a terminal).")
+]
+
+
 @app.command()
 def forward(
     model: ModelArg,
@@ -212,6 +246,7 @@ def forward(
     ] = None,
     json_out: JsonOpt = False,
     full: FullOpt = False,
+    quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """The model's output for a batch, computed in NumPy: equal to Keras's predict.
@@ -223,29 +258,52 @@ def forward(
 
     target = outputs.check_target(output) if output is not None else None
     m = _load(model, config)
-    x = _batch(m, input, key, random, seed, length)
-    ys = m.forward_all(x, dtype=dtype.value)
-    if target is not None:
-        if len(ys) > 1:
-            # An unmerged Bidirectional ends the model: two outputs.
-            if target.suffix.lower() not in (".npz", ".json"):
-                raise OutputError(f"{target}: the model has {len(ys)} outputs: use .npz or .json")
-            outputs.write_arrays(target, {f"output_{i}": y for i, y in enumerate(ys)})
-        else:
-            if target.suffix.lower() == ".csv" and ys[0].ndim > 2:
-                raise OutputError(
-                    f"{target}: .csv holds 2-D arrays; the output is {ys[0].shape}: use .npy"
-                )
-            outputs.write_array(target, ys[0])
+    x, where = _batch(m, input, key, random, seed, length)
+    N = int(x.shape[0])
+    keep = json_out or target is None  # stdout needs the whole output
+    held: list[list[Any]] = []
+    sink = None
+    try:
+        for _, _, result in _chunks(m, x, where, dtype.value, quiet):
+            ys = result.outputs
+            if target is not None:
+                if sink is None:
+                    sink = _output_sink(target, N, ys)
+                names = ["output"] if len(ys) == 1 else [f"output_{i}" for i in range(len(ys))]
+                sink.write(dict(zip(names, ys, strict=True)))
+            if keep:
+                held.append(ys)
+        if sink is not None:
+            sink.commit()
+    finally:
+        if sink is not None:
+            sink.abort()
+    if not keep:
+        return
+    ys = [np.concatenate([part[i] for part in held]) for i in range(len(held[0]))]
     if json_out:
         if len(ys) == 1:
             _emit(outputs.array_document(ys[0]))
         else:
             _emit('{"outputs": [' + ", ".join(outputs.array_document(y) for y in ys) + "]}")
-    elif target is None:
+    else:
         console = _console()
         for y in ys:
             console.print(render.output_table(y, full))
+
+
+def _output_sink(target: Path, N: int, ys: list[Any]) -> Any:
+    from . import outputs
+
+    suffix = target.suffix.lower()
+    if len(ys) > 1 and suffix not in (".npz", ".json"):
+        # An unmerged Bidirectional ends the model: two outputs.
+        raise OutputError(f"{target}: the model has {len(ys)} outputs: use .npz or .json")
+    if suffix == ".csv" and ys[0].ndim > 2:
+        raise OutputError(
+            f"{target}: .csv holds 2-D arrays; the output is {(N, *ys[0].shape[1:])}: use .npy"
+        )
+    return outputs.ArraySink(target, N, several=len(ys) > 1)
 
 
 @app.command()
@@ -268,7 +326,8 @@ def trace(
             "--output",
             "-o",
             help="Write states: .npz (one (N,T,M) array per recurrent layer, keyed by layer "
-            "name), .npy (the --layer layer), or .json.",
+            "name, plus LSTM cell states and Bidirectional directions), .npy (the --layer "
+            "layer), or .json.",
         ),
     ] = None,
     json_out: JsonOpt = False,
@@ -280,6 +339,7 @@ def trace(
         ),
     ] = False,
     full: FullOpt = False,
+    quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """The hidden state at every timestep of every recurrent layer, for every sample:
@@ -292,7 +352,8 @@ def trace(
     from .engine import head_after
     from .model import Bidirectional, Recurrent
 
-    target = outputs.check_target(output, (".npz", ".npy", ".json")) if output is not None else None
+    allowed = (".npz", ".npy", ".json")
+    target = outputs.check_target(output, allowed) if output is not None else None
     m = _load(model, config)
     recurrent = m.recurrent_layers
     if not recurrent:
@@ -301,34 +362,53 @@ def trace(
     if not isinstance(chosen, (Recurrent, Bidirectional)):
         names = ", ".join(r.name for r in recurrent)
         raise UsageError(f"layer {chosen.name!r} is not recurrent (recurrent layers: {names})")
-    x = _batch(m, input, key, random, seed, length)
-    if not 0 <= sample < x.shape[0]:
-        raise UsageError(f"--sample {sample} is out of range: the batch has N={x.shape[0]} samples")
-    states = m.trace(x, dtype=dtype.value, gates=gates)
+    x, where = _batch(m, input, key, random, seed, length)
+    N = int(x.shape[0])
+    if not 0 <= sample < N:
+        raise UsageError(f"--sample {sample} is out of range: the batch has N={N} samples")
     # The selected layer's main sequence: a Bidirectional with merge_mode=None has
     # no merged one, so its forward direction stands in.
-    main_key = chosen.name if chosen.name in states else f"{chosen.name}/forward"
-    if target is not None:
-        if target.suffix.lower() == ".npy":
-            outputs.write_array(target, states[main_key])
-        else:
-            outputs.write_arrays(target, states)
+    main_key = chosen.name
+    if isinstance(chosen, Bidirectional) and chosen.merge_mode is None:
+        main_key = f"{chosen.name}/forward"
+    single = target is not None and target.suffix.lower() == ".npy"
+    held: dict[str, list[Any]] = {}
+    sink = outputs.ArraySink(target, N, several=not single) if target is not None else None
+    try:
+        for start, stop, result in _chunks(
+            m, x, where, dtype.value, quiet, collect=True, gates=gates
+        ):
+            states = result.states
+            if sink is not None:
+                sink.write({main_key: states[main_key]} if single else states)
+            if json_out:
+                for k, v in states.items():
+                    held.setdefault(k, []).append(v)
+            elif target is None and start <= sample < stop:
+                held = {k: [v[sample - start : sample - start + 1]] for k, v in states.items()}
+        if sink is not None:
+            sink.commit()
+    finally:
+        if sink is not None:
+            sink.abort()
     if json_out:
-        _emit(outputs.arrays_document(states))
+        _emit(outputs.arrays_document({k: np.concatenate(v) for k, v in held.items()}))
         return
     if target is not None:
         return
-    seq = states[main_key][sample]  # (T, M)
+    one = {k: v[0][0] for k, v in held.items()}  # this sample: (T, M) each
+    seq = one[main_key]
     head = head_after(m, chosen)
     y_steps = None if head is None else head(seq)
     backwards = isinstance(chosen, Recurrent) and chosen.go_backwards
+    x_sample = np.asarray(x[sample])
     console = _console()
-    console.print(render.trace_table(main_key, sample, seq, x[sample], backwards, y_steps, full))
+    console.print(render.trace_table(main_key, sample, seq, x_sample, backwards, y_steps, full))
     prefix = chosen.name + "/"
-    for key, value in states.items():
+    for k, value in one.items():
         # LSTM cell states always; gate activations with --gates.
-        if key.startswith(prefix) and (gates or key.endswith("/c")):
-            console.print(render.state_table(key, sample, value[sample], full))
+        if k.startswith(prefix) and (gates or k.endswith("/c")):
+            console.print(render.state_table(k, sample, value, full))
 
 
 def _fail(message: str, code: int) -> int:

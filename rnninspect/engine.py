@@ -9,7 +9,9 @@ The engine trusts its inputs: shapes were checked when the model was loaded
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import mmap
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +42,7 @@ Float = np.dtype[Any]
 class RunResult:
     outputs: list[Array]  # the model's outputs: one, or two for an unmerged Bidirectional
     states: dict[str, Array] = field(default_factory=dict)  # trace entries, (N, T, M)
+    nonfinite_at: tuple[int, ...] | None = None  # first NaN/Inf in the input, (n, t, d)
 
     @property
     def output(self) -> Array:
@@ -56,6 +59,50 @@ class _Ctx:
     gates: bool  # also record gate activations
 
 
+CHUNK_BYTES = 48 << 20  # working memory per chunk of samples
+
+
+def chunk_rows(model: Model, T: int, itemsize: int, collect: bool) -> int:
+    """Samples per chunk: enough for efficient matrix products, few enough that a
+    chunk's activations stay within ``CHUNK_BYTES`` however large N is."""
+    per_step = 0
+    for layer in model.layers:
+        for _, w in layer.weights():
+            per_step += int(w.shape[-1]) * (3 if collect else 2)
+    per_row = max(1, T * max(per_step, 1) * itemsize)
+    return max(16, CHUNK_BYTES // per_row)
+
+
+def iter_chunks(
+    model: Model,
+    x: Array,
+    dtype: str = "float32",
+    collect: bool = False,
+    gates: bool = False,
+    where: str = "input",
+    rows: int | None = None,
+) -> Iterator[tuple[int, int, RunResult]]:
+    """Run ``model`` over ``x`` a chunk of samples at a time, yielding
+    ``(start, stop, result)``: memory stays bounded for any N, and a memory-mapped
+    input is read once, chunk by chunk."""
+    from .inputs import check_rows, conform
+
+    x = conform(model, x, where)
+    N, T = x.shape[:2]
+    ft = np.dtype(dtype)
+    step = rows or chunk_rows(model, T, ft.itemsize, collect)
+    for start in range(0, N, step):
+        stop = min(N, start + step)
+        rows_in = np.array(x[start:stop])  # (n, T, D): a copy, out of any memory map
+        _release(x, stop)
+        rows_in = check_rows(model, rows_in, where, start)
+        result = _run_rows(model, rows_in, ft, collect, gates)
+        if rows_in.dtype.kind == "f" and not np.isfinite(rows_in).all():
+            n, *rest = (int(i) for i in np.argwhere(~np.isfinite(rows_in))[0])
+            result.nonfinite_at = (start + n, *rest)
+        yield start, stop, result
+
+
 def run(
     model: Model, x: Array, dtype: str = "float32", collect: bool = False, gates: bool = False
 ) -> RunResult:
@@ -65,14 +112,37 @@ def run(
     returns it with ``return_sequences=True`` (processing order for go_backwards),
     plus LSTM cell states, Bidirectional directions and (``gates``) gate activations.
     """
-    from .inputs import conform
+    parts = list(iter_chunks(model, x, dtype, collect, gates))
+    if len(parts) == 1:
+        return parts[0][2]
+    first = parts[0][2]
+    outputs = [np.concatenate([p[2].outputs[i] for p in parts]) for i in range(len(first.outputs))]
+    states = {k: np.concatenate([p[2].states[k] for p in parts]) for k in first.states}
+    return RunResult(outputs=outputs, states=states)
 
-    x = conform(model, x)
-    ctx = _Ctx(
-        np.dtype(dtype), keras_major(model.source.keras_version), {} if collect else None, gates
-    )
+
+def _release(x: Array, stop_row: int) -> None:
+    """Drop the pages of a memory-mapped input up to ``stop_row`` from our resident
+    memory (they are clean file pages: the kernel can re-read them if needed)."""
+    found: Any = x
+    while found is not None and type(found) is not np.memmap:
+        found = getattr(found, "base", None)
+    mm: Any = getattr(found, "_mmap", None)
+    if mm is None or not hasattr(mm, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    base: Any = found
+    start = int(base.ctypes.data) - (int(getattr(base, "offset", 0)) % mmap.ALLOCATIONGRANULARITY)
+    end = x[:stop_row].ctypes.data + x[:stop_row].nbytes if stop_row else x.ctypes.data
+    length = (end - start) // mmap.PAGESIZE * mmap.PAGESIZE
+    if length > 0:
+        with contextlib.suppress(OSError, ValueError):
+            mm.madvise(mmap.MADV_DONTNEED, 0, length)
+
+
+def _run_rows(model: Model, x: Array, ft: Float, collect: bool, gates: bool) -> RunResult:
+    ctx = _Ctx(ft, keras_major(model.source.keras_version), {} if collect else None, gates)
     mask: Array | None = None  # (N, T) bool, True = a real step
-    outs: list[Array] = [x if model.takes_ids else x.astype(ctx.ft, copy=False)]
+    outs: list[Array] = [x if model.takes_ids else x.astype(ft, copy=False)]
     # NaN/Inf in inputs or weights flow through as Keras lets them (callers warn
     # where they are); NumPy's own floating-point warnings would only be noise.
     with np.errstate(all="ignore"):
@@ -128,29 +198,36 @@ class Scan:
     extra: dict[str, Array] = field(default_factory=dict)  # "c" and gates, (N, T, M)
 
 
-Cell = Callable[[Array, list[Array]], tuple[Array, list[Array], dict[str, Array]]]
+# A step writes h_t into ``out`` and returns the new states (h first) and the gates.
+Step = Callable[[Array, list[Array], Array], tuple[list[Array], dict[str, Array]]]
 
 
-def _cell(layer: Recurrent, ft: Float, major: int) -> tuple[Cell, Array, int]:
-    """The step function of ``layer`` and its hoisted input projection's bias."""
+def _cell(layer: Recurrent, ft: Float, major: int, N: int) -> tuple[Step, Array, int]:
+    """The step function of ``layer``, the bias folded into the input projection,
+    and the number of states."""
     act = activations.get(layer.activation, major)
+    act_ = activations.get_inplace(layer.activation, major)
     R = layer.recurrent_kernel.astype(ft, copy=False)  # (M, g*M)
     M = layer.units
     g = layer.GATES
     b_in = np.zeros(g * M, dtype=ft) if layer.bias is None else layer.bias.astype(ft, copy=False)
+    buf = np.empty((N, g * M), dtype=ft)  # (N, g*M) scratch, reused every step
     if isinstance(layer, LSTM):
-        ract = activations.get(layer.recurrent_activation, major)
+        ract_ = activations.get_inplace(layer.recurrent_activation, major)
 
-        def lstm(xw_t: Array, states: list[Array]) -> tuple[Array, list[Array], dict[str, Array]]:
+        def lstm(
+            xw_t: Array, states: list[Array], out: Array
+        ) -> tuple[list[Array], dict[str, Array]]:
             h, c = states  # (N, M), (N, M)
-            z = xw_t + h @ R  # (N, 4M): gates i, f, c, o
-            i = ract(z[:, :M])  # (N, M)
-            f = ract(z[:, M : 2 * M])  # (N, M)
-            cand = act(z[:, 2 * M : 3 * M])  # (N, M)
-            o = ract(z[:, 3 * M :])  # (N, M)
+            z = np.matmul(h, R, out=buf)  # (N, 4M): gates i, f, c, o
+            np.add(z, xw_t, out=z)
+            ract_(z[:, : 2 * M])  # i, f
+            act_(z[:, 2 * M : 3 * M])  # candidate g
+            ract_(z[:, 3 * M :])  # o
+            i, f, cand, o = z[:, :M], z[:, M : 2 * M], z[:, 2 * M : 3 * M], z[:, 3 * M :]
             c_new = f * c + i * cand  # (N, M)
-            h_new = o * act(c_new)  # (N, M)
-            return h_new, [h_new, c_new], {"i": i, "f": f, "g": cand, "o": o}
+            np.multiply(o, act(c_new), out=out)  # h_t = o * act(c_t)
+            return [out, c_new], {"i": i, "f": f, "g": cand, "o": o}
 
         return lstm, b_in, 2
     if isinstance(layer, GRU):
@@ -160,34 +237,41 @@ def _cell(layer: Recurrent, ft: Float, major: int) -> tuple[Cell, Array, int]:
             b_in = b_in[0] if b_in.ndim == 2 else b_in
 
             def gru(
-                xw_t: Array, states: list[Array]
-            ) -> tuple[Array, list[Array], dict[str, Array]]:
+                xw_t: Array, states: list[Array], out: Array
+            ) -> tuple[list[Array], dict[str, Array]]:
                 (h,) = states  # (N, M)
-                hr = h @ R + b_rec  # (N, 3M): recurrent parts of z, r, h
-                z = ract(xw_t[:, :M] + hr[:, :M])  # (N, M)
-                r = ract(xw_t[:, M : 2 * M] + hr[:, M : 2 * M])  # (N, M)
-                hh = act(xw_t[:, 2 * M :] + r * hr[:, 2 * M :])  # (N, M)
-                h_new = z * h + (1 - z) * hh  # (N, M)
-                return h_new, [h_new], {"z": z, "r": r, "candidate": hh}
+                hr = np.matmul(h, R, out=buf)  # (N, 3M): recurrent parts of z, r, h
+                np.add(hr, b_rec, out=hr)
+                zg = ract(xw_t[:, :M] + hr[:, :M])  # (N, M) update gate
+                r = ract(xw_t[:, M : 2 * M] + hr[:, M : 2 * M])  # (N, M) reset gate
+                hh = act(xw_t[:, 2 * M :] + r * hr[:, 2 * M :])  # (N, M) candidate
+                np.add(zg * h, (1 - zg) * hh, out=out)  # h_t = z*h + (1-z)*hh
+                return [out], {"z": zg, "r": r, "candidate": hh}
 
             return gru, b_in, 1
         R_zr, R_h = R[:, : 2 * M], R[:, 2 * M :]  # (M, 2M), (M, M)
 
-        def gru_v1(xw_t: Array, states: list[Array]) -> tuple[Array, list[Array], dict[str, Array]]:
+        def gru_v1(
+            xw_t: Array, states: list[Array], out: Array
+        ) -> tuple[list[Array], dict[str, Array]]:
             (h,) = states  # (N, M)
             hzr = h @ R_zr  # (N, 2M)
-            z = ract(xw_t[:, :M] + hzr[:, :M])  # (N, M)
-            r = ract(xw_t[:, M : 2 * M] + hzr[:, M:])  # (N, M)
+            zg = ract(xw_t[:, :M] + hzr[:, :M])  # (N, M) update gate
+            r = ract(xw_t[:, M : 2 * M] + hzr[:, M:])  # (N, M) reset gate
             hh = act(xw_t[:, 2 * M :] + (r * h) @ R_h)  # (N, M): reset before the product
-            h_new = z * h + (1 - z) * hh  # (N, M)
-            return h_new, [h_new], {"z": z, "r": r, "candidate": hh}
+            np.add(zg * h, (1 - zg) * hh, out=out)  # h_t = z*h + (1-z)*hh
+            return [out], {"z": zg, "r": r, "candidate": hh}
 
         return gru_v1, b_in, 1
 
-    def simple(xw_t: Array, states: list[Array]) -> tuple[Array, list[Array], dict[str, Array]]:
+    def simple(
+        xw_t: Array, states: list[Array], out: Array
+    ) -> tuple[list[Array], dict[str, Array]]:
         (h,) = states  # (N, M)
-        h_new = act(xw_t + h @ R)  # (N, M): h_t = act(x_t Wx + h_{t-1} Wh + b)
-        return h_new, [h_new], {}
+        np.matmul(h, R, out=out)  # (N, M)
+        out += xw_t
+        act_(out)  # h_t = act(x_t Wx + h_{t-1} Wh + b)
+        return [out], {}
 
     return simple, b_in, 1
 
@@ -195,43 +279,57 @@ def _cell(layer: Recurrent, ft: Float, major: int) -> tuple[Cell, Array, int]:
 def scan(layer: Recurrent, x: Array, mask: Array | None, ctx: _Ctx, keep_seq: bool) -> Scan:
     """Run ``layer`` over (N, T, D) ``x``; states start at zero (``stateful`` too).
 
+    Works time-major inside, so each step reads and writes contiguous (N, M) blocks.
     A masked step keeps every state; its output is the previous output, or zeros
     with ``zero_output_for_mask``.
     """
     ft = ctx.ft
-    cell, b_in, n_states = _cell(layer, ft, ctx.major)
     N, T, D = x.shape
     M = layer.units
+    step, b_in, n_states = _cell(layer, ft, ctx.major, N)
+    xt = x.transpose(1, 0, 2)  # (T, N, D) view
+    mt = None if mask is None else mask.T  # (T, N)
     if layer.go_backwards:  # Keras processes the last step first and returns that order
-        x = x[:, ::-1]
-        mask = None if mask is None else mask[:, ::-1]
+        xt = xt[::-1]
+        mt = None if mt is None else mt[::-1]
     K = layer.kernel.astype(ft, copy=False)  # (D, g*M)
-    # The input projection does not depend on h: one product over all N*T rows.
-    xw = (x.reshape(N * T, D) @ K).reshape(N, T, -1)  # (N, T, g*M)
-    xw += b_in  # (N, T, g*M)
+    # The input projection does not depend on h: one product over all T*N rows.
+    xw = (np.ascontiguousarray(xt, dtype=ft).reshape(T * N, D) @ K).reshape(T, N, -1)
+    xw += b_in  # (T, N, g*M)
+    seq = np.empty((T, N, M), dtype=ft) if keep_seq else None  # (T, N, M)
+    spare = [np.empty((N, M), dtype=ft) for _ in range(2)]  # ping-pong h buffers
     states = [np.zeros((N, M), dtype=ft) for _ in range(n_states)]  # h (and c)
-    out = states[0]  # (N, M)
-    seq = np.empty((N, T, M), dtype=ft) if keep_seq else None  # (N, T, M)
+    out = states[0]  # (N, M) the previous step's output
+    extra: dict[str, Array] = {}
     record = ctx.states is not None
-    extra: dict[str, list[Array]] = {}
     for t in range(T):
-        h_new, new_states, gates = cell(xw[:, t], states)
-        if mask is None:
-            out, states = h_new, new_states
+        target = seq[t] if seq is not None and mt is None else spare[t % 2]
+        new_states, gates = step(xw[t], states, target)
+        if mt is None:
+            states, out = new_states, new_states[0]
         else:
-            m = mask[:, t, None]  # (N, 1)
-            out = np.where(m, h_new, 0 if layer.zero_output_for_mask else out)  # (N, M)
-            states = [np.where(m, s_new, s) for s_new, s in zip(new_states, states, strict=True)]
-        if seq is not None:
-            seq[:, t] = out
+            m = mt[t][:, None]  # (N, 1)
+            out = np.where(m, new_states[0], 0 if layer.zero_output_for_mask else out)
+            states = [np.where(m, new, old) for new, old in zip(new_states, states, strict=True)]
+            if seq is not None:
+                seq[t] = out
         if record:
-            if n_states == 2:
-                extra.setdefault("c", []).append(states[1])
+            found = {"c": states[1]} if n_states == 2 else {}
             if ctx.gates:
-                for name, value in gates.items():
-                    extra.setdefault(name, []).append(value)
-    stacked = {name: np.stack(values, axis=1) for name, values in extra.items()}  # (N, T, M)
-    return Scan(last=out, seq=seq, finals=states, extra=stacked)
+                found.update(gates)
+            for name, value in found.items():
+                if name not in extra:
+                    extra[name] = np.empty((T, N, M), dtype=ft)
+                extra[name][t] = value
+    if out is spare[0] or out is spare[1]:
+        out = out.copy()
+    states = [s.copy() if any(s is b for b in spare) else s for s in states]
+    return Scan(
+        last=out,
+        seq=None if seq is None else seq.transpose(1, 0, 2),  # (N, T, M) view
+        finals=states,
+        extra={k: v.transpose(1, 0, 2) for k, v in extra.items()},  # (N, T, M) views
+    )
 
 
 def _recurrent(

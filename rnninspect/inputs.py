@@ -28,8 +28,10 @@ def expected_text(model: Model) -> str:
 
 
 def conform(model: Model, x: Array, where: str = "input") -> Array:
-    """Check ``x`` against the model; return it as (N, T, D) floats or (N, T) ids."""
-    x = np.asarray(x)
+    """Check ``x``'s shape and dtype against the model (not its values, which
+    ``check_rows`` checks chunk by chunk); return a (N, T, D) or (N, T) view."""
+    if not isinstance(x, np.ndarray):
+        x = np.asarray(x)
     if x.dtype.kind not in "biuf":
         raise InputArrayError(
             f"{where}: array has dtype {x.dtype}; expected {expected_text(model)}"
@@ -44,19 +46,29 @@ def conform(model: Model, x: Array, where: str = "input") -> Array:
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise InputArrayError(f"{where}: array has shape {x.shape}: no samples or no steps")
     if model.takes_ids:
-        return _ids(model, x, where)
+        if x.dtype.kind == "b":
+            raise InputArrayError(f"{where}: booleans are not ids; expected {expected_text(model)}")
+        return x
     D = model.input_shape[-1]
     if D is not None and x.shape[-1] != D:
         raise InputArrayError(
             f"{where}: array has D={x.shape[-1]} features per step (shape {x.shape}); "
             f"the model expects D={D}: {expected_text(model)}"
         )
-    if x.dtype.kind == "b":
-        x = x.astype(np.float32)
     return x
 
 
-def _ids(model: Model, x: Array, where: str) -> Array:
+def check_rows(model: Model, x: Array, where: str, first_row: int = 0) -> Array:
+    """Value checks on rows of a conformed batch: ids must be integers in [0, V).
+    Returns the rows ready for the engine (ids as integers, bools as floats)."""
+    if model.takes_ids:
+        return _ids(model, x, where, first_row)
+    if x.dtype.kind == "b":
+        return x.astype(np.float32)
+    return x
+
+
+def _ids(model: Model, x: Array, where: str, first_row: int) -> Array:
     if x.dtype.kind == "f":
         if not np.all(np.isfinite(x)) or not np.all(x == np.round(x)):
             raise InputArrayError(
@@ -67,12 +79,12 @@ def _ids(model: Model, x: Array, where: str) -> Array:
     first = model.layers[0]
     assert isinstance(first, Embedding)
     V = int(first.embeddings.shape[0])
-    lo, hi = int(x.min()), int(x.max())
-    if lo < 0 or hi >= V:
-        bad = lo if lo < 0 else hi
+    outside = (x < 0) | (x >= V)
+    if outside.any():
+        n, t = (int(i) for i in np.argwhere(outside)[0])
         raise InputArrayError(
-            f"{where}: id {bad} is out of range for Embedding {first.name!r} "
-            f"(vocabulary of V={V}: ids 0..{V - 1})"
+            f"{where}: id {int(x[n, t])} at sample {first_row + n}, step {t} is out of range "
+            f"for Embedding {first.name!r} (vocabulary of V={V}: ids 0..{V - 1})"
         )
     return x
 

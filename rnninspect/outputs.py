@@ -11,7 +11,9 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -152,3 +154,101 @@ def write_arrays(path: Path, arrays: Mapping[str, Array]) -> None:
             fh.write(arrays_document(arrays) + "\n")
     else:
         raise OutputError(f"{path}: several arrays need .npz or .json, not {suffix!r}")
+
+
+class ArraySink:
+    """Arrays written chunk by chunk along their first axis (N), committed atomically.
+
+    ``.npy`` and ``.npz`` stream to disk as chunks arrive, so an output far larger
+    than memory never has to be held; ``.json`` and ``.csv`` are text for small
+    results and are assembled in memory. Nothing appears at ``path`` until
+    ``commit``; on any failure the temporary files are removed and an earlier file
+    at ``path`` is untouched.
+    """
+
+    def __init__(self, path: Path, total_rows: int, several: bool) -> None:
+        self.path = path
+        self.total = total_rows
+        self.several = several  # several named arrays (.npz/.json) or one
+        self.suffix = path.suffix.lower()
+        self._files: dict[str, tuple[str, IO[bytes]]] = {}  # key -> (temp path, handle)
+        self._held: dict[str, list[Array]] = {}
+
+    def __enter__(self) -> ArraySink:
+        return self
+
+    def __exit__(self, kind: object, exc: object, tb: object) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.abort()
+
+    def write(self, arrays: Mapping[str, Array]) -> None:
+        if self.suffix == ".npy" and len(arrays) != 1:
+            raise OutputError(f"{self.path}: .npy holds one array; use .npz for several")
+        for key, chunk in arrays.items():
+            if self.suffix in (".npy", ".npz"):
+                self._stream(key, np.ascontiguousarray(chunk))
+            else:
+                self._held.setdefault(key, []).append(np.asarray(chunk))
+
+    def _stream(self, key: str, chunk: Array) -> None:
+        try:
+            if key not in self._files:
+                fd, tmp = tempfile.mkstemp(
+                    prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent or "."
+                )
+                fh = os.fdopen(fd, "wb")
+                self._files[key] = (tmp, fh)
+                header = {
+                    "descr": np.lib.format.dtype_to_descr(chunk.dtype),
+                    "fortran_order": False,
+                    "shape": (self.total, *chunk.shape[1:]),
+                }
+                try:
+                    np.lib.format.write_array_header_1_0(fh, header)
+                except ValueError:  # a header over 64 KiB needs format 2.0
+                    np.lib.format.write_array_header_2_0(fh, header)
+            self._files[key][1].write(chunk.data)
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot write ({exc.strerror or exc})") from exc
+
+    def commit(self) -> None:
+        try:
+            if self.suffix == ".npy":
+                ((tmp, fh),) = self._files.values()
+                _finish(fh)
+                os.replace(tmp, self.path)
+            elif self.suffix == ".npz":
+                for _, fh in self._files.values():
+                    _finish(fh)
+                with atomic(self.path) as out, zipfile.ZipFile(out, "w") as zf:
+                    for key, (tmp, _) in self._files.items():
+                        with (
+                            open(tmp, "rb") as src,
+                            zf.open(f"{key}.npy", "w", force_zip64=True) as dst,
+                        ):
+                            shutil.copyfileobj(src, dst, 1 << 20)
+            else:
+                arrays = {k: np.concatenate(v) for k, v in self._held.items()}
+                if self.several:
+                    write_arrays(self.path, arrays)
+                else:
+                    write_array(self.path, next(iter(arrays.values())))
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot write ({exc.strerror or exc})") from exc
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        for tmp, fh in self._files.values():
+            with contextlib.suppress(OSError):
+                fh.close()
+            _unlink(tmp)
+        self._files.clear()
+
+
+def _finish(fh: IO[bytes]) -> None:
+    fh.flush()
+    os.fsync(fh.fileno())
+    fh.close()
