@@ -10,14 +10,17 @@ The engine trusts its inputs: shapes were checked when the model was loaded
 from __future__ import annotations
 
 import contextlib
+import itertools
 import mmap
+import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from . import activations
+from . import activations, blas
 from .model import (
     GRU,
     LSTM,
@@ -90,17 +93,57 @@ def iter_chunks(
     x = conform(model, x, where)
     N, T = x.shape[:2]
     ft = np.dtype(dtype)
-    step = rows or chunk_rows(model, T, ft.itemsize, collect)
-    for start in range(0, N, step):
-        stop = min(N, start + step)
-        rows_in = np.array(x[start:stop])  # (n, T, D): a copy, out of any memory map
-        _release(x, stop)
-        rows_in = check_rows(model, rows_in, where, start)
-        result = _run_rows(model, rows_in, ft, collect, gates)
-        if rows_in.dtype.kind == "f" and not np.isfinite(rows_in).all():
-            n, *rest = (int(i) for i in np.argwhere(~np.isfinite(rows_in))[0])
-            result.nonfinite_at = (start + n, *rest)
-        yield start, stop, result
+    workers = (os.cpu_count() or 1) if blas.controlled() else 1
+    step = rows or chunk_rows(model, T, ft.itemsize, collect) * workers
+    pool = ThreadPoolExecutor(workers) if workers > 1 else None
+    try:
+        with blas.single_threaded():
+            for start in range(0, N, step):
+                stop = min(N, start + step)
+                rows_in = np.array(x[start:stop])  # (n, T, D): a copy, out of any memory map
+                _release(x, stop)
+                rows_in = check_rows(model, rows_in, where, start)
+                result = _run_parallel(model, rows_in, ft, collect, gates, pool, workers)
+                if rows_in.dtype.kind == "f" and not np.isfinite(rows_in).all():
+                    n, *rest = (int(i) for i in np.argwhere(~np.isfinite(rows_in))[0])
+                    result.nonfinite_at = (start + n, *rest)
+                yield start, stop, result
+    finally:
+        if pool is not None:
+            pool.shutdown()
+
+
+MIN_ROWS_PER_WORKER = 32  # below this, splitting the batch costs more than it gains
+
+
+def _run_parallel(
+    model: Model,
+    x: Array,
+    ft: Float,
+    collect: bool,
+    gates: bool,
+    pool: ThreadPoolExecutor | None,
+    workers: int,
+) -> RunResult:
+    """The rows split across threads (NumPy releases the GIL in its kernels)."""
+    parts = min(workers, max(1, len(x) // MIN_ROWS_PER_WORKER))
+    if pool is None or parts < 2:
+        return _run_rows(model, x, ft, collect, gates)
+    bounds = np.linspace(0, len(x), parts + 1).astype(int)
+    futures = [
+        pool.submit(_run_rows, model, x[a:b], ft, collect, gates)
+        for a, b in itertools.pairwise(bounds)
+    ]
+    return _concat([f.result() for f in futures])
+
+
+def _concat(results: list[RunResult]) -> RunResult:
+    if len(results) == 1:
+        return results[0]
+    first = results[0]
+    outputs = [np.concatenate([r.outputs[i] for r in results]) for i in range(len(first.outputs))]
+    states = {k: np.concatenate([r.states[k] for r in results]) for k in first.states}
+    return RunResult(outputs=outputs, states=states)
 
 
 def run(
@@ -112,13 +155,7 @@ def run(
     returns it with ``return_sequences=True`` (processing order for go_backwards),
     plus LSTM cell states, Bidirectional directions and (``gates``) gate activations.
     """
-    parts = list(iter_chunks(model, x, dtype, collect, gates))
-    if len(parts) == 1:
-        return parts[0][2]
-    first = parts[0][2]
-    outputs = [np.concatenate([p[2].outputs[i] for p in parts]) for i in range(len(first.outputs))]
-    states = {k: np.concatenate([p[2].states[k] for p in parts]) for k in first.states}
-    return RunResult(outputs=outputs, states=states)
+    return _concat([result for _, _, result in iter_chunks(model, x, dtype, collect, gates)])
 
 
 def _release(x: Array, stop_row: int) -> None:

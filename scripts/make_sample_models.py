@@ -503,7 +503,7 @@ def is_container(layer):
 
 
 def is_recurrent(layer):
-    return type(layer).__name__ in RECURRENT + ("Bidirectional",)
+    return type(layer).__name__ in (*RECURRENT, "Bidirectional")
 
 
 def leaf_entries(model, parent=None):
@@ -529,7 +529,7 @@ def containers(model):
     out = []
     for l in model.layers:
         if is_container(l):
-            out += [l] + containers(l)
+            out += [l, *containers(l)]
     return out
 
 
@@ -742,7 +742,7 @@ def rnn_goldens(m3, x, y, chain):
         assert not isinstance(t, (list, tuple)), L
         keys, tensors, to_set = [], [], []
 
-        def add(key, tensor):
+        def add(key, tensor, keys=keys, tensors=tensors):
             keys.append(key)
             tensors.append(tensor)
 
@@ -780,7 +780,7 @@ def rnn_goldens(m3, x, y, chain):
         # ---- consistency checks against the original layer's own output
         real = [got.pop(f"real/{j}") for j in range(len(real))]
         if bidi:
-            fwd, bwd = layer.forward_layer, layer.backward_layer
+            fwd = layer.forward_layer
             f, b = got[f"state/{L}/forward"], got[f"state/{L}/backward"]
             mf = mask
             mb = None if mask is None else mask[:, ::-1]  # backward processing order
@@ -1073,7 +1073,7 @@ def find_jax_python():
 def generate_jax(name):
     """Run this script under the JAX venv to write the Keras 3 files, then re-check them
     here with the TensorFlow backend."""
-    builder, seed, T, kind, _, _, opts = spec(name)
+    builder, seed, _, _, _, _, opts = spec(name)
     py = find_jax_python()
     d = os.path.join(OUT, name)
     shutil.rmtree(d, ignore_errors=True)
@@ -1100,7 +1100,7 @@ def generate_jax(name):
     ref = builder(keras)
     set_random_weights(ref, None, seed)
     with np.load(p("layers.npz"), allow_pickle=False) as z:
-        saved = [z[k] for k in z.keys() if k != "__config__"]
+        saved = [z[k] for k in z if k != "__config__"]
     assert all(np.array_equal(a, b) for a, b in zip(ref.get_weights(), saved))
     ref_dir = os.path.join(OUT, opts.get("same_as", ""))
     note = ""
@@ -1128,10 +1128,13 @@ tf_keras {k2}); TensorFlow is never needed at run or test time.
 
 Regenerate with:
 
-    /path/to/venv/bin/python scripts/make_sample_models.py [model ...]
+    /path/to/venv/bin/python scripts/make_sample_models.py [--out DIR] [--only model ...]
 
-(venv: `pip install tensorflow-cpu==2.21.0 tf_keras==2.21.0`). Weights are random
-(numpy seeded, scale 0.5, non-zero biases) and identical across all formats of a model.
+(venv: `pip install tensorflow-cpu==2.21.0 tf_keras==2.21.0`; `lstm_jax` also needs a
+second, TensorFlow-free venv with `keras==3.15.1 jax jaxlib h5py numpy`, found via
+`--jax-python`, `$RNNINSPECT_JAX_PYTHON` or a `jaxenv` venv beside the first one).
+Weights are random (numpy seeded, scale 0.5, non-zero biases) and identical across all
+formats of a model.
 
 ## Models
 
@@ -1147,6 +1150,7 @@ Regenerate with:
 | `tfkeras.keras` | tf_keras 2 native zip (same layout as `model.keras`) |
 | `tfkeras.h5` | tf_keras legacy full save (`save_format="h5"`), weight names end in `:0` |
 | `tfkeras_weights.h5` | tf_keras legacy `save_weights("x.h5")`: root attr `layer_names`, layer groups at the root |
+| `SKIPPED_tfkeras.txt` | instead of the three tf_keras files (and `summary_tfkeras.txt`) when a model has none, with the reason (`lstm_jax`) |
 | `layers.npz` | our npz convention (below) |
 | `notebook.npz` | only for one-SimpleRNN + one-Dense models (seed, functional, variable_t, nobias) |
 | `config.json` | Keras 3 `model.to_json()`, pretty-printed |
@@ -1161,7 +1165,12 @@ Regenerate with:
   `TimeDistributed(Dense)` is stored under the TimeDistributed layer's name
   (`time_distributed/kernel`). Key `__config__` is the Keras 3 `model.to_json()` text as a
   0-d numpy unicode array (`<U...`, loads with `allow_pickle=False`; `str(z["__config__"])`).
-  Layers without bias simply have no `bias` key.
+  Layers without bias simply have no `bias` key. A `Bidirectional` layer `B` stores
+  `B/forward/<weight>` then `B/backward/<weight>` (Keras's forward-then-backward order).
+  Layers inside a nested model are stored under their *own* names, flattened in
+  execution order (`nested_seq`: `simple_rnn/kernel`, ..., `lstm/...`, `gru/...`); the
+  nested model itself has no key. A GRU's `bias` is (2, 3M) with `reset_after=True`
+  (row 0 input bias, row 1 recurrent bias) and (3M,) with `reset_after=False`.
 - `notebook.npz`: `Wx` (D,M), `Wh` (M,M), `bh` (M,), `Wo` (M,K), `bo` (K,), row-vector
   convention: `h_t = tanh(x_t @ Wx + h_{{t-1}} @ Wh + bh)`, `y = h_T @ Wo + bo`. `nobias`
   has only `Wx`, `Wh`, `Wo`.
@@ -1171,6 +1180,7 @@ Regenerate with:
   tf_keras `predict(x)` (agree to rtol 1e-5, atol 1e-6), and for every recurrent layer
   `state/<layer name>` = that layer's output with `return_sequences=True` (N,T,M), same
   weights, same (masked) input. With `go_backwards` the sequence is in processing order.
+  More keys for LSTM/GRU/Bidirectional/nested/return_state models below.
 - `expected.json`: `dims` has `T` (null if variable), `D` (feature width into the first
   recurrent layer), `M` (units of the first recurrent layer), `K` (last dim of the model
   output), plus `N`, `T_golden`, `recurrent_units`, `input_shape`, `input_dtype`,
@@ -1178,6 +1188,59 @@ Regenerate with:
   params) listed exactly as that flavour's `model.summary()` shows them; `in_summary`
   says whether an `InputLayer` row is among them (Functional: yes; Sequential: no).
   tf_keras prints an InputLayer's shape as `[(None, 10, 3)]`; it is stored unwrapped.
+  Also: `keras_backend`, `max_abs_y_minus_y_tfkeras`, `dims.num_outputs` and
+  `dims.output_shapes` (all outputs; `output_shape`/`K` are the first one's),
+  `recurrent_layers` (name, class_name, wrapped_class and merge_mode for Bidirectional,
+  units, return_sequences, return_state, go_backwards, `nested_in` = the nested model's
+  name or null). A multi-output layer's `output_shape` (LSTM with `return_state`,
+  `Bidirectional(merge_mode=None)`) is a list of shapes. For nested models the `layers`
+  rows are the top-level rows the summary shows (the nested model is one row, class
+  `Sequential`/`Functional`), and `inner_layers` maps each nested model's name (its name
+  in that flavour: `functional` in Keras 3, `model` in tf_keras) to `model_class`,
+  `in_summary`, `layers` rows and counts as its own `summary()` shows them.
+  `tfkeras` is null when there are no tf_keras files (`tfkeras_skipped` gives the
+  reason); `tfkeras_note` explains a by-design `y` vs `y_tfkeras` difference.
+
+## golden.npz keys for LSTM / GRU / Bidirectional / nested / return_state models
+
+`L` below is the recurrent layer's own name, also for layers inside a nested model
+(`nested_seq`: `state/simple_rnn`, `state/lstm`, `state/gru`; no nested-model prefix).
+Every copy is built from the layer's config with `set_weights`, and fed the very input
+the original layer receives (a functional graph on a fresh symbolic Input through all
+the layers before it, nested models' layers one by one), so masks apply as in the model.
+
+- `x`, `y` as above. Multi-output models (`bidi_none`) have `y/0`, `y/1` (and
+  `y_tfkeras/0`, `y_tfkeras/1`) and **no** `y`: `y/0` is the forward sequence, `y/1` the
+  backward sequence flipped back to input order (that is what Keras returns).
+- `state/L` (N,T,M): plain SimpleRNN/LSTM/GRU: output with `return_sequences=True`
+  (`return_state` off). Bidirectional: output of a copy of the whole Bidirectional whose
+  inner layers have `return_sequences=True`, i.e. merged per step, backward half in
+  input order; (N,T,2M) for `concat`. Not stored for `merge_mode=None`.
+- `state/L/forward`, `state/L/backward` (N,T,M), Bidirectional only: copies of its
+  `forward_layer` / `backward_layer` (`return_sequences=True`; the backward one keeps
+  `go_backwards=True`) on the same input and mask. `backward` is **as Keras returns it,
+  in processing order** (element 0 = after the last input step); flip axis 1 to merge.
+- `final/L/h`, `final/L/c` (N,M), every LSTM: from a copy with `return_state=True`.
+  Bidirectional LSTM: `final/L/forward/h`, `final/L/forward/c`, `final/L/backward/h`,
+  `final/L/backward/c`. With masks these are the states after the last *unmasked* step.
+- Masked steps (`masked_backwards`, `bidi_masked`, `acceptance_chain`): a copy's output
+  at a masked step is the previous h (zeros before the first valid step) unless its
+  `zero_output_for_mask` is on, then zeros. Bidirectional forces
+  `zero_output_for_mask = return_sequences` on its inner layers, and the copies inherit
+  that from `forward_layer`/`backward_layer`'s config: so for a Bidirectional *without*
+  `return_sequences` (e.g. `bidi_masked`'s `bidirectional_1`) `state/L` has zeros at
+  masked steps (the copy returns sequences) but `state/L/forward|backward` repeat the
+  previous h. At unmasked steps they always agree (`merge(forward, flip(backward))`).
+- A recurrent layer passes its mask on unreversed even with `go_backwards`, so in
+  `masked_backwards` the LSTM gets the SimpleRNN's processing-order sequence together
+  with the input-order mask (Keras does this; the golden files show it).
+- `lstm_stack`, `gru_v1` use `hard_sigmoid`, which differs: Keras 3 `clip(x/6 + 0.5)`,
+  tf_keras `clip(0.2x + 0.5)`. There `y_tfkeras` != `y` by design (the generator checks
+  that Keras 3 with tf_keras's hard_sigmoid reproduces `y_tfkeras`); all `state/`/`final/`
+  keys are Keras 3 values. Compare tf_keras files with `y_tfkeras`.
+- `lstm_jax` has the same seed as `lstm_stack`: identical weights and `x`; its `y`,
+  `state/`, `final/` come from the JAX backend and agree with `lstm_stack`'s within
+  rtol 1e-5, atol 1e-6. No `y_tfkeras`.
 
 ## Layout quirks seen in these files (Keras 3.15.1, tf_keras 2.21.0)
 
@@ -1203,6 +1266,57 @@ Inspect any file with `python scripts/h5tree.py FILE` (h5py only).
   nested-list form `[[["input_1", 0, 0, {{}}]]]`, no `compile_config` in the `.keras` zip.
 - Cross-loading whole models fails both ways (Keras 3 rejects `time_major`; tf_keras
   rejects `batch_shape`), but weights-only files cross-load fine.
+
+### LSTM / GRU / Bidirectional / nested / return_state
+
+- GRU `bias` is (2, 3M) with `reset_after=True` (both flavours' default), (3M,) without;
+  LSTM bias (4M,). Gate orders i,f,c,o (LSTM) and z,r,h (GRU).
+- `.weights.h5` Bidirectional: `layers/bidirectional/forward_layer/cell/vars/{{0,1,2}}` and
+  `.../backward_layer/cell/vars/{{0,1,2}}` (Keras 3 `vars` `name` attrs: `forward_lstm`,
+  `backward_lstm`, `lstm_cell`). tf_keras's `.keras` also has an empty
+  `layers/bidirectional/layer/cell/vars` group (the unbuilt wrapped layer); Keras 3 has no
+  `layer` group.
+- `.weights.h5` nested models: `layers/sequential/layers/<class>/...` for the
+  `encoder` Sequential and `layers/functional/layers/<class>/...` for the inner
+  Functional, in both flavours (class-based: tf_keras's inner model is called `model`
+  but its group is `functional`); an inner Functional has its own
+  `layers/input_layer` group. Group names restart per container: `nested_func`'s outer
+  Dense (`dense_1`) is `layers/dense` and the inner one `layers/functional/layers/dense`.
+  In `acceptance_chain`, `layers/dense` is `dense_1` and `layers/time_distributed/layer`
+  holds the Dense called `dense` (see the Keras 3 `name` attrs).
+- Legacy `.h5` `weight_names`, Bidirectional: Keras 3
+  `sequential/bidirectional/forward_lstm/lstm_cell/kernel`, ...
+  `.../backward_lstm/lstm_cell/bias` (no `sequential/` prefix in Functional models);
+  tf_keras `bidirectional/forward_lstm/lstm_cell/kernel:0`. Forward three, then backward.
+- Legacy `.h5` nested models: one group per *top-level* layer (`layer_names` =
+  `['encoder', 'gru', 'dense']`); the nested model's group lists all its inner weights.
+  Keras 3 Sequential: `sequential/encoder/simple_rnn/simple_rnn_cell/kernel`, ...;
+  Keras 3 Functional: `lstm/lstm_cell/kernel`, `dense/kernel` (no model prefix);
+  tf_keras: `simple_rnn/simple_rnn_cell/kernel:0` / `lstm/lstm_cell/kernel:0`.
+- Configs, Bidirectional: Keras 3 writes `layer` (named `forward_lstm`) **and**
+  `backward_layer` (`backward_lstm`, `go_backwards: true`), both with
+  `zero_output_for_mask` already forced to the layer's `return_sequences`. tf_keras
+  writes only `layer` = the original wrapped layer (named `lstm`, *no*
+  `zero_output_for_mask` key, no `backward_layer`): derive the backward layer
+  (go_backwards flipped) and the forced `zero_output_for_mask` yourself.
+- Configs, nested models: the nested model is a layer entry whose `config` has its own
+  `layers` (Keras 3 also gives it `build_config`/`compile_config`). A nested Sequential
+  built without an Input gets one in its config: Keras 3 `input_layer_1`, tf_keras
+  `simple_rnn_input`. Inner Functional: its own `input_layers`/`output_layers`.
+- Node indices: Keras 3 `keras_history` for the inner Functional's output is
+  `["functional", 0, 0]`, but tf_keras writes `[["model", 1, 0, {{}}]]`: node **1**, because
+  node 0 of a tf_keras model is its own internal graph. Resolve `inbound_nodes` by the
+  called layer's node list, not by assuming 0.
+- return_state: the consumer's inbound tensor index selects the output. `return_state`:
+  Keras 3 `keras_history: ["lstm", 0, 2]` (c), tf_keras `[[["lstm", 0, 2, {{}}]]]`;
+  `return_state_h`: `["simple_rnn", 0, 1]` / `[[["simple_rnn", 0, 1, {{}}]]]`. LSTM outputs
+  are `[output, h, c]`, SimpleRNN/GRU `[output, h]`.
+- `output_layers`: Keras 3 writes a single output as a flat triple `["dense", 0, 0]` and
+  several as a list of triples (`bidi_none`: `[["bidirectional", 0, 0],
+  ["bidirectional", 0, 1]]`); tf_keras always a list of triples.
+- JAX (`lstm_jax`): same file layouts and config as the TensorFlow-backend Keras 3 files;
+  legacy `.h5` root attr `backend` is `"jax"`; the `.keras` `metadata.json` has no backend
+  field.
 """
 
 
