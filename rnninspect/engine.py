@@ -176,6 +176,13 @@ def _release(x: Array, stop_row: int) -> None:
             mm.madvise(mmap.MADV_DONTNEED, 0, length)
 
 
+def conform_rows(model: Model, x: Array) -> Array:
+    """``x`` checked (shape, dtype and values) and ready for ``_run_rows``."""
+    from .inputs import check_rows, conform
+
+    return check_rows(model, conform(model, x), "input")
+
+
 def _run_rows(model: Model, x: Array, ft: Float, collect: bool, gates: bool) -> RunResult:
     ctx = _Ctx(ft, keras_major(model.source.keras_version), {} if collect else None, gates)
     mask: Array | None = None  # (N, T) bool, True = a real step

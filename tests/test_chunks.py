@@ -1,0 +1,109 @@
+"""Chunked and parallel runs give the same numbers as one whole-batch pass, and the
+streamed outputs hold exactly what the in-memory API returns."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rnninspect
+from rnninspect import engine
+from rnninspect.cli import main
+
+SAMPLES = Path(__file__).resolve().parent.parent / "sample_models"
+
+
+def cli(*args: str) -> int:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            return int(exc.code or 0)
+    return 0
+
+
+def batch(model: rnninspect.Model, n: int, seed: int = 0) -> np.ndarray:
+    from rnninspect.inputs import random_input
+
+    return random_input(model, n, seed, model.input_shape[0] or 7)
+
+
+@pytest.mark.parametrize("name", ["stacked", "masking", "embedding", "backwards", "seq2seq"])
+def test_chunks_and_threads_match_one_pass(name: str) -> None:
+    model = rnninspect.load_model(SAMPLES / name / "model.keras")
+    x = batch(model, 301)
+    whole = engine._run_rows(model, engine.conform_rows(model, x), np.dtype("float32"), True, False)
+    parts = list(engine.iter_chunks(model, x, collect=True, rows=64))
+    assert [(a, b) for a, b, _ in parts][:2] == [(0, 64), (64, 128)]
+    assert parts[-1][1] == 301
+    joined = engine._concat([r for _, _, r in parts])
+    np.testing.assert_allclose(joined.output, whole.output, rtol=1e-6, atol=1e-6)
+    for key, value in whole.states.items():
+        np.testing.assert_allclose(joined.states[key], value, rtol=1e-6, atol=1e-6)
+    # And the per-sample results do not depend on the batch they are computed in.
+    one = model.forward(x[123:124])
+    np.testing.assert_allclose(one, whole.output[123:124], rtol=1e-5, atol=1e-6)
+
+
+def test_streamed_outputs_equal_api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model_path = SAMPLES / "stacked" / "model.keras"
+    model = rnninspect.load_model(model_path)
+    x = batch(model, 500, seed=3)
+    np.save(tmp_path / "x.npy", x)
+    monkeypatch.setattr(engine, "CHUNK_BYTES", 20_000)  # force many chunks
+    assert (
+        cli("forward", str(model_path), str(tmp_path / "x.npy"), "-o", str(tmp_path / "y.npy")) == 0
+    )
+    assert (
+        cli("trace", str(model_path), str(tmp_path / "x.npy"), "-o", str(tmp_path / "t.npz")) == 0
+    )
+    assert (
+        cli(
+            "trace",
+            str(model_path),
+            str(tmp_path / "x.npy"),
+            "--layer",
+            "enc2",
+            "-o",
+            str(tmp_path / "t.npy"),
+        )
+        == 0
+    )
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), model.forward(x), rtol=1e-6, atol=1e-6)
+    states = model.trace(x)
+    with np.load(tmp_path / "t.npz") as t:
+        assert sorted(t.files) == sorted(states)
+        for key in t.files:
+            np.testing.assert_allclose(t[key], states[key], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(np.load(tmp_path / "t.npy"), states["enc2"], rtol=1e-6, atol=1e-6)
+    assert not list(tmp_path.glob(".*.tmp")), "temporary files left behind"
+
+
+def test_error_in_a_later_chunk_leaves_no_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model_path = SAMPLES / "embedding" / "model.keras"
+    ids = np.ones((400, 9), dtype=np.int64)
+    ids[350, 4] = 999  # out of range, far into the batch
+    np.save(tmp_path / "ids.npy", ids)
+    target = tmp_path / "y.npy"
+    target.write_bytes(b"earlier result")
+    monkeypatch.setattr(engine, "CHUNK_BYTES", 20_000)
+    assert cli("forward", str(model_path), str(tmp_path / "ids.npy"), "-o", str(target)) == 4
+    assert target.read_bytes() == b"earlier result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ids.npy", "y.npy"]
+
+
+def test_memory_mapped_input_is_not_held(tmp_path: Path) -> None:
+    model = rnninspect.load_model(SAMPLES / "seed" / "model.keras")
+    x = batch(model, 2000, seed=5)
+    np.save(tmp_path / "x.npy", x)
+    from rnninspect.inputs import read_input
+
+    mapped = read_input(str(tmp_path / "x.npy"))
+    assert isinstance(mapped, np.memmap)
+    np.testing.assert_allclose(model.forward(mapped), model.forward(x), rtol=1e-6, atol=1e-6)
