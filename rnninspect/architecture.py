@@ -203,6 +203,9 @@ def _parse_functional(config: Any, where: str, depth: int) -> Architecture:
     outputs = _endpoint_names(config.get("output_layers"), where)
     inputs = _endpoint_names(config.get("input_layers"), where)
     emits: dict[str, int] = {outputs[0][0]: outputs[0][1]} if len(outputs) == 1 else {}
+    if len({name for name, _ in outputs}) == 1 and len(outputs) == 2:
+        # Both outputs of one final layer (an unmerged Bidirectional) are the model's.
+        outputs = [(outputs[0][0], 0)]
     if len(outputs) != 1 or len(inputs) != 1:
         raise UnsupportedLayerError(
             f"{where}: model has {len(inputs)} inputs and {len(outputs)} outputs; "

@@ -417,7 +417,13 @@ def _bidirectional(
         # flipped back to input order first. The directions are kept as each
         # direction's layer returns them (backward in processing order).
         if layer.merge_mode is not None:
-            ctx.states[layer.name] = _merge(layer.merge_mode, f.seq, b.seq[:, ::-1])[0]
+            fs, bs = f.seq, b.seq
+            if mask is not None and not layer.return_sequences:
+                # With return_sequences=True Keras zeroes masked outputs of both
+                # directions (zero_output_for_mask follows return_sequences).
+                fs = fs * mask[:, :, None]
+                bs = bs * mask[:, ::-1, None]
+            ctx.states[layer.name] = _merge(layer.merge_mode, fs, bs[:, ::-1])[0]
         for direction, s in (("forward", f), ("backward", b)):
             assert s.seq is not None
             ctx.states[f"{layer.name}/{direction}"] = s.seq

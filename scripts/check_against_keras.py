@@ -611,7 +611,7 @@ def check_file(ctx, run):
     cfg_args = ["--config", config] if config else []
     out = []
     # category of these rows: weights-only without --config on non-default models
-    nd = ctx["non_defaults"]
+    nd = ctx["non_defaults"] + run.get("extra_nd", [])
     category = "main"
     if inferred and nd:
         category = "nodefault"
@@ -805,7 +805,14 @@ def prepare_model(name, s, rng, d):
     ]
     for wfile, wfmt, own in (("model.weights.h5", "k3.weights.h5", "keras3"),
                              ("tfkeras_weights.h5", "tfk_weights.h5", "tfkeras")):
-        runs.append(dict(fmt=wfmt, file=wfile, config=None, ref=R[own], inferred=True))
+        extra = []
+        if own == "tfkeras" and any(l["type"] == "TimeDistributed" and l.get("name")
+                                    for l in s["layers"]):
+            # tf_keras legacy weights name a TimeDistributed's arrays after the layer
+            # (``enc_b/kernel:0``): a custom-named one is indistinguishable from a Dense.
+            extra.append("custom-named TimeDistributed (no class in tf_keras weights)")
+        runs.append(dict(fmt=wfmt, file=wfile, config=None, ref=R[own], inferred=True,
+                         extra_nd=extra))
         for cfile, cfmt, cflav in (("config.json", "k3.json", "keras3"),
                                    ("tfkeras_config.json", "tfk.json", "tfkeras"),
                                    ("model.keras" if own == "keras3" else "tfkeras.keras",

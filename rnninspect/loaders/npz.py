@@ -106,7 +106,7 @@ def load(
 
 
 def _layer_groups(arrays: dict[str, Array], where: str) -> list[WeightGroup]:
-    by_layer: dict[str, list[tuple[str, Array]]] = {}
+    by_layer: dict[str, list[tuple[int, str, Array]]] = {}
     for key, value in arrays.items():
         layer, weight = key.rsplit("/", 1)
         if weight not in _WEIGHT_ORDER:
@@ -114,11 +114,18 @@ def _layer_groups(arrays: dict[str, Array], where: str) -> list[WeightGroup]:
                 f"{where}: key {key!r}: weight name {weight!r} is not one of "
                 "kernel, recurrent_kernel, bias, embeddings"
             )
-        by_layer.setdefault(layer, []).append((weight, value))
+        # Bidirectional: <layer>/forward/<weight> then <layer>/backward/<weight>.
+        direction = 0
+        head, _, last = layer.rpartition("/")
+        if head and last in ("forward", "backward"):
+            layer, direction = head, 1 + (last == "backward")
+            weight = f"{last}/{weight}"
+        rank = 10 * direction + _WEIGHT_ORDER[weight.rsplit("/", 1)[-1]]
+        by_layer.setdefault(layer, []).append((rank, weight, value))
     groups = []
     for layer, items in by_layer.items():
-        items.sort(key=lambda item: _WEIGHT_ORDER[item[0]])
-        groups.append(WeightGroup(layer, [a for _, a in items], [w for w, _ in items]))
+        items.sort(key=lambda item: item[0])
+        groups.append(WeightGroup(layer, [a for _, _, a in items], [w for _, w, _ in items]))
     return groups
 
 
