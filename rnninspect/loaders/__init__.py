@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from ..build import WeightMap, build_model
 from ..errors import ModelError
 from ..infer import infer_architecture
 from ..model import Model, Source
-from . import h5util
+from . import h5util, isolate
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -76,9 +77,26 @@ def load_model(path: str | Path, config: str | Path | None = None) -> Model:
     ``config``: a Keras model JSON (``model.to_json()`` output or a ``.keras`` file's
     ``config.json``, or the ``.keras`` file itself) giving the architecture for a
     weights-only file.
+
+    The file is parsed in a child process where the platform can fork: HDF5's C
+    library can loop forever or crash on a corrupt file, and only a separate process
+    can be stopped or can fail without taking the caller down.
     """
     path = Path(path)
     size = _check_file(path)
+    if config is not None:
+        _check_file(Path(config))
+    seconds = float(os.environ.get("RNNINSPECT_PARSE_SECONDS", PARSE_SECONDS))
+    budget = seconds + size / PARSE_BYTES_PER_SECOND
+    return isolate.call(lambda: _load_model(path, config, size), budget, str(path))
+
+
+# A model file that takes longer than this to parse is treated as hostile.
+PARSE_SECONDS = 30.0
+PARSE_BYTES_PER_SECOND = 20e6
+
+
+def _load_model(path: Path, config: str | Path | None, size: int) -> Model:
     try:
         arch = load_config_file(config) if config is not None else None
         magic = _magic(path)
