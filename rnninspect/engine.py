@@ -275,7 +275,9 @@ def _cell(layer: Recurrent, ft: Float, major: int, N: int) -> tuple[Step, Array,
 
         return lstm, b_in, 2
     if isinstance(layer, GRU):
-        ract = activations.get(layer.recurrent_activation, major)
+        ract_ = activations.get_inplace(layer.recurrent_activation, major)
+        zr = np.empty((N, 2 * M), dtype=ft)  # (N, 2M) update and reset gates
+        hh = np.empty((N, M), dtype=ft)  # (N, M) candidate
         if layer.reset_after:
             b_rec = b_in[1] if b_in.ndim == 2 else np.zeros(g * M, dtype=ft)
             b_in = b_in[0] if b_in.ndim == 2 else b_in
@@ -286,11 +288,16 @@ def _cell(layer: Recurrent, ft: Float, major: int, N: int) -> tuple[Step, Array,
                 (h,) = states  # (N, M)
                 hr = np.matmul(h, R, out=buf)  # (N, 3M): recurrent parts of z, r, h
                 np.add(hr, b_rec, out=hr)
-                zg = ract(xw_t[:, :M] + hr[:, :M])  # (N, M) update gate
-                r = ract(xw_t[:, M : 2 * M] + hr[:, M : 2 * M])  # (N, M) reset gate
-                hh = act(xw_t[:, 2 * M :] + r * hr[:, 2 * M :])  # (N, M) candidate
-                np.add(zg * h, (1 - zg) * hh, out=out)  # h_t = z*h + (1-z)*hh
-                return [out], {"z": zg, "r": r, "candidate": hh}
+                np.add(xw_t[:, : 2 * M], hr[:, : 2 * M], out=zr)
+                ract_(zr)  # z, r
+                z, r = zr[:, :M], zr[:, M:]
+                np.multiply(r, hr[:, 2 * M :], out=hh)
+                np.add(hh, xw_t[:, 2 * M :], out=hh)
+                act_(hh)  # candidate: act(x Wh + b0 + r * (h Rh + b1))
+                np.subtract(h, hh, out=out)
+                np.multiply(out, z, out=out)
+                np.add(out, hh, out=out)  # h_t = z*h + (1-z)*hh = hh + z*(h - hh)
+                return [out], {"z": z, "r": r, "candidate": hh}
 
             return gru, b_in, 1
         R_zr, R_h = R[:, : 2 * M], R[:, 2 * M :]  # (M, 2M), (M, M)
@@ -299,12 +306,17 @@ def _cell(layer: Recurrent, ft: Float, major: int, N: int) -> tuple[Step, Array,
             xw_t: Array, states: list[Array], out: Array
         ) -> tuple[list[Array], dict[str, Array]]:
             (h,) = states  # (N, M)
-            hzr = h @ R_zr  # (N, 2M)
-            zg = ract(xw_t[:, :M] + hzr[:, :M])  # (N, M) update gate
-            r = ract(xw_t[:, M : 2 * M] + hzr[:, M:])  # (N, M) reset gate
-            hh = act(xw_t[:, 2 * M :] + (r * h) @ R_h)  # (N, M): reset before the product
-            np.add(zg * h, (1 - zg) * hh, out=out)  # h_t = z*h + (1-z)*hh
-            return [out], {"z": zg, "r": r, "candidate": hh}
+            np.matmul(h, R_zr, out=zr)  # (N, 2M)
+            np.add(zr, xw_t[:, : 2 * M], out=zr)
+            ract_(zr)  # z, r
+            z, r = zr[:, :M], zr[:, M:]
+            np.matmul(r * h, R_h, out=hh)  # (N, M): reset before the product
+            np.add(hh, xw_t[:, 2 * M :], out=hh)
+            act_(hh)  # candidate
+            np.subtract(h, hh, out=out)
+            np.multiply(out, z, out=out)
+            np.add(out, hh, out=out)  # h_t = z*h + (1-z)*hh
+            return [out], {"z": z, "r": r, "candidate": hh}
 
         return gru_v1, b_in, 1
 
