@@ -19,6 +19,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -193,3 +194,16 @@ def test_zz_report_fuzz_count() -> None:
     """Prints how many fuzz cases ran (visible with -s); fails if none ran."""
     print(f"\nfuzz cases run: {COUNTER['cases']}")
     assert COUNTER["cases"] >= 2 * min(EXAMPLES, 10) or COUNTER["cases"] == 0
+
+
+REGRESSIONS = sorted((Path(__file__).parent / "fuzz_regressions").glob("*"))
+
+
+@pytest.mark.parametrize("path", REGRESSIONS, ids=lambda p: p.name)
+def test_regression_hdf5_that_hangs_libhdf5(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by the long fuzz profile: mutated HDF5 files on which the HDF5 library
+    loops forever. The child parser is stopped and the run ends in exit 3."""
+    monkeypatch.setenv("RNNINSPECT_PARSE_SECONDS", "1")
+    code, err = run_cli("summary", str(path))
+    assert code == 3
+    assert "did not finish" in err or "corrupt" in err or "malformed" in err

@@ -92,7 +92,7 @@ def load_model(path: str | Path, config: str | Path | None = None) -> Model:
 
 
 # A model file that takes longer than this to parse is treated as hostile.
-PARSE_SECONDS = 30.0
+PARSE_SECONDS = 10.0
 PARSE_BYTES_PER_SECOND = 20e6
 
 
