@@ -134,6 +134,16 @@ def _check(cond: bool, where: str, spec: LayerSpec, message: str) -> None:
         raise ModelError(f"{where}: layer {spec.name!r} ({spec.class_name}): {message}")
 
 
+def _check_input_width(spec: LayerSpec, kernel: Array, width: int | None, where: str) -> None:
+    _check(
+        width is None or kernel.shape[0] == width,
+        where,
+        spec,
+        f"kernel {_fmt(kernel.shape)} expects D={kernel.shape[0]} input features "
+        f"but the previous layer gives {width}",
+    )
+
+
 def _units(spec: LayerSpec, key: str = "units") -> int | None:
     value: Any = spec.config.get(key)
     return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
@@ -163,13 +173,7 @@ def _build_layer(
             spec,
             f"kernel {_fmt(kernel.shape)} does not match units={units}",
         )
-        _check(
-            width is None or kernel.shape[0] == width,
-            where,
-            spec,
-            f"kernel {_fmt(kernel.shape)} expects {kernel.shape[0]} input features "
-            f"but the previous layer gives {width}",
-        )
+        _check_input_width(spec, kernel, width, where)
         bias = None
         if use_bias:
             bias = _float(got[1], where, name, "bias")
@@ -294,13 +298,7 @@ def _build_recurrent(
         spec,
         f"recurrent_kernel {_fmt(rec.shape)} does not match units={units}",
     )
-    _check(
-        width is None or kernel.shape[0] == width,
-        where,
-        spec,
-        f"kernel {_fmt(kernel.shape)} expects D={kernel.shape[0]} input features "
-        f"but the previous layer gives {width}",
-    )
+    _check_input_width(spec, kernel, width, where)
     bias = None
     reset_after = bool(cfg.get("reset_after", major >= 3))
     if use_bias:

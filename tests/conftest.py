@@ -49,6 +49,12 @@ README_MODELS = [
     "activations", "backwards", "embedding", "functional", "masking", "nobias",
     "seed", "seq2seq", "stacked", "tanh_dense", "timedistributed", "variable_t",
 ]  # fmt: skip
+# The LSTM / GRU / Bidirectional / nested / return_state models added later (same README).
+GATED_MODELS = [
+    "acceptance_chain", "bidi_ave", "bidi_concat", "bidi_masked", "bidi_mul", "bidi_none",
+    "bidi_sum", "gru", "gru_v1", "lstm", "lstm_jax", "lstm_stack", "masked_backwards",
+    "nested_func", "nested_seq", "return_state", "return_state_h",
+]  # fmt: skip
 
 # Files that hold a whole model (architecture + weights).
 FULL_FILES = ("model.keras", "model.h5", "tfkeras.keras", "tfkeras.h5", "layers.npz")
@@ -63,6 +69,9 @@ MODEL_FILES: list[tuple[str, str]] = [
 ]
 FULL_MODEL_FILES = [(m, f) for m, f in MODEL_FILES if f in FULL_FILES]
 WEIGHTS_ONLY_MODEL_FILES = [(m, f) for m, f in MODEL_FILES if f in WEIGHTS_ONLY_FILES]
+
+# Models saved by Keras 3 only (a SKIPPED_tfkeras.txt says why): no tf_keras files.
+NO_TFKERAS = sorted(m for m in MODELS if (SAMPLES / m / "SKIPPED_tfkeras.txt").is_file())
 
 # Golden comparisons: Keras computes in float32; so do we.
 RTOL = 1e-4
@@ -153,3 +162,206 @@ def model_file_pairs() -> list[tuple[str, str]]:
 def golden_fixture():  # type: ignore[no-untyped-def]
     """``golden(model)`` loader as a fixture."""
     return golden
+
+
+# ------------------------------------------------ golden checks for every kind of model
+#
+# Which Keras generation's semantics a file carries matters for ``hard_sigmoid`` only
+# (tf_keras ``clip(0.2x + 0.5)``, Keras 3 ``clip(x/6 + 0.5)``): files written by tf_keras
+# (and tf_keras weights paired with a config) are compared with ``y_tfkeras``; every
+# ``state/``/``final/`` golden is a Keras 3 value.
+
+KERAS3 = "keras3"
+TFKERAS = "tfkeras"
+
+
+def semantics_of(name: str) -> str:
+    """The Keras generation whose semantics a sample file carries."""
+    return TFKERAS if name in TFKERAS_FILES else KERAS3
+
+
+def golden_outputs(model: str, semantics: str = KERAS3) -> list[np.ndarray]:
+    """Keras's ``predict`` output(s): ``y`` or ``y/0``, ``y/1``, ... (multi-output)."""
+    g = golden(model)
+    base = "y_tfkeras" if semantics == TFKERAS else "y"
+    if base in g:
+        return [g[base]]
+    outs = []
+    while f"{base}/{len(outs)}" in g:
+        outs.append(g[f"{base}/{len(outs)}"])
+    assert outs, f"{model}: golden has no {base}"
+    return outs
+
+
+def _config_layers(obj: Any) -> list[dict[str, Any]]:
+    """Every layer entry of a Keras config, nested models' and wrapped layers included."""
+    found: list[dict[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "class_name" in node and isinstance(node.get("config"), dict):
+                found.append(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(obj["config"]["layers"])
+    return found
+
+
+def hard_sigmoid_layers(model: str) -> list[str]:
+    """Names of the top-level/nested layers (a Bidirectional: its own name) whose
+    computation uses ``hard_sigmoid``, from the Keras config."""
+    names = []
+    for entry in _config_layers(keras_config(model)):
+        cfg = entry["config"]
+        inner = cfg.get("layer", {}).get("config", {}) if entry["class_name"] == "Bidirectional" else cfg
+        if "hard_sigmoid" in (inner.get("activation"), inner.get("recurrent_activation")):
+            names.append(cfg["name"])
+    return names
+
+
+HARD_SIGMOID_MODELS = [m for m in MODELS if hard_sigmoid_layers(m)]
+
+
+def input_mask(model: str, x: np.ndarray) -> np.ndarray | None:
+    """(N, T) bool mask made by the model's first layer (Masking or Embedding(mask_zero))."""
+    layers = [e for e in keras_config(model)["config"]["layers"] if e["class_name"] != "InputLayer"]
+    first = layers[0]
+    cfg = first["config"]
+    if first["class_name"] == "Masking":
+        return np.any(x != cfg.get("mask_value", 0.0), axis=-1)
+    if first["class_name"] == "Embedding" and cfg.get("mask_zero"):
+        return x != 0
+    return None
+
+
+def final_state(seq: np.ndarray, mask: np.ndarray | None, go_backwards: bool) -> np.ndarray:
+    """The state a recurrent layer ends with, from its (N, T, M) output sequence in
+    processing order: the output at the last *unmasked* processed step (zeros if none).
+    (At masked steps the output is the previous h or zeros; the state is kept.)"""
+    if mask is None:
+        return seq[:, -1]
+    order = mask[:, ::-1] if go_backwards else mask  # (N, T) in processing order
+    out = np.zeros_like(seq[:, -1])
+    for n in range(seq.shape[0]):
+        kept = np.flatnonzero(order[n])
+        if kept.size:
+            out[n] = seq[n, kept[-1]]
+    return out
+
+
+def expected_trace_keys(model: str) -> list[str]:
+    """The keys ``trace()`` must give (without gates), in order: every ``state/`` key
+    plus ``<L>/c`` for every LSTM (where golden has ``final/<L>/c``)."""
+    keys = []
+    for k in golden(model):
+        if k.startswith("state/"):
+            keys.append(k[len("state/") :])
+        elif k.startswith("final/") and k.endswith("/c"):
+            keys.append(k[len("final/") : -len("/h")] + "/c")
+    return keys
+
+
+def _base(key: str) -> str:
+    return key.split("/", 1)[0]
+
+
+def _rename_bases(got: dict[str, np.ndarray], want_keys: list[str]) -> dict[str, np.ndarray]:
+    """Trace keys renamed layer by layer (in order) to the golden names: for files whose
+    layer names differ from Keras's (weights alone, notebook.npz)."""
+    got_bases = list(dict.fromkeys(_base(k) for k in got))
+    want_bases = list(dict.fromkeys(_base(k) for k in want_keys))
+    assert len(got_bases) == len(want_bases), f"traced layers {got_bases} vs {want_bases}"
+    rename = dict(zip(got_bases, want_bases, strict=True))
+    return {rename[_base(k)] + k[len(_base(k)) :]: v for k, v in got.items()}
+
+
+def _direction(m: Any, key: str, names: dict[str, str]) -> Any:
+    """The model's recurrent layer (or Bidirectional direction) a golden key is about."""
+    base, _, rest = key.partition("/")
+    layer = m.layer(names[base])
+    if rest.startswith("forward"):
+        return layer.forward
+    if rest.startswith("backward"):
+        return layer.backward
+    return layer
+
+
+def _mask_reaches(m: Any, layer_name: str) -> bool:
+    """A mask reaches a recurrent layer when every recurrent layer before it returns
+    sequences (one without return_sequences drops the mask)."""
+    from rnninspect.model import Bidirectional, Recurrent
+
+    for layer in m.layers:
+        if layer.name == layer_name:
+            return True
+        if isinstance(layer, (Recurrent, Bidirectional)) and not layer.return_sequences:
+            return False
+    raise AssertionError(f"no layer {layer_name}")
+
+
+def check_golden(
+    m: Any, model: str, what: str, semantics: str = KERAS3, by_name: bool = True
+) -> None:
+    """``forward``/``forward_all`` equal Keras's predict; ``trace`` has exactly the
+    expected keys; every ``state/`` key equals the trace and every ``final/`` key the
+    state the trace ends with (last unmasked step; ``/c`` kept through masked steps).
+
+    Under tf_keras semantics the layers from the first ``hard_sigmoid`` one on differ
+    from the Keras 3 goldens by design: they are skipped here (test_formats checks them
+    against an independent reference) and the hard_sigmoid layer must really differ."""
+    g = golden(model)
+    x = g["x"]
+    want_ys = golden_outputs(model, semantics)
+    got_ys = m.forward_all(x)
+    assert len(got_ys) == len(want_ys), f"{what}: {len(got_ys)} outputs vs {len(want_ys)}"
+    for i, (a, b) in enumerate(zip(got_ys, want_ys, strict=True)):
+        assert_close(a, b, f"{what}: output {i} vs Keras predict ({semantics})")
+    if len(want_ys) == 1:
+        np.testing.assert_array_equal(m.forward(x), got_ys[0])
+    else:
+        with pytest.raises(ValueError, match="several outputs"):
+            m.forward(x)
+
+    want_keys = expected_trace_keys(model)
+    got = m.trace(x)
+    if by_name:
+        assert list(got) == want_keys, f"{what}: traced keys"
+        names = {_base(k): _base(k) for k in got}
+    else:
+        got_bases = list(dict.fromkeys(_base(k) for k in got))
+        got = _rename_bases(got, want_keys)
+        assert list(got) == want_keys, f"{what}: traced keys (renamed)"
+        names = dict(zip(dict.fromkeys(_base(k) for k in want_keys), got_bases, strict=True))
+
+    skip: set[str] = set()
+    hs = hard_sigmoid_layers(model)
+    if semantics == TFKERAS and hs:
+        bases = list(dict.fromkeys(_base(k) for k in want_keys))
+        first = min(bases.index(b) for b in hs)
+        skip = set(bases[first:])
+        for b in hs:  # the semantics really switched: this layer's states move
+            a, w = got[b].astype(np.float64), g[f"state/{b}"]
+            assert not np.allclose(a, w, rtol=RTOL, atol=ATOL), f"{what}: {b} has Keras 3 values"
+
+    mask = input_mask(model, x)
+    for key, want in g.items():
+        if not key.startswith(("state/", "final/")):
+            continue
+        name = key.split("/", 1)[1]
+        if _base(name) in skip:
+            continue
+        if key.startswith("state/"):
+            assert_close(got[name], want, f"{what}: trace {name} vs Keras {key}")
+            continue
+        path, which = name.rsplit("/", 1)
+        if which == "c":
+            final = got[f"{path}/c"][:, -1]  # the cell state is kept through masked steps
+        else:
+            layer = _direction(m, path, names)
+            reach = mask if _mask_reaches(m, names[_base(path)]) else None
+            final = final_state(got[path], reach, layer.go_backwards)
+        assert_close(final, want, f"{what}: final state from trace vs Keras {key}")
