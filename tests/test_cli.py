@@ -457,3 +457,67 @@ def test_every_command_is_in_the_readme() -> None:
         assert f"rnninspect {name}" in readme
     for code in ExitCode:
         assert f"| {int(code)} " in readme
+
+
+def test_disk_full_keeps_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import rnninspect.outputs as outputs_module
+
+    target = tmp_path / "y.npy"
+    target.write_bytes(b"earlier result")
+    real_fdopen = os.fdopen
+
+    class Full:
+        def __init__(self, fh: object) -> None:
+            self.fh = fh
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.fh, name)
+
+        def __enter__(self) -> Full:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.fh.close()  # type: ignore[attr-defined]
+
+        def write(self, data: object) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(outputs_module.os, "fdopen", lambda *a, **k: Full(real_fdopen(*a, **k)))
+    code, _, err = cli("forward", str(SEED), "--random", "3", "-o", str(target))
+    assert code == ExitCode.OUTPUT and "No space left" in err
+    assert target.read_bytes() == b"earlier result"
+    assert [p.name for p in tmp_path.iterdir()] == ["y.npy"]
+
+
+def test_ctrl_c_exits_130(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    model = SAMPLES / "variable_t" / "model.keras"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rnninspect",
+            "forward",
+            str(model),
+            "--random",
+            "2",
+            "--length",
+            "1000000",
+            "-o",
+            str(tmp_path / "y.npy"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    assert b"Traceback" not in err
+    assert not (tmp_path / "y.npy").exists()
+    assert list(tmp_path.iterdir()) == []
