@@ -139,9 +139,20 @@ def parse_model_config(obj: dict[str, Any], where: str) -> Architecture:
         )
     arch = _parse_container(obj, where, 0)
     version = obj.get("keras_version")
-    if isinstance(version, str):
-        arch.keras_version = version
+    arch.keras_version = version if isinstance(version, str) else _generation_of(obj)
     return arch
+
+
+def _generation_of(obj: dict[str, Any]) -> str | None:
+    """The Keras generation a config was written by, from its style: Keras 3 gives
+    every object a ``module`` and ``registered_name`` and InputLayers a
+    ``batch_shape``; Keras 2 / tf.keras use ``batch_input_shape``."""
+    text = json.dumps(obj)
+    if '"registered_name"' in text or '"batch_shape"' in text:
+        return "3"
+    if '"batch_input_shape"' in text:
+        return "2"
+    return None
 
 
 def _parse_container(obj: dict[str, Any], where: str, depth: int) -> Architecture:

@@ -87,6 +87,14 @@ def _classify(group: WeightGroup, where: str) -> LayerSpec:
     arrays = group.arrays
     names = " ".join(group.weight_names).lower()
     hint = group.class_hint or class_from_name(group.name)
+    if group.class_hint is None and names and arrays:
+        # Weight names are evidence; a layer's own name is only a guess (a Dense may
+        # be called "simple_rnn_7"): keep the guess only where the names agree.
+        recurrent_names = "recurrent_kernel" in names
+        if (hint in ("SimpleRNN", "LSTM", "GRU")) != recurrent_names or (
+            hint == "Embedding" and "embeddings" not in names
+        ):
+            hint = None
     shapes = [a.shape for a in arrays]
     if not arrays:
         if hint == "Masking":

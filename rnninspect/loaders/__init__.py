@@ -129,8 +129,11 @@ def _load_model(path: Path, config: str | Path | None, size: int) -> Model:
     )
 
 
-def _finish(arch: Architecture, weights: WeightMap, source: Source) -> Model:
-    if arch.keras_version and not source.keras_version:
+def _finish(arch: Architecture, weights: WeightMap, source: Source, given: bool = False) -> Model:
+    """``given``: the architecture came from --config, whose Keras generation then
+    decides version-dependent semantics (Keras loads weights into the config's model:
+    a tf.keras weights file under a Keras 3 config computes Keras 3's hard_sigmoid)."""
+    if arch.keras_version and (given or not source.keras_version):
         source.keras_version = arch.keras_version
     return build_model(arch, weights, source)
 
@@ -147,6 +150,7 @@ def _refuse_unsafe_members(names: list[str], where: str) -> None:
 
 def _load_zip(path: Path, size: int, arch: Architecture | None) -> Model:
     where = str(path)
+    given = arch is not None
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
@@ -156,7 +160,7 @@ def _load_zip(path: Path, size: int, arch: Architecture | None) -> Model:
 
                 arch, weights, version = keras_zip.load(zf, path, size, arch)
                 source = Source(path=path, format="keras", keras_version=version)
-                return _finish(arch, weights, source)
+                return _finish(arch, weights, source, given)
     except zipfile.BadZipFile as exc:
         raise ModelError(f"{where}: broken zip archive ({exc})") from exc
     except (OSError, EOFError) as exc:
@@ -171,7 +175,7 @@ def _load_zip(path: Path, size: int, arch: Architecture | None) -> Model:
             architecture="inferred" if inferred else "config",
             assumptions=notes,
         )
-        return _finish(arch, weights, source)
+        return _finish(arch, weights, source, given)
     raise ModelError(f"{where}: zip archive is neither a .keras model (no config.json) nor an .npz")
 
 
@@ -207,13 +211,13 @@ def _from_hdf5(h5: Any, path: Path, size: int, given: Architecture | None) -> Mo
         source = Source(
             path=path, format="legacy-h5", keras_version=version or "1", assumptions=notes
         )
-        return _finish(arch, weights, source)
+        return _finish(arch, weights, source, given is not None)
     if legacy_h5.layer_names(h5) is not None:
         fmt = "legacy-weights-h5"
         if given is not None:
             weights, notes = legacy_h5.weights_for(h5, given, where, size)
             source = Source(path=path, format=fmt, keras_version=version, assumptions=notes)
-            return _finish(given, weights, source)
+            return _finish(given, weights, source, given=True)
         groups = legacy_h5.weight_groups(h5, where, size)
         arch, weights, notes = infer_architecture(groups, ordered=True, where=where)
         source = Source(
@@ -225,7 +229,7 @@ def _from_hdf5(h5: Any, path: Path, size: int, given: Architecture | None) -> Mo
         if given is not None:
             weights = keras_native.weights_for(h5, given, where, size)
             source = Source(path=path, format=fmt, keras_version=version or "3")
-            return _finish(given, weights, source)
+            return _finish(given, weights, source, given=True)
         groups = keras_native.weight_groups(h5, where, size)
         arch, weights, notes = infer_architecture(groups, ordered=False, where=where)
         source = Source(
