@@ -148,10 +148,11 @@ def _generation_of(obj: dict[str, Any]) -> str | None:
     every object a ``module`` and ``registered_name`` and InputLayers a
     ``batch_shape``; Keras 2 / tf.keras use ``batch_input_shape``."""
     text = json.dumps(obj)
-    if '"registered_name"' in text or '"batch_shape"' in text:
-        return "3"
-    if '"batch_input_shape"' in text:
+    # tf.keras 2.13+ also writes registered_name, so the Keras 2 markers come first.
+    if '"batch_input_shape"' in text or '"time_major"' in text:
         return "2"
+    if '"batch_shape"' in text or '"DTypePolicy"' in text or '"registered_name"' in text:
+        return "3"
     return None
 
 

@@ -50,7 +50,10 @@ class RunResult:
     @property
     def output(self) -> Array:
         if len(self.outputs) != 1:
-            raise ValueError("the model has several outputs; use .outputs")
+            raise ValueError(
+                f"the model has {len(self.outputs)} outputs (it ends in a Bidirectional with "
+                "merge_mode=None): use Model.forward_all"
+            )
         return self.outputs[0]
 
 

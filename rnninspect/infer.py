@@ -167,6 +167,10 @@ def infer_architecture(
         order = _chain_order(specs, groups, where, assumptions)
     specs = [specs[i] for i in order]
     groups = [groups[i] for i in order]
+    # Weightless layers before the first weighted one are a Functional model's
+    # InputLayer (whatever its name) or no-ops on the input: only Masking matters.
+    while specs and not groups[0].arrays and specs[0].class_name != "Masking":
+        specs, groups = specs[1:], groups[1:]
     weights: dict[tuple[str, ...], list[Array]] = {
         (s.name,): g.arrays for s, g in zip(specs, groups, strict=True)
     }

@@ -126,3 +126,41 @@ def to_bfloat16(h5: h5py.File) -> None:
         del h5[name]
         new = parent.create_dataset(name.rsplit("/", 1)[1], data=bfloat16_bits(value).view("V2"))
         new.attrs["dtype"] = "bfloat16"
+
+
+def write_legacy_h5(
+    path: Path,
+    model_config: dict[str, Any],
+    layers: list[tuple[str, list[tuple[str, np.ndarray]]]],
+    keras_version: str | None = None,
+    as_bytes: bool = False,
+) -> Path:
+    """A legacy full save (``model.save("x.h5")``) written from scratch with h5py.
+
+    ``layers``: (layer name, [(weight name, array), ...]) in ``layer_names`` order; each
+    weight is a dataset named as given inside the layer's group, listed in
+    ``weight_names`` in that order. No ``keras_version`` attribute when it is None (a
+    Keras 1 file). ``as_bytes``: string attributes as fixed-length bytes (old h5py)."""
+
+    def text(value: str) -> Any:
+        return np.bytes_(value.encode()) if as_bytes else value
+
+    def names(values: list[str]) -> np.ndarray:
+        if as_bytes:
+            return np.array([v.encode() for v in values])
+        return np.array(values, dtype=h5py.string_dtype())
+
+    with h5py.File(path, "w") as h5:
+        h5.attrs["model_config"] = text(json.dumps(model_config))
+        root = h5.create_group("model_weights")
+        if keras_version is not None:
+            h5.attrs["keras_version"] = text(keras_version)
+            h5.attrs["backend"] = text("tensorflow")
+            root.attrs["keras_version"] = text(keras_version)
+        root.attrs["layer_names"] = names([name for name, _ in layers])
+        for name, weights in layers:
+            group = root.create_group(name)
+            group.attrs["weight_names"] = names([wn for wn, _ in weights])
+            for wn, array in weights:
+                group.create_dataset(wn, data=array)
+    return path

@@ -506,7 +506,7 @@ def test_ctrl_c_exits_130(tmp_path: Path) -> None:
             "--random",
             "2",
             "--length",
-            "1000000",
+            "4000000",
             "-o",
             str(tmp_path / "y.npy"),
         ],
@@ -514,7 +514,7 @@ def test_ctrl_c_exits_130(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         cwd=ROOT,
     )
-    time.sleep(3)
+    time.sleep(2.5)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == ExitCode.INTERRUPTED, err

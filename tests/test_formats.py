@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import zipfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,9 +30,9 @@ import pytest
 import rnnref
 from conftest import (
     ALL_FILES,
+    EXTENDED_MODELS,
     FULL_FILES,
     FULL_MODEL_FILES,
-    GATED_MODELS,
     HARD_SIGMOID_MODELS,
     KERAS3,
     MODEL_FILES,
@@ -44,13 +46,14 @@ from conftest import (
     assert_close,
     assert_same_weights,
     check_golden,
-    config_path,
     expected,
+    expected_trace_keys,
     golden,
     golden_outputs,
     golden_states,
     hard_sigmoid_layers,
     keras_config,
+    load_sample,
     sample,
     semantics_of,
     weighted,
@@ -83,7 +86,7 @@ CONTAINER_CLASSES = ("Sequential", "Functional", "Model")
 
 def test_sample_set_is_complete() -> None:
     """Guard: a vanishing sample set would make the parametrised tests vacuous."""
-    assert set(README_MODELS) | set(GATED_MODELS) <= set(MODELS)
+    assert set(README_MODELS) | set(EXTENDED_MODELS) <= set(MODELS)
     assert NO_TFKERAS == ["lstm_jax"]
     for model in MODELS:
         have = {f for m, f in MODEL_FILES if m == model}
@@ -99,40 +102,17 @@ def test_sample_set_is_complete() -> None:
     assert HARD_SIGMOID_MODELS == ["gru_v1", "lstm_jax", "lstm_stack"]
 
 
-def _walk_layers(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Layer entries with nested models' layers inlined (the nested model kept too)."""
-    out = []
-    for entry in layers:
-        out.append(entry)
-        if entry["class_name"] in CONTAINER_CLASSES:
-            out.extend(_walk_layers(entry["config"]["layers"]))
-    return out
-
-
-def _tensor_indices(obj: Any) -> list[int]:
-    """Every ``keras_history`` tensor index in a config (which output a consumer takes)."""
-    found: list[int] = []
-    if isinstance(obj, dict):
-        history = obj.get("keras_history")
-        if isinstance(history, list) and len(history) == 3:
-            found.append(history[2])
-        for value in obj.values():
-            found += _tensor_indices(value)
-    elif isinstance(obj, list):
-        for value in obj:
-            found += _tensor_indices(value)
-    return found
-
-
 def _uses_keras_defaults(model: str) -> bool:
     """From the Keras config itself: would the weights-only defaults reproduce it?"""
     config = keras_config(model)
     layers = config["config"]["layers"]
     if any(layer["class_name"] in CONTAINER_CLASSES for layer in layers):
         return False  # nesting
-    if any(i != 0 for i in _tensor_indices(layers)):
+    if _taken_output(model):
         return False  # a consumer takes a return_state output
-    rec = [layer for layer in layers if layer["class_name"] in (*RECURRENT_CLASSES, "Bidirectional")]
+    rec = [
+        layer for layer in layers if layer["class_name"] in (*RECURRENT_CLASSES, "Bidirectional")
+    ]
     for i, layer in enumerate(rec):
         cfg = layer["config"]
         if layer["class_name"] == "Bidirectional":
@@ -161,9 +141,12 @@ def _inference_refuses(model: str) -> bool:
     if any(e["class_name"] in CONTAINER_CLASSES for e in layers):
         return True
     for i, e in enumerate(layers):
-        if e["class_name"] == "Bidirectional" and e["config"]["merge_mode"] not in ("concat", None):
-            if any(f["class_name"] not in ("Dropout", "Masking") for f in layers[i + 1 :]):
-                return True
+        narrowing = e["class_name"] == "Bidirectional" and e["config"]["merge_mode"] not in (
+            "concat",
+            None,
+        )
+        if narrowing and any(f["class_name"] != "Dropout" for f in layers[i + 1 :]):
+            return True
     return False
 
 
@@ -174,12 +157,12 @@ def test_defaults_match_list_agrees_with_configs() -> None:
 
 
 def _load(model: str, name: str, with_config: bool = False) -> rnninspect.Model:
-    cfg = config_path(model) if with_config else None
-    return rnninspect.load_model(sample(model, name), config=cfg)
+    # Loaded once per session and shared (the loader forks per load: ~50 ms each).
+    return load_sample(model, name, with_config)  # type: ignore[no-any-return]
 
 
 def _reference(model: str) -> rnninspect.Model:
-    return rnninspect.load_model(sample(model, "model.keras"))
+    return load_sample(model, "model.keras")  # type: ignore[no-any-return]
 
 
 def _id(pair: tuple[str, str]) -> str:
@@ -237,19 +220,10 @@ def test_weights_only_alone_refused_when_no_chain_fits(pair: tuple[str, str]) ->
         _load(model, name)
 
 
-NESTED_REFUSAL_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="library bug: a legacy save_weights .h5 of a nested model is refused as "
-    "\"recurrent layer 'encoder' has arrays [...]\" (infer._recurrent_spec via "
-    "legacy_h5.weight_groups), not as a nested model with a pointer to --config as "
-    "keras_native does for .weights.h5",
-)
-
-
 @pytest.mark.parametrize(
     "pair",
     [
-        pytest.param(p, id=_id(p), marks=[NESTED_REFUSAL_XFAIL] if p[1] == "tfkeras_weights.h5" else [])
+        pytest.param(p, id=_id(p), marks=[])
         for p in REFUSED_WEIGHTS_ONLY
         if p[0].startswith("nested")
     ],
@@ -311,7 +285,12 @@ def _flat_expected_rows(model: str, flavour: dict[str, Any]) -> list[tuple[objec
     taken = _taken_output(model)
     rows: list[tuple[object, ...]] = []
     for row in flavour["layers"]:
-        name, cls, shape, params = row["name"], row["class_name"], row["output_shape"], row["params"]
+        name, cls, shape, params = (
+            row["name"],
+            row["class_name"],
+            row["output_shape"],
+            row["params"],
+        )
         if cls in CONTAINER_CLASSES:
             inner = flavour["inner_layers"][name]
             inner_rows = [r for r in inner["layers"] if r["class_name"] != "InputLayer"]
@@ -403,10 +382,10 @@ def test_summary_bytes_are_the_weights_bytes(pair: tuple[str, str]) -> None:
 # --------------------------------------------------------------------------- (c) outputs
 
 
-def _semantics(name: str) -> str:
-    """tf_keras files, and tf_keras weights paired with the Keras 3 config, carry the
-    file's generation (tf_keras 2.21): hard_sigmoid is 0.2x + 0.5 there."""
-    return semantics_of(name)
+def _semantics(name: str, with_config: bool = False) -> str:
+    """tf_keras files compute tf_keras's hard_sigmoid (0.2x + 0.5); weights-only files
+    under the Keras 3 config.json compute Keras 3's (the config's generation decides)."""
+    return semantics_of(name, with_config)
 
 
 @pytest.mark.parametrize("pair", FULL_MODEL_FILES, ids=_id)
@@ -425,7 +404,7 @@ def test_full_file_matches_golden(pair: tuple[str, str]) -> None:
 def test_weights_only_with_config_matches_golden(pair: tuple[str, str]) -> None:
     model, name = pair
     m = _load(model, name, with_config=True)
-    check_golden(m, model, f"{model}/{name} + config", semantics=_semantics(name))
+    check_golden(m, model, f"{model}/{name} + config", semantics=_semantics(name, True))
 
 
 @pytest.mark.parametrize(
@@ -442,11 +421,7 @@ def test_weights_only_alone_matches_golden_for_default_models(pair: tuple[str, s
 
 @pytest.mark.parametrize(
     "pair",
-    [
-        p
-        for p in INFERABLE_WEIGHTS_ONLY
-        if p[0] not in DEFAULTS_MATCH | DEFAULTS_EQUIVALENT
-    ],
+    [p for p in INFERABLE_WEIGHTS_ONLY if p[0] not in DEFAULTS_MATCH | DEFAULTS_EQUIVALENT],
     ids=_id,
 )
 def test_weights_only_alone_differs_for_non_default_models(pair: tuple[str, str]) -> None:
@@ -466,10 +441,34 @@ def test_weights_only_alone_differs_for_non_default_models(pair: tuple[str, str]
     states = m.trace(g["x"])
     want = golden_states(model)
     same_states = len(states) >= len(want) and all(
-        k in states and states[k].shape == v.shape and np.allclose(states[k], v, rtol=1e-4, atol=1e-5)
+        k in states
+        and states[k].shape == v.shape
+        and np.allclose(states[k], v, rtol=1e-4, atol=1e-5)
         for k, v in want.items()
     )
     assert not (same_y and same_states)
+
+
+def test_every_golden_key_is_checked() -> None:
+    """Guard: check_golden compares x, y*, state/* and final/* keys; nothing else may
+    hide in golden.npz, and every final/ key names a traced state."""
+    for model in MODELS:
+        g = golden(model)
+        keys = set(g)
+        other = {k for k in keys if not k.startswith(("state/", "final/"))}
+        assert other <= {"x", "y", "y_tfkeras", "y/0", "y/1", "y_tfkeras/0", "y_tfkeras/1"}
+        traced = set(expected_trace_keys(model))
+        for k in keys:
+            if k.startswith("final/"):
+                path, which = k[len("final/") :].rsplit("/", 1)
+                assert which in ("h", "c") and path in traced, k
+                assert which == "h" or f"{path}/c" in traced, k
+
+
+def test_forward_on_two_outputs_points_to_forward_all() -> None:
+    m = _reference("bidi_none")
+    with pytest.raises(ValueError, match="forward_all"):
+        m.forward(golden("bidi_none")["x"])
 
 
 # ----------------------------------------------- (c2) tf_keras hard_sigmoid: a reference
@@ -499,22 +498,47 @@ def test_reference_reproduces_both_generations(model: str) -> None:
         assert not np.allclose(y2, y3, rtol=1e-4, atol=1e-5)  # the generations differ here
 
 
-@pytest.mark.parametrize(
-    ("model", "name"),
-    [
-        (m, n)
-        for m in HARD_SIGMOID_MODELS
-        for n in (*TFKERAS_FILES, "model.keras", "model.h5", "layers.npz", "model.weights.h5")
-        if sample(m, n).is_file()
-    ],
-)
-def test_hard_sigmoid_traces_follow_the_file_generation(model: str, name: str) -> None:
-    """Every traced sequence (and LSTM cell state at the last step) equals the reference
-    of the file's generation: tf_keras files 0.2x + 0.5, Keras 3 files x/6 + 0.5."""
-    generation = 2 if semantics_of(name) == TFKERAS else 3
-    weights_only = name in WEIGHTS_ONLY_FILES
-    m = _load(model, name, with_config=weights_only)
-    assert (generation == 2) == name.startswith("tfkeras")
+def _hard_sigmoid_cases() -> list[object]:
+    """(model, file, config) -> the generation whose hard_sigmoid the result must use:
+    a whole-model file its writer's; a weights-only file the config's."""
+    cases = []
+    for model in HARD_SIGMOID_MODELS:
+        for name in (*FULL_FILES, *WEIGHTS_ONLY_FILES):
+            if not sample(model, name).is_file():
+                continue
+            if name not in WEIGHTS_ONLY_FILES:
+                gen = 2 if semantics_of(name) == TFKERAS else 3
+                cases.append(pytest.param(model, name, None, gen, id=f"{model}/{name}"))
+                continue
+            cases.append(pytest.param(model, name, "config.json", 3, id=f"{model}/{name}+k3"))
+            if sample(model, "tfkeras.keras").is_file():
+                for config in ("tfkeras.keras", "tfkeras_config.json"):
+                    cases.append(
+                        pytest.param(
+                            model, name, config, 2, id=f"{model}/{name}+{config}",
+                            marks=[],
+                        )
+                    )  # fmt: skip
+    return cases
+
+
+@pytest.mark.parametrize(("model", "name", "config", "generation"), _hard_sigmoid_cases())
+def test_hard_sigmoid_traces_follow_the_keras_generation(
+    tmp_path: Path, model: str, name: str, config: str | None, generation: int
+) -> None:
+    """Every traced sequence equals the reference of the generation that applies:
+    tf_keras 0.2x + 0.5, Keras 3 x/6 + 0.5. Weights-only files compute as the given
+    config's Keras would (Keras loads the weights into the config's model), whichever
+    Keras wrote the weights; ``tfkeras_config.json`` is tfkeras.keras's config.json."""
+    if config == "tfkeras_config.json":
+        cfg_path = tmp_path / config
+        with zipfile.ZipFile(sample(model, "tfkeras.keras")) as zf:
+            cfg_path.write_bytes(zf.read("config.json"))
+        m = rnninspect.load_model(sample(model, name), config=cfg_path)
+    elif config is not None:
+        m = rnninspect.load_model(sample(model, name), config=sample(model, config))
+    else:
+        m = _load(model, name)
     _, want = _reference_chain(model, generation)
     got = m.trace(golden(model)["x"])
     for layer, seq in want.items():
@@ -551,23 +575,56 @@ def _last_step_cases() -> list[object]:
     for model in MODELS:
         m = _reference(model)
         for i, layer in enumerate(m.layers):
-            if isinstance(layer, Recurrent) and not layer.return_sequences:
+            if isinstance(layer, (Recurrent, Bidirectional)) and not layer.return_sequences:
                 out.append(pytest.param(model, i, id=f"{model}/{layer.name}"))
     return out
+
+
+def _merge(mode: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return {
+        "concat": lambda: np.concatenate([a, b], axis=-1),
+        "sum": lambda: a + b,
+        "ave": lambda: (a + b) / 2,
+        "mul": lambda: a * b,
+    }[mode]()
 
 
 @pytest.mark.parametrize(("model", "index"), _last_step_cases())
 @pytest.mark.parametrize("name", ["model.keras", "tfkeras.h5", "layers.npz"])
 def test_trace_last_step_is_the_layer_output(model: str, index: int, name: str) -> None:
+    """What a layer without return_sequences passes on is the last step of its trace:
+    h (or, with return_state, the final h / c the next layer takes); for a Bidirectional,
+    the merge of both directions' last processed steps. And Keras agrees."""
+    if not sample(model, name).is_file():
+        pytest.skip(f"{model} has no {name} ({model} in NO_TFKERAS)")
     m = _load(model, name)
     layer = m.layers[index]
     g = golden(model)
-    final = _truncated(m, index).forward(g["x"])  # (N, M): the layer's own output
-    seq = m.trace(g["x"])[layer.name]  # (N, T, M)
+    final = _truncated(m, index).forward(g["x"])  # (N, M): what flows on
+    trace = m.trace(g["x"])
+    keras_ok = semantics_of(name) == KERAS3 or not hard_sigmoid_layers(model)
+    if isinstance(layer, Bidirectional):
+        fwd, bwd = trace[f"{layer.name}/forward"], trace[f"{layer.name}/backward"]
+        assert layer.merge_mode is not None
+        np.testing.assert_array_equal(final, _merge(layer.merge_mode, fwd[:, -1], bwd[:, -1]))
+        want = _merge(
+            layer.merge_mode,
+            g[f"state/{layer.name}/forward"][:, -1],
+            g[f"state/{layer.name}/backward"][:, -1],
+        )
+        assert_close(final, want, f"{model}: {layer.name} output")
+        return
+    assert isinstance(layer, Recurrent)
+    if layer.emit == 2:  # return_state: the next layer takes the final c
+        seq, key = trace[f"{layer.name}/c"], f"final/{layer.name}/c"
+    else:  # the output, or (emit 1) the final h: the same thing for a last step
+        seq, key = trace[layer.name], f"state/{layer.name}"
     assert final.shape == (seq.shape[0], seq.shape[2])
     np.testing.assert_array_equal(seq[:, -1], final)
-    # And both are Keras's: the last element of Keras's return_sequences output.
-    assert_close(final, g[f"state/{layer.name}"][:, -1], f"{model}: {layer.name} output")
+    # And both are Keras's: the last element of its return_sequences output (final c).
+    if keras_ok:
+        want = g[key] if key.startswith("final/") else g[key][:, -1]
+        assert_close(final, want, f"{model}: {layer.name} output")
 
 
 def test_last_step_cases_cover_masks_and_backwards() -> None:
@@ -575,16 +632,33 @@ def test_last_step_cases_cover_masks_and_backwards() -> None:
     assert "embedding/simple_rnn" in cases  # masked input (mask_zero)
     assert "backwards/simple_rnn_1" in cases  # go_backwards
     assert "stacked/enc2" in cases
+    assert "masked_backwards/gru" in cases  # masked + go_backwards, GRU
+    assert "bidi_masked/bidirectional_1" in cases  # masked Bidirectional, ave
+    assert "return_state/lstm" in cases  # the final c flows on
+    assert "return_state_h/simple_rnn" not in cases  # returns sequences (h flows on)
 
 
-@pytest.mark.parametrize("model", [*sorted(DEFAULTS_MATCH), "tanh_dense"])
+def _head_input(model: str, m: rnninspect.Model, last: Recurrent | Bidirectional) -> np.ndarray:
+    """Keras's own value of what the last recurrent layer passes on, from golden."""
+    g = golden(model)
+    if isinstance(last, Bidirectional):
+        return _merge(
+            last.merge_mode or "concat",
+            g[f"state/{last.name}/forward"][:, -1],
+            g[f"state/{last.name}/backward"][:, -1],
+        )
+    return golden_states(model)[last.name][:, -1]  # Keras's own h_T
+
+
+@pytest.mark.parametrize("model", [*sorted(DEFAULTS_MATCH | DEFAULTS_EQUIVALENT), "tanh_dense"])
 def test_dense_head_applied_to_last_state_gives_keras_output(model: str) -> None:
     """y = head(h_T): the chain after the last recurrent layer, applied to its output."""
     m = _reference(model)
     g = golden(model)
-    last_rec = max(i for i, layer in enumerate(m.layers) if isinstance(layer, Recurrent))
-    h_T = golden_states(model)[m.layers[last_rec].name][:, -1]  # Keras's own h_T
-    h = h_T.astype(np.float64)
+    last_rec = max(
+        i for i, layer in enumerate(m.layers) if isinstance(layer, (Recurrent, Bidirectional))
+    )
+    h = _head_input(model, m, m.layers[last_rec]).astype(np.float64)  # type: ignore[arg-type]
     for layer in m.layers[last_rec + 1 :]:
         if not layer.weights():
             continue
@@ -644,6 +718,72 @@ def test_stacked_symbols_use_numbered_m() -> None:
     assert s.dims["D"] == 4 and s.dims["K"] == 3 and s.dims["T"] == 12
 
 
+def _rnn_symbols(
+    x: str, m: str, g: int, bias2: bool = False, prefix: str = ""
+) -> list[tuple[str, str]]:
+    gm = f"{g}{m}" if g > 1 else m
+    return [
+        (prefix + "kernel", f"({x},{gm})"),
+        (prefix + "recurrent_kernel", f"({m},{gm})"),
+        (prefix + "bias", f"(2,{gm})" if bias2 else f"({gm},)"),
+    ]
+
+
+GATED_SYMBOLS = {
+    "lstm": {"lstm": _rnn_symbols("D", "M", 4), "dense": [("kernel", "(M,K)"), ("bias", "(K,)")]},
+    "gru": {
+        "gru": _rnn_symbols("D", "M", 3, bias2=True),
+        "dense": [("kernel", "(M,K)"), ("bias", "(K,)")],
+    },
+    "gru_v1": {  # reset_after=False: bias (3M1,); reset_after=True: (2,3M2)
+        "gru": _rnn_symbols("D", "M1", 3),
+        "gru_1": _rnn_symbols("M1", "M2", 3, bias2=True),
+        "dense": [("kernel", "(M2,K)"), ("bias", "(K,)")],
+    },
+    "bidi_concat": {  # concat doubles the width the next layer sees
+        "bidirectional": _rnn_symbols("D", "M1", 4, prefix="forward/")
+        + _rnn_symbols("D", "M1", 4, prefix="backward/"),
+        "bidirectional_1": _rnn_symbols("2M1", "M2", 3, bias2=True, prefix="forward/")
+        + _rnn_symbols("2M1", "M2", 3, bias2=True, prefix="backward/"),
+        "dense": [("kernel", "(2M2,K)"), ("bias", "(K,)")],
+    },
+    "bidi_sum": {  # sum keeps it
+        "bidirectional": _rnn_symbols("D", "M1", 4, prefix="forward/")
+        + _rnn_symbols("D", "M1", 4, prefix="backward/"),
+        "bidirectional_1": _rnn_symbols("M1", "M2", 3, bias2=True, prefix="forward/")
+        + _rnn_symbols("M1", "M2", 3, bias2=True, prefix="backward/"),
+        "dense": [("kernel", "(M2,K)"), ("bias", "(K,)")],
+    },
+    "acceptance_chain": {
+        "embedding": [("embeddings", "(V,D)")],
+        "bidirectional": _rnn_symbols("D", "M1", 4, prefix="forward/")
+        + _rnn_symbols("D", "M1", 4, prefix="backward/"),
+        "time_distributed": [("kernel", "(2M1,H)"), ("bias", "(H,)")],
+        "gru": _rnn_symbols("H", "M2", 3, bias2=True),
+        "dense_1": [("kernel", "(M2,K)"), ("bias", "(K,)")],
+    },
+    "nested_seq": {  # nested layers are numbered in execution order, like any other
+        "simple_rnn": _rnn_symbols("D", "M1", 1),
+        "lstm": _rnn_symbols("M1", "M2", 4),
+        "gru": _rnn_symbols("M2", "M3", 3, bias2=True),
+        "dense": [("kernel", "(M3,K)"), ("bias", "(K,)")],
+    },
+}
+
+
+@pytest.mark.parametrize("model", sorted(GATED_SYMBOLS))
+@pytest.mark.parametrize("name", ["model.keras", "tfkeras.h5", "layers.npz"])
+def test_gated_and_bidirectional_symbols(model: str, name: str) -> None:
+    s = _load(model, name).summary()
+    got = {li.name: [(w.name, w.symbol) for w in li.weights] for li in s.layers if li.weights}
+    assert got == GATED_SYMBOLS[model]
+    units = {r["name"]: r["units"] for r in expected(model)["recurrent_layers"]}
+    n_rec = len(units)
+    for i, (layer, m) in enumerate(units.items(), start=1):
+        assert s.dims["M" if n_rec == 1 else f"M{i}"] == m, layer
+    assert s.dims["M"] == next(iter(units.values()))
+
+
 def test_variable_t_has_no_t() -> None:
     s = _reference("variable_t").summary()
     assert s.dims["T"] is None
@@ -665,7 +805,7 @@ def _dim_value(token: str, dims: dict[str, int | None]) -> int | None:
 @pytest.mark.parametrize("pair", MODEL_FILES, ids=_id)
 def test_every_symbol_resolves_to_the_weight_shape(pair: tuple[str, str]) -> None:
     model, name = pair
-    s = _load(model, name).summary()
+    s = _load(model, name, with_config=pair in REFUSED_WEIGHTS_ONLY).summary()
     for li in s.layers:
         for w in li.weights:
             tokens = [t for t in w.symbol.strip("()").split(",") if t]
@@ -680,5 +820,11 @@ def test_dims_equal_keras_dims(pair: tuple[str, str]) -> None:
     want = expected(model)["dims"]
     for key in ("T", "D", "M", "K"):
         assert s.dims[key] == want[key], key
-    units = {li.name: li.weights[1].shape[0] for li in s.layers if li.type == "SimpleRNN"}
+    # Units of every recurrent layer (a Bidirectional: of each direction), nested too.
+    units = {
+        li.name: li.weights[1].shape[0]
+        for li in s.layers
+        if li.type in (*RECURRENT_CLASSES, "Bidirectional")
+    }
     assert units == want["recurrent_units"]
+    assert list(units) == [r["name"] for r in expected(model)["recurrent_layers"]]

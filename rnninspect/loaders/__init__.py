@@ -59,6 +59,9 @@ def load_config_file(path: str | Path) -> Architecture:
         try:
             with zipfile.ZipFile(path) as zf:
                 obj = keras_zip.read_config(zf, where)
+                version = keras_zip.keras_version(zf, where)
+                if version and "keras_version" not in obj:
+                    obj = {**obj, "keras_version": version}
         except (zipfile.BadZipFile, OSError) as exc:
             raise ModelError(f"{where}: not a readable .keras archive ({exc})") from exc
     else:

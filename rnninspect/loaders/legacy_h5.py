@@ -99,6 +99,13 @@ def weight_groups(root: Any, where: str, size: int) -> list[WeightGroup]:
     groups = []
     for name in names:
         weight_names, arrays = _layer_arrays(root, name, where, size)
+        kernels = [w for w in weight_names if re.search(r"(?<!recurrent_)kernel(:0)?$", w)]
+        paired = any("forward" in w for w in kernels) and any("backward" in w for w in kernels)
+        if len(kernels) > 1 and not paired:
+            raise ModelError(
+                f"{where}: layer group {name!r} holds the weights of {len(kernels)} layers "
+                "(a nested model); pass --config with the model's architecture to read it"
+            )
         if not arrays and re.fullmatch(r"input(_layer)?(_\d+)?", name):
             continue  # a Functional model's InputLayer: no computation, no weights
         groups.append(WeightGroup(name=name, arrays=arrays, weight_names=weight_names))
