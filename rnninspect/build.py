@@ -62,6 +62,8 @@ def build_model(arch: Architecture, weights: WeightMap, source: Source) -> Model
         arrays = weights.get(key, [])
         layer = _build_layer(spec, arrays, where, width, major)
         layer.trainable = bool(spec.config.get("trainable", True))
+        if len(key) > 1:
+            layer.parent = key[0]  # inside a nested model: its top-level row
         width = _output_width(layer, width)
         layers.append(layer)
     if input_shape is None:
@@ -79,6 +81,7 @@ def build_model(arch: Architecture, weights: WeightMap, source: Source) -> Model
         input_dtype=arch.input_dtype,
         input_layer=input_layer,
         source=source,
+        containers={s.name: s.class_name for s in arch.layers if s.is_container},
     )
 
 

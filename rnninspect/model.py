@@ -26,6 +26,7 @@ class Layer:
 
     name: str
     trainable: bool = True
+    parent: str | None = None  # the top-level nested model holding this layer, if any
 
     @property
     def class_name(self) -> str:
@@ -194,6 +195,9 @@ class Model:
     input_dtype: str = "float32"
     input_layer: InputLayer | None = None  # set when Keras lists it in model.layers
     source: Source
+    # Nested models at the top level: name -> Keras class. Their layers are inlined
+    # in ``layers`` (with ``parent`` set); summaries show them as Keras does.
+    containers: dict[str, str] = field(default_factory=dict)
 
     @property
     def recurrent_layers(self) -> list[Recurrent | Bidirectional]:

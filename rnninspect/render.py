@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .model import Array
-from .summary import Summary
+from .summary import LayerInfo, Summary
 
 MAX_ROWS = 40  # rows of a table before eliding the middle (unless --full)
 MAX_COLS = 12  # value columns before eliding the middle (unless --full)
@@ -42,9 +42,33 @@ def human_bytes(n: int) -> str:
     return f"{value:.2f} GB"
 
 
+def _selected(s: Summary, layer: str | None) -> list[LayerInfo]:
+    """Top-level rows, or the one row (top-level or inside a nested model) named."""
+    if layer is None:
+        return s.layers
+    rows = [r for top in s.layers for r in (top, *top.layers) if r.name == layer]
+    return rows[:1]
+
+
+def _layer_dict(info: LayerInfo) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": info.name,
+        "type": info.type,
+        "output_shape": list(info.output_shape),
+        "params": info.params,
+        "trainable": info.trainable,
+        "weights": [
+            {"name": w.name, "shape": list(w.shape), "symbol": w.symbol, "dtype": w.dtype}
+            for w in info.weights
+        ],
+    }
+    if info.layers:  # a nested model's own layers
+        out["layers"] = [_layer_dict(inner) for inner in info.layers]
+    return out
+
+
 def summary_dict(s: Summary, layer: str | None = None) -> dict[str, Any]:
     """The documented JSON schema of ``summary --json``."""
-    layers = [info for info in s.layers if layer is None or info.name == layer]
     return {
         "model": s.model_name,
         "path": s.path,
@@ -53,20 +77,7 @@ def summary_dict(s: Summary, layer: str | None = None) -> dict[str, Any]:
         "architecture": s.architecture,
         "input_shape": list(s.input_shape),
         "input_dtype": s.input_dtype,
-        "layers": [
-            {
-                "name": info.name,
-                "type": info.type,
-                "output_shape": list(info.output_shape),
-                "params": info.params,
-                "trainable": info.trainable,
-                "weights": [
-                    {"name": w.name, "shape": list(w.shape), "symbol": w.symbol, "dtype": w.dtype}
-                    for w in info.weights
-                ],
-            }
-            for info in layers
-        ],
+        "layers": [_layer_dict(info) for info in _selected(s, layer)],
         "total_params": s.total_params,
         "trainable_params": s.trainable_params,
         "non_trainable_params": s.non_trainable_params,
@@ -88,7 +99,7 @@ def summary_tables(s: Summary, layer: str | None, show_values: bool, full: bool)
     version = f"Keras {s.keras_version}" if s.keras_version else "Keras version unknown"
     fmt = FORMATS.get(s.format, s.format)
     out: list[Any] = [Text(f'Model: "{s.model_name}"  ({fmt}, {version})', style="bold")]
-    layers = [info for info in s.layers if layer is None or info.name == layer]
+    layers = _selected(s, layer)
     main = Table(show_lines=False)
     main.add_column("Layer (type)")
     main.add_column("Output Shape")
@@ -97,6 +108,13 @@ def summary_tables(s: Summary, layer: str | None, show_values: bool, full: bool)
         main.add_row(
             f"{info.name} ({info.type})", shape_text(info.output_shape), f"{info.params:,}"
         )
+        for inner in info.layers:  # a nested model's layers, indented
+            main.add_row(
+                f"  └ {inner.name} ({inner.type})",
+                shape_text(inner.output_shape),
+                f"{inner.params:,}",
+                style="dim",
+            )
     out.append(main)
     if layer is None:
         itemsize = s.bytes / s.total_params if s.total_params else 4
@@ -109,7 +127,8 @@ def summary_tables(s: Summary, layer: str | None, show_values: bool, full: bool)
     weights = Table(title="Weights")
     for col in ("Layer", "Weight", "Shape", "Symbol", "Dtype", "Params"):
         weights.add_column(col, justify="right" if col == "Params" else "left")
-    for info in layers:
+    leaves = [leaf for info in layers for leaf in (info.layers or [info])]
+    for info in leaves:
         for w in info.weights:
             weights.add_row(
                 info.name,
@@ -130,7 +149,7 @@ def summary_tables(s: Summary, layer: str | None, show_values: bool, full: bool)
     for note in s.assumptions:
         out.append(Text(f"Assumed: {note}", style="yellow"))
     if show_values:
-        for info in layers:
+        for info in leaves:
             for w in info.weights:
                 out.append(
                     Text(f"\n{info.name}/{w.name} {w.symbol} = {shape_text(w.shape)}", style="bold")

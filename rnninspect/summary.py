@@ -38,6 +38,7 @@ class LayerInfo:
     params: int
     trainable: bool
     weights: list[WeightInfo] = field(default_factory=list)
+    layers: list[LayerInfo] = field(default_factory=list)  # a nested model's own layers
 
 
 @dataclass
@@ -59,7 +60,12 @@ class Summary:
 
     @property
     def trainable_params(self) -> int:
-        return sum(layer.params for layer in self.layers if layer.trainable)
+        return sum(
+            inner.params
+            for layer in self.layers
+            for inner in (layer.layers or [layer])
+            if inner.trainable
+        )
 
     @property
     def non_trainable_params(self) -> int:
@@ -155,7 +161,19 @@ def summarize(model: Model) -> Summary:
         shape: Shape = (None, T, width) if seq else (None, width)
         params = sum(int(w.value.size) for w in infos)
         info = LayerInfo(layer.name, layer.class_name, shape, params, layer.trainable, infos)
-        layers.append(info)
+        if layer.parent is None:
+            layers.append(info)
+            continue
+        # A nested model is one row, as in Keras's summary, holding its layers.
+        if not layers or layers[-1].name != layer.parent:
+            kind = model.containers.get(layer.parent, "Functional")
+            layers.append(LayerInfo(layer.parent, kind, shape, 0, True))
+        row = layers[-1]
+        row.layers.append(info)
+        row.params += info.params
+        row.weights += info.weights
+        row.output_shape = info.output_shape
+        row.trainable = row.trainable and info.trainable
     rec = [layer for layer in model.layers if isinstance(layer, (Recurrent, Bidirectional))]
     if rec and "M" not in dims:
         dims["M"] = dims.get("M1")  # stacked: M is the first recurrent width (M1)

@@ -157,14 +157,18 @@ def test_summary_json_counts_and_symbols(model: str) -> None:
     keras = expected(model)["keras3"]
     assert doc["total_params"] == keras["total_params"]
     assert doc["trainable_params"] == keras["trainable_params"]
-    # Per layer: Keras's rows (a nested model's row is its inner rows, flattened).
-    rows = []
+    # Per layer: Keras's rows; a nested model is one row holding its own layers.
+    assert [(la["name"], la["type"], la["params"]) for la in doc["layers"]] == [
+        (r["name"], r["class_name"], r["params"]) for r in keras["layers"]
+    ]
     for row in keras["layers"]:
         inner = keras.get("inner_layers", {}).get(row["name"])
-        rows += [r for r in inner["layers"] if r["class_name"] != "InputLayer"] if inner else [row]
-    assert [(la["name"], la["type"], la["params"]) for la in doc["layers"]] == [
-        (r["name"], r["class_name"], r["params"]) for r in rows
-    ]
+        if inner:
+            ours = next(la for la in doc["layers"] if la["name"] == row["name"])
+            want = [r for r in inner["layers"] if r["class_name"] != "InputLayer"]
+            assert [(la["name"], la["params"]) for la in ours["layers"]] == [
+                (r["name"], r["params"]) for r in want
+            ]
     for layer in doc["layers"]:
         assert layer["params"] == sum(int(np.prod(w["shape"])) for w in layer["weights"])
         for w in layer["weights"]:

@@ -249,7 +249,20 @@ def test_inferred_layers_are_a_subsequence_of_the_real_ones(pair: tuple[str, str
 
 
 def _rows(summary: Summary) -> list[tuple[object, ...]]:
-    return [(li.name, li.type, list(li.output_shape), li.params) for li in summary.layers]
+    """rnninspect's rows with nested models expanded into their own layers (the
+    top-level rows themselves are checked against Keras's in _top_rows_match)."""
+    return [
+        (li.name, li.type, list(li.output_shape), li.params)
+        for top in summary.layers
+        for li in (top.layers or [top])
+    ]
+
+
+def _top_rows_match(summary: Summary, flavour: dict[str, Any]) -> None:
+    """A nested model is one row, as in Keras's summary: name, class and params."""
+    ours = [(li.name, li.type, li.params) for li in summary.layers]
+    keras = [(r["name"], r["class_name"], r["params"]) for r in flavour["layers"]]
+    assert ours == keras
 
 
 def _taken_output(model: str) -> dict[str, int]:
@@ -316,9 +329,7 @@ def _check_totals(s: Summary, model: str, flavour: dict[str, Any]) -> None:
     assert d["total_params"] == flavour["total_params"]
     assert d["trainable_params"] == flavour["trainable_params"]
     assert d["non_trainable_params"] == flavour["non_trainable_params"]
-    assert [layer["params"] for layer in d["layers"]] == [
-        row[3] for row in _flat_expected_rows(model, flavour)
-    ]
+    assert [layer["params"] for layer in d["layers"]] == [r["params"] for r in flavour["layers"]]
 
 
 def test_flat_expected_rows_expand_nested_models_and_pick_outputs() -> None:
@@ -343,6 +354,7 @@ def test_full_file_summary_equals_keras(pair: tuple[str, str]) -> None:
     # Keras lists an InputLayer row for Functional models only (expected "in_summary").
     assert any(li.type == "InputLayer" for li in s.layers) == flavour["in_summary"]
     assert _rows(s) == _flat_expected_rows(model, flavour)
+    _top_rows_match(s, flavour)
     _check_totals(s, model, flavour)
 
 
@@ -354,6 +366,7 @@ def test_weights_only_with_config_summary_equals_keras(pair: tuple[str, str]) ->
     s = _load(model, name, with_config=True).summary()
     assert any(li.type == "InputLayer" for li in s.layers) == flavour["in_summary"]
     assert _rows(s) == _flat_expected_rows(model, flavour)
+    _top_rows_match(s, flavour)
     _check_totals(s, model, flavour)
 
 
@@ -775,7 +788,8 @@ GATED_SYMBOLS = {
 @pytest.mark.parametrize("name", ["model.keras", "tfkeras.h5", "layers.npz"])
 def test_gated_and_bidirectional_symbols(model: str, name: str) -> None:
     s = _load(model, name).summary()
-    got = {li.name: [(w.name, w.symbol) for w in li.weights] for li in s.layers if li.weights}
+    leaves = [li for top in s.layers for li in (top.layers or [top])]
+    got = {li.name: [(w.name, w.symbol) for w in li.weights] for li in leaves if li.weights}
     assert got == GATED_SYMBOLS[model]
     units = {r["name"]: r["units"] for r in expected(model)["recurrent_layers"]}
     n_rec = len(units)
@@ -823,7 +837,8 @@ def test_dims_equal_keras_dims(pair: tuple[str, str]) -> None:
     # Units of every recurrent layer (a Bidirectional: of each direction), nested too.
     units = {
         li.name: li.weights[1].shape[0]
-        for li in s.layers
+        for top in s.layers
+        for li in (top.layers or [top])
         if li.type in (*RECURRENT_CLASSES, "Bidirectional")
     }
     assert units == want["recurrent_units"]
