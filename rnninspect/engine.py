@@ -245,6 +245,11 @@ class Scan:
     extra: dict[str, Array] = field(default_factory=dict)  # "c" and gates, (N, T, M)
 
 
+def lstm_order(M: int) -> Array:
+    """Columns of Keras's LSTM layout (i, f, c, o) in the order i, f, o, c."""
+    return np.concatenate([np.arange(0, 2 * M), np.arange(3 * M, 4 * M), np.arange(2 * M, 3 * M)])
+
+
 # A step writes h_t into ``out`` and returns the new states (h first) and the gates.
 Step = Callable[[Array, list[Array], Array], tuple[list[Array], dict[str, Array]]]
 
@@ -252,7 +257,6 @@ Step = Callable[[Array, list[Array], Array], tuple[list[Array], dict[str, Array]
 def _cell(layer: Recurrent, ft: Float, major: int, N: int) -> tuple[Step, Array, int]:
     """The step function of ``layer``, the bias folded into the input projection,
     and the number of states."""
-    act = activations.get(layer.activation, major)
     act_ = activations.get_inplace(layer.activation, major)
     R = layer.recurrent_kernel.astype(ft, copy=False)  # (M, g*M)
     M = layer.units
@@ -261,19 +265,31 @@ def _cell(layer: Recurrent, ft: Float, major: int, N: int) -> tuple[Step, Array,
     buf = np.empty((N, g * M), dtype=ft)  # (N, g*M) scratch, reused every step
     if isinstance(layer, LSTM):
         ract_ = activations.get_inplace(layer.recurrent_activation, major)
+        # Keras's gate order is i, f, c, o; regrouped as i, f, o | c, the three
+        # sigmoid gates are one contiguous block and take one activation call.
+        R = R[:, lstm_order(M)]
+        b_in = b_in[lstm_order(M)]
+        c_bufs = [np.empty((N, M), dtype=ft) for _ in range(2)]  # ping-pong c buffers
+        tmp = np.empty((N, M), dtype=ft)
+        turn = [0]
 
         def lstm(
             xw_t: Array, states: list[Array], out: Array
         ) -> tuple[list[Array], dict[str, Array]]:
             h, c = states  # (N, M), (N, M)
-            z = np.matmul(h, R, out=buf)  # (N, 4M): gates i, f, c, o
+            z = np.matmul(h, R, out=buf)  # (N, 4M): gates i, f, o, c
             np.add(z, xw_t, out=z)
-            ract_(z[:, : 2 * M])  # i, f
-            act_(z[:, 2 * M : 3 * M])  # candidate g
-            ract_(z[:, 3 * M :])  # o
-            i, f, cand, o = z[:, :M], z[:, M : 2 * M], z[:, 2 * M : 3 * M], z[:, 3 * M :]
-            c_new = f * c + i * cand  # (N, M)
-            np.multiply(o, act(c_new), out=out)  # h_t = o * act(c_t)
+            ract_(z[:, : 3 * M])  # i, f, o
+            act_(z[:, 3 * M :])  # candidate g
+            i, f, o, cand = z[:, :M], z[:, M : 2 * M], z[:, 2 * M : 3 * M], z[:, 3 * M :]
+            turn[0] ^= 1
+            c_new = c_bufs[turn[0]]  # never the buffer holding c
+            np.multiply(f, c, out=c_new)
+            np.multiply(i, cand, out=tmp)
+            np.add(c_new, tmp, out=c_new)  # c_t = f * c + i * g
+            tmp[...] = c_new
+            act_(tmp)
+            np.multiply(o, tmp, out=out)  # h_t = o * act(c_t)
             return [out, c_new], {"i": i, "f": f, "g": cand, "o": o}
 
         return lstm, b_in, 2
@@ -352,6 +368,8 @@ def scan(layer: Recurrent, x: Array, mask: Array | None, ctx: _Ctx, keep_seq: bo
         xt = xt[::-1]
         mt = None if mt is None else mt[::-1]
     K = layer.kernel.astype(ft, copy=False)  # (D, g*M)
+    if isinstance(layer, LSTM):
+        K = K[:, lstm_order(M)]  # the gate order the LSTM step works in
     # The input projection does not depend on h: one product over all T*N rows.
     xw = (np.ascontiguousarray(xt, dtype=ft).reshape(T * N, D) @ K).reshape(T, N, -1)
     xw += b_in  # (T, N, g*M)
