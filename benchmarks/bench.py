@@ -85,7 +85,10 @@ def keras_config(kind: str, T: int | None, D: int, M: int) -> str:
             "config": {
                 "name": "bench",
                 "layers": [
-                    {"class_name": "InputLayer", "config": {"batch_shape": [None, T, D], "name": "x"}},
+                    {
+                        "class_name": "InputLayer",
+                        "config": {"batch_shape": [None, T, D], "name": "x"},
+                    },
                     {"class_name": kind, "config": rnn},
                     {"class_name": "Dense", "config": {"name": "head", "units": K}},
                 ],
@@ -148,7 +151,9 @@ def keras_runner(path: Path, kind: str, T: int, D: int, M: int):  # type: ignore
     layer = getattr(keras.layers, kind)(M, name="rnn")
     model = keras.Sequential([keras.Input((T, D)), layer, keras.layers.Dense(K, name="head")])
     with np.load(path) as z:
-        model.get_layer("rnn").set_weights([z["rnn/kernel"], z["rnn/recurrent_kernel"], z["rnn/bias"]])
+        model.get_layer("rnn").set_weights(
+            [z["rnn/kernel"], z["rnn/recurrent_kernel"], z["rnn/bias"]]
+        )
         model.get_layer("head").set_weights([z["head/kernel"], z["head/bias"]])
 
     def run(x: np.ndarray) -> np.ndarray:
@@ -194,7 +199,9 @@ def bench_engine(kinds: list[str], peers: list[str]) -> list[dict[str, object]]:
 def _print_engine_row(r: dict[str, object]) -> None:
     ours = float(r["ours_s"])  # type: ignore[arg-type]
     text = f"{r['kind']:9s} (N,T,D,M)={r['shape']}: rnninspect {ours * 1000:8.1f} ms, "
-    text += f"{float(r['gflops']):6.1f} GFLOP/s ({100 * float(r['peak_frac']):4.1f}% of matmul peak)"  # type: ignore[arg-type]
+    text += (
+        f"{float(r['gflops']):6.1f} GFLOP/s ({100 * float(r['peak_frac']):4.1f}% of matmul peak)"  # type: ignore[arg-type]
+    )
     if "torch_s" in r:
         t = float(r["torch_s"])  # type: ignore[arg-type]
         text += f" | torch {t * 1000:8.1f} ms -> {t / ours:5.2f}x (equal={r['torch_equal']})"
@@ -218,16 +225,34 @@ def bench_process() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         x = Path(tmp) / "x.npy"
         np.save(x, np.random.default_rng(0).standard_normal((256, 10, 3)).astype(np.float32))
-        ours_cmd = [sys.executable, "-m", "rnninspect", "forward", str(seed), str(x), "-o", f"{tmp}/y.npy"]
+        ours_cmd = [
+            sys.executable,
+            "-m",
+            "rnninspect",
+            "forward",
+            str(seed),
+            str(x),
+            "-o",
+            f"{tmp}/y.npy",
+        ]
         ours = min(_timed(ours_cmd) for _ in range(5))
         help_t = min(_timed([sys.executable, "-m", "rnninspect", "--help"]) for _ in range(5))
         probe = subprocess.run(
             [sys.executable, "-X", "importtime", "-m", "rnninspect", "--help"],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         ).stderr
-        heavy = [m for m in ("h5py", "rich.console", "rich.table") if f" {m}\n" in probe or f"| {m}\n" in probe]
-        print(f"rnninspect forward (seed .keras, N=256): {ours * 1000:.0f} ms; --help {help_t * 1000:.0f} ms, "
-              f"imports on --help: {', '.join(heavy) or 'no h5py, no rich'}")
+        heavy = [
+            m
+            for m in ("h5py", "rich.console", "rich.table")
+            if f" {m}\n" in probe or f"| {m}\n" in probe
+        ]
+        print(
+            f"rnninspect forward (seed .keras, N=256): {ours * 1000:.0f} ms; --help {help_t * 1000:.0f} ms, "
+            f"imports on --help: {', '.join(heavy) or 'no h5py, no rich'}"
+        )
+        floor = min(_timed([sys.executable, "-c", "import numpy"]) for _ in range(5))
+        print(f"floor: python -c 'import numpy' takes {floor * 1000:.0f} ms")
         if not have("keras"):
             print("keras not installed: whole-process comparison skipped")
             return
@@ -237,11 +262,21 @@ def bench_process() -> None:
             "m = keras.saving.load_model(sys.argv[1])\n"
             "np.save(sys.argv[3], m.predict(np.load(sys.argv[2]), verbose=0))\n"
         )
-        env = dict(os.environ, KERAS_BACKEND="numpy", TF_CPP_MIN_LOG_LEVEL="3")
-        theirs = min(_timed([sys.executable, str(script), str(seed), str(x), f"{tmp}/k.npy"], env) for _ in range(3))
-        same = np.allclose(np.load(f"{tmp}/y.npy"), np.load(f"{tmp}/k.npy"), rtol=1e-4, atol=1e-5)
-        print(f"Keras 3 (NumPy backend) load+predict script: {theirs * 1000:.0f} ms -> "
-              f"rnninspect takes {ours / theirs:.3f}x of it (target <= 0.15; outputs equal={same})")
+        for backend in ("numpy", "tensorflow"):
+            if backend == "numpy" and not have("scipy"):  # Keras's NumPy backend needs SciPy
+                print("scipy not installed: Keras NumPy-backend comparison skipped")
+                continue
+            env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+            cmd = [sys.executable, str(script), str(seed), str(x), f"{tmp}/k.npy"]
+            theirs = min(_timed(cmd, env) for _ in range(3))
+            same = np.allclose(
+                np.load(f"{tmp}/y.npy"), np.load(f"{tmp}/k.npy"), rtol=1e-4, atol=1e-5
+            )
+            print(
+                f"Keras 3 ({backend} backend) load+predict script: {theirs * 1000:.0f} ms -> "
+                f"rnninspect takes {ours / theirs:.3f}x of it (target <= 0.15; outputs equal={same}; "
+                f"importing NumPy alone is {floor / theirs:.3f}x)"
+            )
 
 
 # ----------------------------------------------------------------------------- memory
@@ -255,7 +290,9 @@ def _peak_rss_mib(cmd: list[str]) -> tuple[float, float]:
         "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)\n"
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, time.perf_counter() - t0)\n"
     )
-    out = subprocess.run([sys.executable, "-c", wrapper, *cmd], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", wrapper, *cmd], check=True, capture_output=True, text=True
+    )
     rss, secs = out.stdout.split()
     return float(rss), float(secs)
 
@@ -274,14 +311,38 @@ def bench_memory(kinds: list[str]) -> None:
         for kind in kinds:
             model = Path(tmp) / f"{kind}.npz"
             write_npz(model, kind, T, D, M)
-            cmd = [sys.executable, "-m", "rnninspect", "forward", str(model), str(x), "-o", f"{tmp}/y.npy", "-q"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "rnninspect",
+                "forward",
+                str(model),
+                str(x),
+                "-o",
+                f"{tmp}/y.npy",
+                "-q",
+            ]
             rss, secs = _peak_rss_mib(cmd)
-            print(f"{kind:9s} forward over 2 GiB input: peak RSS {rss:6.0f} MiB (target < 300), {secs:.1f} s")
+            print(
+                f"{kind:9s} forward over 2 GiB input: peak RSS {rss:6.0f} MiB (target < 300), {secs:.1f} s"
+            )
             out = Path(tmp) / "states.npy"
-            cmd = [sys.executable, "-m", "rnninspect", "trace", str(model), str(x), "-o", str(out), "-q"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "rnninspect",
+                "trace",
+                str(model),
+                str(x),
+                "-o",
+                str(out),
+                "-q",
+            ]
             rss, secs = _peak_rss_mib(cmd)
             size = out.stat().st_size / 2**30
-            print(f"{kind:9s} trace -o states.npy ({size:.2f} GiB): peak RSS {rss:6.0f} MiB (target < 400), {secs:.1f} s")
+            print(
+                f"{kind:9s} trace -o states.npy ({size:.2f} GiB): peak RSS {rss:6.0f} MiB (target < 400), {secs:.1f} s"
+            )
             out.unlink()
 
 
@@ -295,8 +356,10 @@ def main() -> None:
     peers = [p for p, mod in (("torch", "torch"), ("keras", "keras")) if have(mod)]
     import numpy
 
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, {THREADS} cores, "
-          f"Python {platform.python_version()}, NumPy {numpy.__version__}")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''}, {THREADS} cores, "
+        f"Python {platform.python_version()}, NumPy {numpy.__version__}"
+    )
     print(f"peers: {', '.join(peers) or 'none installed'}")
     if "engine" in only:
         bench_engine(kinds, peers)
