@@ -71,10 +71,16 @@ CHUNK_BYTES = 48 << 20  # working memory per chunk of samples
 def chunk_rows(model: Model, T: int, itemsize: int, collect: bool) -> int:
     """Samples per chunk: enough for efficient matrix products, few enough that a
     chunk's activations stay within ``CHUNK_BYTES`` however large N is."""
-    per_step = 0
+    # Per step and sample: the widest input projection (g*M, live one layer at a
+    # time) plus every layer's output (kept until the next layer has run; all kept
+    # when tracing, with cell states and gates).
+    widest = 0
+    outputs = 0
     for layer in model.layers:
         for _, w in layer.weights():
-            per_step += int(w.shape[-1]) * (3 if collect else 2)
+            widest = max(widest, int(w.shape[-1]))
+        outputs += max((int(w.shape[-1]) for _, w in layer.weights()), default=0)
+    per_step = widest + outputs * (6 if collect else 1)
     per_row = max(1, T * max(per_step, 1) * itemsize)
     return max(16, CHUNK_BYTES // per_row)
 
@@ -98,9 +104,13 @@ def iter_chunks(
     ft = np.dtype(dtype)
     workers = (os.cpu_count() or 1) if blas.controlled() else 1
     step = rows or chunk_rows(model, T, ft.itemsize, collect) * workers
+    # Split the batch across threads (BLAS single-threaded) only when each thread
+    # gets enough rows for efficient products; small batches keep BLAS's threads.
+    if min(N, step) < workers * MIN_ROWS_PER_WORKER:
+        workers = 1
     pool = ThreadPoolExecutor(workers) if workers > 1 else None
     try:
-        with blas.single_threaded():
+        with blas.single_threaded() if workers > 1 else contextlib.nullcontext():
             for start in range(0, N, step):
                 stop = min(N, start + step)
                 rows_in = np.array(x[start:stop])  # (n, T, D): a copy, out of any memory map
@@ -116,7 +126,7 @@ def iter_chunks(
             pool.shutdown()
 
 
-MIN_ROWS_PER_WORKER = 32  # below this, splitting the batch costs more than it gains
+MIN_ROWS_PER_WORKER = 128  # below this, splitting the batch costs more than it gains
 
 
 def _run_parallel(
