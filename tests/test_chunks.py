@@ -107,3 +107,27 @@ def test_memory_mapped_input_is_not_held(tmp_path: Path) -> None:
     mapped = read_input(str(tmp_path / "x.npy"))
     assert isinstance(mapped, np.memmap)
     np.testing.assert_allclose(model.forward(mapped), model.forward(x), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["stacked", "lstm", "bidi_masked", "acceptance_chain"])
+def test_threaded_split_matches_one_pass(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch large enough to be split across threads gives the one-pass numbers."""
+    model = rnninspect.load_model(SAMPLES / name / "model.keras")
+    x = batch(model, 700, seed=9)
+    whole = engine._run_rows(model, engine.conform_rows(model, x), np.dtype("float32"), True, True)
+    calls: list[int] = []
+    real = engine._run_rows
+
+    def spy(model_: rnninspect.Model, rows: np.ndarray, *args: object) -> engine.RunResult:
+        calls.append(len(rows))
+        return real(model_, rows, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "_run_rows", spy)
+    monkeypatch.setattr(engine.os, "cpu_count", lambda: 2)
+    split = engine.run(model, x, collect=True, gates=True)
+    if engine.blas.controlled():
+        assert len(calls) >= 2 and sum(calls) == 700  # the batch really was split
+    np.testing.assert_allclose(split.output, whole.output, rtol=1e-6, atol=1e-6)
+    assert sorted(split.states) == sorted(whole.states)
+    for key, value in whole.states.items():
+        np.testing.assert_allclose(split.states[key], value, rtol=1e-6, atol=1e-6)
