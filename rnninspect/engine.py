@@ -297,8 +297,11 @@ def _cell(layer: Recurrent, ft: Float, major: int, N: int) -> tuple[Step, Array,
             np.multiply(f, c, out=c_new)
             np.multiply(i, cand, out=tmp)
             np.add(c_new, tmp, out=c_new)  # c_t = f * c + i * g
-            tmp[...] = c_new
-            act_(tmp)
+            if layer.activation == "tanh":
+                np.tanh(c_new, out=tmp)
+            else:
+                tmp[...] = c_new
+                act_(tmp)
             np.multiply(o, tmp, out=out)  # h_t = o * act(c_t)
             return [out, c_new], {"i": i, "f": f, "g": cand, "o": o}
 
