@@ -145,9 +145,8 @@ def _batch(
     else:
         if seed is not None or length is not None:
             raise UsageError("--seed and --length go with --random")
-        x = inputs.read_input(source, key)  # type: ignore[arg-type]
+        x = inputs.read_input(source, key, ids=m.takes_ids)  # type: ignore[arg-type]
         where = "<stdin>" if source == "-" else str(source)
-        x = inputs.squeeze_ids(m, x)
     x = inputs.conform(m, x, where)
     for note in nonfinite_weights(m):
         _warn(note)

@@ -1,4 +1,5 @@
-"""Checks that warn but do not stop a run (NaN/Inf in weights or inputs)."""
+"""Checks that warn but do not stop a run (NaN/Inf in weights; the engine reports
+the first NaN/Inf of each input chunk itself)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,3 @@ def nonfinite_weights(model: Model) -> list[str]:
                     f"{model.source.path}: layer {layer.name!r} {name}: {_where_nonfinite(value)}"
                 )
     return notes
-
-
-def nonfinite_input(x: Array, where: str) -> list[str]:
-    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
-        return [f"{where}: input has {_where_nonfinite(x)} (N, T, D)"]
-    return []

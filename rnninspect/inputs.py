@@ -109,12 +109,12 @@ def random_input(model: Model, n: int, seed: int | None, length: int | None) -> 
     return rng.standard_normal((n, T, D)).astype(np.float32)
 
 
-def read_input(source: str, key: str | None = None) -> Array:
+def read_input(source: str, key: str | None = None, ids: bool = False) -> Array:
     """Read an array from a path (``.npy``, ``.npz``, ``.csv``/``.tsv``/``.txt``) or
     ``-`` (stdin: npy bytes, npz bytes or CSV text)."""
     if source == "-":
         data = sys.stdin.buffer.read()
-        return _from_bytes(data, "<stdin>", key)
+        return _from_bytes(data, "<stdin>", key, ids)
     path = Path(source)
     where = str(path)
     if not path.exists():
@@ -128,20 +128,20 @@ def read_input(source: str, key: str | None = None) -> Array:
         if suffix == ".npz":
             return _npz(path, where, key)
         if suffix in (".csv", ".tsv", ".txt"):
-            return parse_text(path.read_bytes(), where)
-        return _from_bytes(path.read_bytes(), where, key)
+            return parse_text(path.read_bytes(), where, ids)
+        return _from_bytes(path.read_bytes(), where, key, ids)
     except OSError as exc:
         raise InputArrayError(f"{where}: cannot read ({exc.strerror or exc})") from exc
 
 
-def _from_bytes(data: bytes, where: str, key: str | None) -> Array:
+def _from_bytes(data: bytes, where: str, key: str | None, ids: bool) -> Array:
     if not data:
         raise InputArrayError(f"{where}: no input data")
     if data.startswith(NPY_MAGIC):
         return _npy(io.BytesIO(data), where)
     if data.startswith(ZIP_MAGIC):
         return _npz(io.BytesIO(data), where, key)
-    return parse_text(data, where)
+    return parse_text(data, where, ids)
 
 
 def _npy_path(path: Path, where: str) -> Array:
@@ -210,7 +210,7 @@ def _npz(src: Path | BinaryIO, where: str, key: str | None) -> Array:
         raise InputArrayError(f"{where}: broken .npz file ({exc})") from exc
 
 
-def parse_text(data: bytes, where: str) -> Array:
+def parse_text(data: bytes, where: str, ids: bool = False) -> Array:
     """One sample as text: T rows of D numbers, separated by commas, tabs or spaces."""
     try:
         text = data.decode("utf-8-sig")
@@ -241,6 +241,9 @@ def parse_text(data: bytes, where: str) -> Array:
     if not rows:
         raise InputArrayError(f"{where}: no numbers in the text input")
     arr = np.asarray(rows, dtype=np.float64)
+    if ids and 1 in arr.shape:
+        # One sample of ids for an Embedding model: a column (T, 1) or a row (1, T).
+        arr = arr.reshape(-1)
     if all_int:
         return arr.astype(np.int64)
     return arr.astype(np.float32)
@@ -249,10 +252,3 @@ def parse_text(data: bytes, where: str) -> Array:
 def _is_int_text(cell: str) -> bool:
     body = cell[1:] if cell[:1] in "+-" else cell
     return body.isdigit()
-
-
-def squeeze_ids(model: Model, x: Array) -> Array:
-    """Text input for an Embedding model: a column (T, 1) or a row (1, T) of ids."""
-    if model.takes_ids and x.ndim == 2 and 1 in x.shape:
-        return x.reshape(-1)
-    return x

@@ -177,7 +177,7 @@ class ArraySink:
     def __enter__(self) -> ArraySink:
         return self
 
-    def __exit__(self, kind: object, exc: object, tb: object) -> None:
+    def __exit__(self, kind: object, *_: object) -> None:
         if kind is None:
             self.commit()
         else:

@@ -521,3 +521,12 @@ def test_ctrl_c_exits_130(tmp_path: Path) -> None:
     assert b"Traceback" not in err
     assert not (tmp_path / "y.npy").exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_npy_ids_column_is_a_batch_not_one_sample(tmp_path: Path) -> None:
+    """Only text input is one sample; an (N, 1) array of ids is N samples of T=1."""
+    path = tmp_path / "ids.npy"
+    np.save(path, np.array([[3], [4], [5]]))
+    code, out, err = cli("forward", str(SAMPLES / "embedding" / "model.keras"), str(path), "--json")
+    assert code == 0, err
+    assert json.loads(out)["shape"] == [3, 3]
