@@ -68,20 +68,40 @@ class _Ctx:
 CHUNK_BYTES = 48 << 20  # working memory per chunk of samples
 
 
-def chunk_rows(model: Model, T: int, itemsize: int, collect: bool) -> int:
-    """Samples per chunk: enough for efficient matrix products, few enough that a
-    chunk's activations stay within ``CHUNK_BYTES`` however large N is."""
-    # Per step and sample: the widest input projection (g*M, live one layer at a
-    # time) plus every layer's output (kept until the next layer has run; all kept
-    # when tracing, with cell states and gates).
-    widest = 0
-    outputs = 0
+def _width(layer: Layer) -> int:
+    """Features per step of ``layer``'s output (0: about its input's, counted there)."""
+    if isinstance(layer, Recurrent):
+        return layer.units
+    if isinstance(layer, Bidirectional):
+        return 2 * layer.forward.units
+    if isinstance(layer, Dense):
+        return layer.units
+    if isinstance(layer, TimeDistributed):
+        return _width(layer.layer)
+    if isinstance(layer, Embedding):
+        return int(layer.embeddings.shape[1])
+    return 0
+
+
+def chunk_rows(model: Model, T: int, D: int, itemsize: int, collect: bool, gates: bool) -> int:
+    """Samples per chunk: as many as fit in ``CHUNK_BYTES`` of activations, so memory
+    stays bounded however large N is and products are as large as that allows."""
+    # Per step and sample: the input (as read, and as the compute dtype, and a
+    # masked or activated copy), every sequence a layer returns (kept until the next
+    # layer has run; all kept when tracing, with cell states and gates) and the
+    # per-step scratch of a recurrent layer (the gates, a few (N, M) buffers).
+    per_step = 3 * D
+    for layer in model.layers:
+        width = _width(layer)
+        keeps = (
+            collect or not isinstance(layer, Recurrent | Bidirectional) or layer.return_sequences
+        )
+        per_step += width * ((8 if gates else 6) if collect else 1) if keeps else 0
+    scratch = 0
     for layer in model.layers:
         for _, w in layer.weights():
-            widest = max(widest, int(w.shape[-1]))
-        outputs += max((int(w.shape[-1]) for _, w in layer.weights()), default=0)
-    per_step = widest + outputs * (6 if collect else 1)
-    per_row = max(1, T * max(per_step, 1) * itemsize)
+            scratch = max(scratch, 2 * int(w.shape[-1]))
+    per_row = max(1, (T * per_step + scratch) * itemsize)
     return max(16, CHUNK_BYTES // per_row)
 
 
@@ -103,7 +123,8 @@ def iter_chunks(
     N, T = x.shape[:2]
     ft = np.dtype(dtype)
     workers = (os.cpu_count() or 1) if blas.controlled() else 1
-    step = rows or chunk_rows(model, T, ft.itemsize, collect) * workers
+    D = int(np.prod(x.shape[2:], dtype=np.int64)) or 1
+    step = rows or chunk_rows(model, T, D, ft.itemsize, collect, gates) * workers
     # Split the batch across threads (BLAS single-threaded) only when each thread
     # gets enough rows for efficient products; small batches keep BLAS's threads.
     if min(N, step) < workers * MIN_ROWS_PER_WORKER:
@@ -239,7 +260,13 @@ def _apply(
 
 def dense(layer: Dense, x: Array, ft: Float, major: int) -> Array:
     W = layer.kernel.astype(ft, copy=False)  # (F, K)
-    y = x @ W  # (..., K)
+    if x.ndim == 3 and not x.flags.c_contiguous and x.transpose(1, 2, 0).flags.c_contiguous:
+        # A recurrent layer's sequence: an (N, T, F) view of (T, F, N). Multiplying
+        # there keeps BLAS on contiguous blocks (a strided (N, T, F) operand would
+        # not be handed to BLAS at all).
+        y = np.matmul(W.T, x.transpose(1, 2, 0)).transpose(2, 0, 1)  # (N, T, K) view
+    else:
+        y = x @ W  # (..., K)
     if layer.bias is not None:
         y += layer.bias.astype(ft, copy=False)  # (..., K)
     return activations.get(layer.activation, major)(y)
@@ -260,165 +287,225 @@ def lstm_order(M: int) -> Array:
     return np.concatenate([np.arange(0, 2 * M), np.arange(3 * M, 4 * M), np.arange(2 * M, 3 * M)])
 
 
-# A step writes h_t into ``out`` and returns the new states (h first) and the gates.
-Step = Callable[[Array, list[Array], Array], tuple[list[Array], dict[str, Array]]]
+# The recurrence works feature-major: each step's vectors are (features, N) blocks,
+# so every gate is a contiguous run of rows (fast elementwise passes) and one matrix
+# product per step takes the stacked operand S = [x_t; 1; h_{t-1}], (D + 1 + M, N):
+# the input projection, the bias and the recurrent product in a single BLAS call.
+#
+# A step reads S and the states, writes the new states into ``outs`` (which may be
+# the states themselves: every write comes after the reads it depends on) and
+# returns the gate activations, (M, N) views valid until the next step.
+Step = Callable[[Array, list[Array], list[Array]], dict[str, Array]]
 
 
-def _cell(layer: Recurrent, ft: Float, major: int, N: int) -> tuple[Step, Array, int]:
-    """The step function of ``layer``, the bias folded into the input projection,
-    and the number of states."""
+@dataclass
+class Cell:
+    step: Step
+    n_states: int  # 1, or 2 for LSTM (h, c)
+
+
+def _stacked(K: Array, b: Array, R: Array | None, ft: Float) -> Array:
+    """(rows, D + 1 [+ M]): ``[K; b; R]`` transposed, the weights of one product
+    over ``[x_t; 1; h]``. ``R`` None: over ``[x_t; 1]`` only."""
+    parts = [K, b[None, :]] + ([] if R is None else [R])
+    return np.ascontiguousarray(np.concatenate(parts, axis=0).T, dtype=ft)
+
+
+def _act_into(name: str, major: int) -> Callable[[Array, Array], None]:
+    """An activation from ``src`` into ``dst`` (``src`` may be overwritten)."""
+    act_ = activations.get_inplace(name, major)
+
+    def apply(src: Array, dst: Array) -> None:
+        if name == "tanh":
+            np.tanh(src, out=dst)
+        elif name == "relu":
+            np.maximum(src, 0, out=dst)
+        else:
+            act_(src)
+            np.copyto(dst, src)
+
+    return apply
+
+
+def _sigmoid_of_halved(buf: Array) -> None:
+    """sigmoid(2u) in place, for gates whose pre-activation u was halved upstream."""
+    np.tanh(buf, out=buf)
+    np.multiply(buf, 0.5, out=buf)
+    np.add(buf, 0.5, out=buf)
+
+
+def _cell(layer: Recurrent, ft: Float, major: int, N: int, D: int) -> Cell:
+    """The step function of ``layer``, its weights stacked for ``S = [x_t; 1; h]``.
+
+    Sigmoid gates use sigmoid(x) = 0.5 * tanh(x / 2) + 0.5. The 1/2 inside is folded
+    into those gates' weight rows (scaling by a power of two is exact, so results
+    are unchanged), which leaves one tanh pass over all of an LSTM's gates and two
+    cheap passes for the sigmoid ones.
+    """
     act_ = activations.get_inplace(layer.activation, major)
+    K = layer.kernel.astype(ft, copy=False)  # (D, g*M)
     R = layer.recurrent_kernel.astype(ft, copy=False)  # (M, g*M)
     M = layer.units
     g = layer.GATES
-    b_in = np.zeros(g * M, dtype=ft) if layer.bias is None else layer.bias.astype(ft, copy=False)
-    buf = np.empty((N, g * M), dtype=ft)  # (N, g*M) scratch, reused every step
+    b = np.zeros(g * M, dtype=ft) if layer.bias is None else layer.bias.astype(ft, copy=False)
+    sig_halved = getattr(layer, "recurrent_activation", None) == "sigmoid"
     if isinstance(layer, LSTM):
-        ract_ = activations.get_inplace(layer.recurrent_activation, major)
         # Keras's gate order is i, f, c, o; regrouped as i, f, o | c, the three
         # sigmoid gates are one contiguous block and take one activation call.
-        R = R[:, lstm_order(M)]
-        b_in = b_in[lstm_order(M)]
-        c_bufs = [np.empty((N, M), dtype=ft) for _ in range(2)]  # ping-pong c buffers
-        tmp = np.empty((N, M), dtype=ft)
-        turn = [0]
-
-        def lstm(
-            xw_t: Array, states: list[Array], out: Array
-        ) -> tuple[list[Array], dict[str, Array]]:
-            h, c = states  # (N, M), (N, M)
-            z = np.matmul(h, R, out=buf)  # (N, 4M): gates i, f, o, c
-            np.add(z, xw_t, out=z)
-            ract_(z[:, : 3 * M])  # i, f, o
-            act_(z[:, 3 * M :])  # candidate g
-            i, f, o, cand = z[:, :M], z[:, M : 2 * M], z[:, 2 * M : 3 * M], z[:, 3 * M :]
-            turn[0] ^= 1
-            c_new = c_bufs[turn[0]]  # never the buffer holding c
-            np.multiply(f, c, out=c_new)
-            np.multiply(i, cand, out=tmp)
-            np.add(c_new, tmp, out=c_new)  # c_t = f * c + i * g
-            if layer.activation == "tanh":
-                np.tanh(c_new, out=tmp)
-            else:
-                tmp[...] = c_new
-                act_(tmp)
-            np.multiply(o, tmp, out=out)  # h_t = o * act(c_t)
-            return [out, c_new], {"i": i, "f": f, "g": cand, "o": o}
-
-        return lstm, b_in, 2
-    if isinstance(layer, GRU):
+        order = lstm_order(M)
+        W = _stacked(K[:, order], b[order], R[:, order], ft)  # (4M, D+1+M)
+        if sig_halved:
+            W[: 3 * M] *= 0.5
         ract_ = activations.get_inplace(layer.recurrent_activation, major)
-        zr = np.empty((N, 2 * M), dtype=ft)  # (N, 2M) update and reset gates
-        hh = np.empty((N, M), dtype=ft)  # (N, M) candidate
+        tanh_all = sig_halved and layer.activation == "tanh"
+        z = np.empty((4 * M, N), dtype=ft)  # (4M, N) gates, reused every step
+        tmp = np.empty((M, N), dtype=ft)
+
+        def lstm(S: Array, states: list[Array], outs: list[Array]) -> dict[str, Array]:
+            c = states[1]  # (M, N)
+            h_out, c_out = outs
+            np.matmul(W, S, out=z)  # (4M, N): i, f, o, g
+            ifo = z[: 3 * M]
+            if tanh_all:
+                np.tanh(z, out=z)  # i, f, o (halved) and the candidate
+            else:
+                if sig_halved:
+                    np.tanh(ifo, out=ifo)
+                else:
+                    ract_(ifo)
+                act_(z[3 * M :])
+            if sig_halved:
+                np.multiply(ifo, 0.5, out=ifo)
+                np.add(ifo, 0.5, out=ifo)  # sigmoid = 0.5 * tanh(x / 2) + 0.5
+            i, f, o, cand = z[:M], z[M : 2 * M], z[2 * M : 3 * M], z[3 * M :]
+            np.multiply(f, c, out=c_out)
+            np.multiply(i, cand, out=tmp)
+            np.add(c_out, tmp, out=c_out)  # c_t = f * c + i * g
+            if layer.activation == "tanh":
+                np.tanh(c_out, out=tmp)
+            else:
+                np.copyto(tmp, c_out)
+                act_(tmp)
+            np.multiply(o, tmp, out=h_out)  # h_t = o * act(c_t)
+            return {"i": i, "f": f, "g": cand, "o": o}
+
+        return Cell(lstm, 2)
+    if isinstance(layer, GRU):
+        ract_ = (
+            _sigmoid_of_halved
+            if sig_halved
+            else activations.get_inplace(layer.recurrent_activation, major)
+        )
+        zr = slice(0, 2 * M)
+        hh = np.empty((M, N), dtype=ft)  # (M, N) candidate
         if layer.reset_after:
-            b_rec = b_in[1] if b_in.ndim == 2 else np.zeros(g * M, dtype=ft)
-            b_in = b_in[0] if b_in.ndim == 2 else b_in
+            b_in = b[0] if b.ndim == 2 else b
+            b_rec = b[1] if b.ndim == 2 else np.zeros(g * M, dtype=ft)
+            # Rows z, r: x Kzr + h Rzr + both biases. Rows h: h Rh + b_rec_h (the x
+            # columns zero: the reset gate multiplies this part alone).
+            K1 = np.concatenate([K[:, zr], np.zeros((D, M), dtype=ft)], axis=1)
+            b1 = np.concatenate([b_in[zr] + b_rec[zr], b_rec[2 * M :]])
+            W1 = _stacked(K1, b1, R, ft)  # (3M, D+1+M)
+            W2 = _stacked(K[:, 2 * M :], b_in[2 * M :], None, ft)  # (M, D+1): x Kh + b_in_h
+            if sig_halved:
+                W1[zr] *= 0.5
+            u = np.empty((3 * M, N), dtype=ft)  # (3M, N)
+            tmp = np.empty((M, N), dtype=ft)
 
-            def gru(
-                xw_t: Array, states: list[Array], out: Array
-            ) -> tuple[list[Array], dict[str, Array]]:
-                (h,) = states  # (N, M)
-                hr = np.matmul(h, R, out=buf)  # (N, 3M): recurrent parts of z, r, h
-                np.add(hr, b_rec, out=hr)
-                np.add(xw_t[:, : 2 * M], hr[:, : 2 * M], out=zr)
-                ract_(zr)  # z, r
-                z, r = zr[:, :M], zr[:, M:]
-                np.multiply(r, hr[:, 2 * M :], out=hh)
-                np.add(hh, xw_t[:, 2 * M :], out=hh)
-                act_(hh)  # candidate: act(x Wh + b0 + r * (h Rh + b1))
-                np.subtract(h, hh, out=out)
-                np.multiply(out, z, out=out)
-                np.add(out, hh, out=out)  # h_t = z*h + (1-z)*hh = hh + z*(h - hh)
-                return [out], {"z": z, "r": r, "candidate": hh}
+            def gru(S: Array, states: list[Array], outs: list[Array]) -> dict[str, Array]:
+                (h,), (h_out,) = states, outs  # (M, N)
+                np.matmul(W1, S, out=u)  # z, r pre-activations; h Rh + b_rec_h
+                ract_(u[zr])
+                z_, r_ = u[:M], u[M : 2 * M]
+                np.matmul(W2, S[: D + 1], out=hh)  # x Kh + b_in_h
+                np.multiply(r_, u[2 * M :], out=tmp)
+                np.add(hh, tmp, out=hh)
+                act_(hh)  # candidate: act(x Kh + b0 + r * (h Rh + b1))
+                np.subtract(h, hh, out=h_out)
+                np.multiply(h_out, z_, out=h_out)
+                np.add(h_out, hh, out=h_out)  # h_t = z*h + (1-z)*hh = hh + z*(h - hh)
+                return {"z": z_, "r": r_, "candidate": hh}
 
-            return gru, b_in, 1
-        R_zr, R_h = R[:, : 2 * M], R[:, 2 * M :]  # (M, 2M), (M, M)
+            return Cell(gru, 1)
+        W1 = _stacked(K[:, zr], b[zr], R[:, zr], ft)  # (2M, D+1+M): z, r
+        W2 = _stacked(K[:, 2 * M :], b[2 * M :], R[:, 2 * M :], ft)  # (M, D+1+M): candidate
+        if sig_halved:
+            W1 *= 0.5
+        u = np.empty((2 * M, N), dtype=ft)  # (2M, N) z, r
+        S2 = np.empty((D + 1 + M, N), dtype=ft)  # [x_t; 1; r * h]
 
-        def gru_v1(
-            xw_t: Array, states: list[Array], out: Array
-        ) -> tuple[list[Array], dict[str, Array]]:
-            (h,) = states  # (N, M)
-            np.matmul(h, R_zr, out=zr)  # (N, 2M)
-            np.add(zr, xw_t[:, : 2 * M], out=zr)
-            ract_(zr)  # z, r
-            z, r = zr[:, :M], zr[:, M:]
-            np.matmul(r * h, R_h, out=hh)  # (N, M): reset before the product
-            np.add(hh, xw_t[:, 2 * M :], out=hh)
+        def gru_v1(S: Array, states: list[Array], outs: list[Array]) -> dict[str, Array]:
+            (h,), (h_out,) = states, outs  # (M, N)
+            np.matmul(W1, S, out=u)  # (2M, N)
+            ract_(u)  # z, r
+            z_, r_ = u[:M], u[M:]
+            S2[: D + 1] = S[: D + 1]
+            np.multiply(r_, h, out=S2[D + 1 :])  # reset before the product
+            np.matmul(W2, S2, out=hh)  # (M, N)
             act_(hh)  # candidate
-            np.subtract(h, hh, out=out)
-            np.multiply(out, z, out=out)
-            np.add(out, hh, out=out)  # h_t = z*h + (1-z)*hh
-            return [out], {"z": z, "r": r, "candidate": hh}
+            np.subtract(h, hh, out=h_out)
+            np.multiply(h_out, z_, out=h_out)
+            np.add(h_out, hh, out=h_out)  # h_t = z*h + (1-z)*hh
+            return {"z": z_, "r": r_, "candidate": hh}
 
-        return gru_v1, b_in, 1
+        return Cell(gru_v1, 1)
 
-    def simple(
-        xw_t: Array, states: list[Array], out: Array
-    ) -> tuple[list[Array], dict[str, Array]]:
-        (h,) = states  # (N, M)
-        np.matmul(h, R, out=out)  # (N, M)
-        out += xw_t
-        act_(out)  # h_t = act(x_t Wx + h_{t-1} Wh + b)
-        return [out], {}
+    W = _stacked(K, b, R, ft)  # (M, D+1+M)
+    act_into = _act_into(layer.activation, major)
+    pre = np.empty((M, N), dtype=ft)
 
-    return simple, b_in, 1
+    def simple(S: Array, states: list[Array], outs: list[Array]) -> dict[str, Array]:
+        np.matmul(W, S, out=pre)  # (M, N): x_t Wx + b + h_{t-1} Wh
+        act_into(pre, outs[0])  # h_t = act(...)
+        return {}
+
+    return Cell(simple, 1)
 
 
 def scan(layer: Recurrent, x: Array, mask: Array | None, ctx: _Ctx, keep_seq: bool) -> Scan:
     """Run ``layer`` over (N, T, D) ``x``; states start at zero (``stateful`` too).
 
-    Works time-major inside, so each step reads and writes contiguous (N, M) blocks.
-    A masked step keeps every state; its output is the previous output, or zeros
-    with ``zero_output_for_mask``.
+    Works feature-major inside (see ``Step``). A masked step keeps every state; its
+    output is the previous output, or zeros with ``zero_output_for_mask``.
+    Sequences come back as (N, T, M) views of (T, M, N) arrays, in processing order.
     """
     ft = ctx.ft
     N, T, D = x.shape
     M = layer.units
-    step, b_in, n_states = _cell(layer, ft, ctx.major, N)
-    xt = x.transpose(1, 0, 2)  # (T, N, D) view
-    mt = None if mask is None else mask.T  # (T, N)
-    if layer.go_backwards:  # Keras processes the last step first and returns that order
-        xt = xt[::-1]
-        mt = None if mt is None else mt[::-1]
-    K = layer.kernel.astype(ft, copy=False)  # (D, g*M)
-    if isinstance(layer, LSTM):
-        K = K[:, lstm_order(M)]  # the gate order the LSTM step works in
-    # The input projection does not depend on h: one product over all T*N rows.
-    xw = (np.ascontiguousarray(xt, dtype=ft).reshape(T * N, D) @ K).reshape(T, N, -1)
-    xw += b_in  # (T, N, g*M)
-    seq = np.empty((T, N, M), dtype=ft) if keep_seq else None  # (T, N, M)
-    spare = [np.empty((N, M), dtype=ft) for _ in range(2)]  # ping-pong h buffers
-    states = [np.zeros((N, M), dtype=ft) for _ in range(n_states)]  # h (and c)
-    out = states[0]  # (N, M) the previous step's output
+    cell = _cell(layer, ft, ctx.major, N, D)
+    S = np.empty((D + 1 + M, N), dtype=ft)  # [x_t; 1; h_{t-1}]
+    S[D] = 1
+    S[D + 1 :] = 0
+    states = [S[D + 1 :]] + [np.zeros((M, N), dtype=ft) for _ in range(cell.n_states - 1)]
+    spare = [np.empty((M, N), dtype=ft) for _ in states] if mask is not None else states
+    seq = np.empty((T, M, N), dtype=ft) if keep_seq else None
     extra: dict[str, Array] = {}
     record = ctx.states is not None
-    for t in range(T):
-        target = seq[t] if seq is not None and mt is None else spare[t % 2]
-        new_states, gates = step(xw[t], states, target)
-        if mt is None:
-            states, out = new_states, new_states[0]
-        else:
-            m = mt[t][:, None]  # (N, 1)
-            out = np.where(m, new_states[0], 0 if layer.zero_output_for_mask else out)
-            states = [np.where(m, new, old) for new, old in zip(new_states, states, strict=True)]
-            if seq is not None:
-                seq[t] = out
+    out = states[0]  # (M, N) this step's output
+    for k in range(T):
+        t = T - 1 - k if layer.go_backwards else k  # Keras returns processing order
+        np.copyto(S[:D], x[:, t].T)  # (D, N)
+        gates = cell.step(S, states, spare)
+        if mask is not None:
+            m = mask[:, t][None, :]  # (1, N)
+            for state, new in zip(states, spare, strict=True):
+                np.copyto(state, new, where=m)
+            out = np.where(m, spare[0], ft.type(0)) if layer.zero_output_for_mask else states[0]
+        if seq is not None:
+            seq[k] = out
         if record:
-            found = {"c": states[1]} if n_states == 2 else {}
+            found = {"c": states[1]} if cell.n_states == 2 else {}
             if ctx.gates:
                 found.update(gates)
             for name, value in found.items():
                 if name not in extra:
-                    extra[name] = np.empty((T, N, M), dtype=ft)
-                extra[name][t] = value
-    if out is spare[0] or out is spare[1]:
-        out = out.copy()
-    states = [s.copy() if any(s is b for b in spare) else s for s in states]
+                    extra[name] = np.empty((T, M, N), dtype=ft)
+                extra[name][k] = value
     return Scan(
-        last=out,
-        seq=None if seq is None else seq.transpose(1, 0, 2),  # (N, T, M) view
-        finals=states,
-        extra={k: v.transpose(1, 0, 2) for k, v in extra.items()},  # (N, T, M) views
+        last=np.ascontiguousarray(out.T),  # (N, M)
+        seq=None if seq is None else seq.transpose(2, 0, 1),  # (N, T, M) view
+        finals=[np.ascontiguousarray(s.T) for s in states],
+        extra={k: v.transpose(2, 0, 1) for k, v in extra.items()},  # (N, T, M) views
     )
 
 

@@ -582,4 +582,6 @@ def test_gates_in_chunks_equal_one_pass(model: str) -> None:
     assert [(a, b) for a, b, _ in parts] == [(0, 3), (3, 6), (6, 7)]
     for key, value in whole.items():
         joined = np.concatenate([r.states[key] for _, _, r in parts])
-        np.testing.assert_allclose(joined, value, rtol=1e-6, atol=1e-7, err_msg=key)
+        # float32 rounding only: BLAS vectorises the step's product over the batch,
+        # so a sample's sums can round differently in a batch of 3 than in one of 7.
+        np.testing.assert_allclose(joined, value, rtol=1e-5, atol=1e-6, err_msg=key)
