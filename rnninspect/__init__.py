@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     ExitCode,
     InputArrayError,
@@ -17,8 +19,10 @@ from .errors import (
     UnsupportedLayerError,
     UsageError,
 )
-from .loaders import load_model
-from .model import Model
+
+if TYPE_CHECKING:
+    from .loaders import load_model
+    from .model import Model
 
 __version__ = "0.1.0"
 
@@ -34,3 +38,21 @@ __all__ = [
     "__version__",
     "load_model",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: the CLI imports this package on every start (even for
+    # --help), and loading a model needs neither module in the parent process.
+    if name == "load_model":
+        from .loaders import load_model
+
+        return load_model
+    if name == "Model":
+        from .model import Model
+
+        return Model
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

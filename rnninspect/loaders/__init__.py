@@ -14,14 +14,20 @@ from __future__ import annotations
 import os
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..architecture import Architecture, loads_config, parse_model_config
-from ..build import WeightMap, build_model
 from ..errors import ModelError
-from ..infer import infer_architecture
-from ..model import Model, Source
-from . import h5util, isolate
+from . import isolate
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..architecture import Architecture
+    from ..build import WeightMap
+    from ..model import Model, Source
+
+# The parsing modules are imported where they are used: the parse runs in a forked
+# child, so the parent (the CLI) never pays for importing them.
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -50,6 +56,8 @@ def _magic(path: Path) -> bytes:
 
 def load_config_file(path: str | Path) -> Architecture:
     """An architecture from ``--config``: model JSON, or a ``.keras`` file's config.json."""
+    from ..architecture import loads_config, parse_model_config
+
     path = Path(path)
     _check_file(path)
     where = str(path)
@@ -74,7 +82,12 @@ def load_config_file(path: str | Path) -> Architecture:
     return parse_model_config(obj, where)
 
 
-def load_model(path: str | Path, config: str | Path | None = None) -> Model:
+def load_model(
+    path: str | Path,
+    config: str | Path | None = None,
+    *,
+    while_parsing: Callable[[], object] | None = None,
+) -> Model:
     """Read any supported model file into a format-neutral ``Model``.
 
     ``config``: a Keras model JSON (``model.to_json()`` output or a ``.keras`` file's
@@ -84,6 +97,9 @@ def load_model(path: str | Path, config: str | Path | None = None) -> Model:
     The file is parsed in a child process where the platform can fork: HDF5's C
     library can loop forever or crash on a corrupt file, and only a separate process
     can be stopped or can fail without taking the caller down.
+
+    ``while_parsing``: called in this process while the child parses (before the
+    parse without a child), so the caller's own preparation overlaps the parse.
     """
     path = Path(path)
     size = _check_file(path)
@@ -91,7 +107,9 @@ def load_model(path: str | Path, config: str | Path | None = None) -> Model:
         _check_file(Path(config))
     seconds = float(os.environ.get("RNNINSPECT_PARSE_SECONDS", PARSE_SECONDS))
     budget = seconds + size / PARSE_BYTES_PER_SECOND
-    return isolate.call(lambda: _load_model(path, config, size), budget, str(path))
+    return isolate.call(
+        lambda: _load_model(path, config, size), budget, str(path), meanwhile=while_parsing
+    )
 
 
 # A model file that takes longer than this to parse is treated as hostile.
@@ -136,6 +154,8 @@ def _finish(arch: Architecture, weights: WeightMap, source: Source, given: bool 
     """``given``: the architecture came from --config, whose Keras generation then
     decides version-dependent semantics (Keras loads weights into the config's model:
     a tf.keras weights file under a Keras 3 config computes Keras 3's hard_sigmoid)."""
+    from ..build import build_model
+
     if arch.keras_version and (given or not source.keras_version):
         source.keras_version = arch.keras_version
     return build_model(arch, weights, source)
@@ -152,6 +172,8 @@ def _refuse_unsafe_members(names: list[str], where: str) -> None:
 
 
 def _load_zip(path: Path, size: int, arch: Architecture | None) -> Model:
+    from ..model import Source
+
     where = str(path)
     given = arch is not None
     try:
@@ -198,7 +220,10 @@ def _load_hdf5(path: Path, size: int, arch: Architecture | None) -> Model:
 
 
 def _from_hdf5(h5: Any, path: Path, size: int, given: Architecture | None) -> Model:
-    from . import keras_native, legacy_h5
+    from ..architecture import loads_config, parse_model_config
+    from ..infer import infer_architecture
+    from ..model import Source
+    from . import h5util, keras_native, legacy_h5
 
     where = str(path)
     version = h5util.attr(h5, "keras_version")

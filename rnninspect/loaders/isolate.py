@@ -8,6 +8,7 @@ is the only thing ever unpickled.
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import select
@@ -21,18 +22,32 @@ from ..errors import ModelError, RnnInspectError
 R = TypeVar("R")
 
 
-def call(fn: Callable[[], R], seconds: float, where: str) -> R:
-    """``fn()``, in a child process when possible."""
+def call(
+    fn: Callable[[], R],
+    seconds: float,
+    where: str,
+    meanwhile: Callable[[], object] | None = None,
+) -> R:
+    """``fn()``, in a child process when possible. ``meanwhile()`` runs in this
+    process while the child works (or first, without a child)."""
     if not hasattr(os, "fork") or os.environ.get("RNNINSPECT_NO_FORK"):
+        if meanwhile is not None:
+            meanwhile()
         return fn()
     read_end, write_end = os.pipe()
+    deadline = time.monotonic() + seconds
     pid = os.fork()
     if pid == 0:  # the child: never returns
         os.close(read_end)
         _child(fn, write_end, where)
     os.close(write_end)
     try:
-        data = _read_all(read_end, time.monotonic() + seconds)
+        if meanwhile is not None:
+            meanwhile()
+        data = _read_all(read_end, deadline)
+    except BaseException:  # e.g. Ctrl-C while waiting: leave no child behind
+        _kill(pid)
+        raise
     finally:
         os.close(read_end)
     if data is None:
@@ -51,6 +66,9 @@ def call(fn: Callable[[], R], seconds: float, where: str) -> R:
 
 
 def _child(fn: Callable[[], object], fd: int, where: str) -> None:
+    # Keep the garbage collector off the objects inherited from the parent: walking
+    # them would copy every page they sit on (copy-on-write) for nothing.
+    gc.freeze()
     code = 0
     try:
         try:

@@ -14,14 +14,16 @@ prefix and numeric suffix order, never by exact name.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..architecture import Architecture, LayerSpec
 from ..build import WeightMap
 from ..errors import ModelError
-from ..infer import WeightGroup, class_from_name
 from ..model import Array
 from . import h5util
+
+if TYPE_CHECKING:
+    from ..infer import WeightGroup
 
 _CONTAINER_NAMES = ("layers", "_layer_checkpoint_dependencies")
 
@@ -153,6 +155,8 @@ def weights_for(root: Any, arch: Architecture, where: str, size: int) -> WeightM
 
 def weight_groups(root: Any, where: str, size: int) -> list[WeightGroup]:
     """Weights-only: one group per top-level layer, for architecture inference."""
+    from ..infer import WeightGroup, class_from_name  # only weights-only files need it
+
     top = container(root, where)
     if top is None:
         raise ModelError(f"{where}: no 'layers' group in the weights file")
