@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -108,8 +110,26 @@ def load_model(
     seconds = float(os.environ.get("RNNINSPECT_PARSE_SECONDS", PARSE_SECONDS))
     budget = seconds + size / PARSE_BYTES_PER_SECOND
     return isolate.call(
-        lambda: _load_model(path, config, size), budget, str(path), meanwhile=while_parsing
+        _load_model, (path, config, size), budget, str(path), meanwhile=while_parsing
     )
+
+
+@contextlib.contextmanager
+def parser_started() -> Iterator[None]:
+    """Within: the next ``load_model``'s child process is forked already and
+    imports h5py and the parsers while this process does other work (the CLI: read
+    its command line). On leaving, a child that got no work is ended."""
+    isolate.prestart(_parser_imports)
+    try:
+        yield
+    finally:
+        isolate.discard()
+
+
+def _parser_imports() -> None:
+    import h5py  # noqa: F401
+
+    from . import keras_zip  # noqa: F401  (and so keras_native, architecture, build)
 
 
 # A model file that takes longer than this to parse is treated as hostile.

@@ -2,12 +2,17 @@
 
 Used for model files: a corrupt HDF5 file can make the HDF5 C library spin forever
 or crash the process, and neither can be caught in-process. The child sends back
-its result (or the library error it raised) through a pipe; our own child's pickle
-is the only thing ever unpickled.
+its result (or the library error it raised) through a pipe. Only pickles between
+this process and its own child are ever unpickled.
+
+The CLI forks the child ahead of need (``prestart``): it imports the parser's
+modules while the parent is still reading its command line, then waits for the
+call to make, which ``call`` sends it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import pickle
@@ -15,33 +20,88 @@ import select
 import signal
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from ..errors import ModelError, RnnInspectError
 
 R = TypeVar("R")
 
 
+class _Spare(NamedTuple):
+    """A prestarted child waiting for its call."""
+
+    pid: int
+    work: int  # write end: the call to make, pickled
+    result: int  # read end: the child's answer
+
+
+_spares: list[_Spare] = []  # at most one
+
+
+def _forking() -> bool:
+    return hasattr(os, "fork") and not os.environ.get("RNNINSPECT_NO_FORK")
+
+
+def prestart(warm: Callable[[], object]) -> None:
+    """Fork the next ``call``'s child now: it runs ``warm()`` (imports, say) while
+    this process goes on. ``discard`` ends it if no call comes."""
+    if _spares or not _forking():
+        return
+    work_read, work_write = os.pipe()
+    result_read, result_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(work_write)
+        os.close(result_read)
+        _serve(warm, work_read, result_write)
+    os.close(work_read)
+    os.close(result_write)
+    _spares.append(_Spare(pid, work_write, result_read))
+
+
+def discard() -> None:
+    """End a prestarted child that was given no call."""
+    while _spares:
+        spare = _spares.pop()
+        os.close(spare.work)
+        os.close(spare.result)
+        _kill(spare.pid)
+
+
 def call(
-    fn: Callable[[], R],
+    fn: Callable[..., R],
+    args: tuple[Any, ...],
     seconds: float,
     where: str,
     meanwhile: Callable[[], object] | None = None,
 ) -> R:
-    """``fn()``, in a child process when possible. ``meanwhile()`` runs in this
-    process while the child works (or first, without a child)."""
-    if not hasattr(os, "fork") or os.environ.get("RNNINSPECT_NO_FORK"):
+    """``fn(*args)``, in a child process when possible (``fn`` and ``args`` must
+    pickle, for a prestarted child). ``meanwhile()`` runs in this process while
+    the child works (or first, without a child)."""
+    if not _forking():
         if meanwhile is not None:
             meanwhile()
-        return fn()
-    read_end, write_end = os.pipe()
+        return fn(*args)
+    spare = _spares.pop() if _spares else None
+    if spare is None:
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            os.close(read_end)
+            _child(lambda: fn(*args), write_end, where)
+        os.close(write_end)
+    else:
+        pid, read_end = spare.pid, spare.result
     deadline = time.monotonic() + seconds
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        os.close(read_end)
-        _child(fn, write_end, where)
-    os.close(write_end)
     try:
+        if spare is not None:
+            try:
+                # A child that died warming up reads nothing: it is reported below,
+                # as any crashed child is.
+                with contextlib.suppress(OSError):
+                    _write_all(spare.work, pickle.dumps((fn, args, where)))
+            finally:
+                os.close(spare.work)
         if meanwhile is not None:
             meanwhile()
         data = _read_all(read_end, deadline)
@@ -65,6 +125,24 @@ def call(
     return value  # type: ignore[no-any-return]
 
 
+def _serve(warm: Callable[[], object], work: int, result: int) -> None:
+    """A prestarted child: warm up, then make the one call the parent sends."""
+    gc.freeze()  # see _child
+    try:
+        # A failing import fails again, and is reported, where the call needs it.
+        with contextlib.suppress(Exception):
+            warm()
+        chunks = []
+        while chunk := os.read(work, 1 << 16):
+            chunks.append(chunk)
+        if not chunks:  # discarded
+            os._exit(0)
+        fn, args, where = pickle.loads(b"".join(chunks))
+    except BaseException:
+        os._exit(1)
+    _child(lambda: fn(*args), result, where)
+
+
 def _child(fn: Callable[[], object], fd: int, where: str) -> None:
     # Keep the garbage collector off the objects inherited from the parent: walking
     # them would copy every page they sit on (copy-on-write) for nothing.
@@ -84,13 +162,17 @@ def _child(fn: Callable[[], object], fd: int, where: str) -> None:
             data = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
             data = pickle.dumps(("err", ModelError(f"{where}: unreadable model file ({exc})")))
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        _write_all(fd, data)
     except BaseException:
         code = 1
     finally:
         os._exit(code)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _read_all(fd: int, deadline: float) -> bytes | None:
