@@ -1,5 +1,32 @@
-"""``python -m rnninspect``."""
+"""The ``rnninspect`` command, and ``python -m rnninspect``.
 
-from .cli import main
+A command that loads a model forks the model parser's child process first thing,
+once NumPy (which both processes use) is imported: the child then imports h5py and
+the parsers while this process imports Typer and reads its command line.
+"""
 
-main()
+from __future__ import annotations
+
+import contextlib
+import sys
+
+_LOADING = frozenset({"summary", "forward", "trace"})
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    ahead: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if "--help" not in args and _LOADING.intersection(args):
+        import numpy  # noqa: F401  (before the fork: imported once, for both)
+
+        from .loaders import parser_started
+
+        ahead = parser_started()
+    with ahead:
+        from .cli import main as run
+
+        run()
+
+
+if __name__ == "__main__":
+    main()

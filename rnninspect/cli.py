@@ -466,25 +466,13 @@ def _exc(module: Any, *names: str) -> tuple[type[BaseException], ...]:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, mapping every failure to one stderr line and an exit code."""
-    args = sys.argv[1:] if argv is None else argv
-    with _parser_ahead(args):
-        code = _run(args)
+    code = _run(sys.argv[1:] if argv is None else argv)
     if argv is None:
         # The process ends here (argv is given only by callers that go on). Its
         # final garbage collection would walk every object NumPy, Typer and the run
         # created, about 10 ms, only to free memory that exit frees anyway.
         gc.freeze()
     raise SystemExit(code)
-
-
-def _parser_ahead(args: list[str]) -> contextlib.AbstractContextManager[None]:
-    """For a command that loads a model: the model parser's child process, forked
-    now to import h5py and the parsers while this process reads the command line."""
-    if "--help" in args or not {"summary", "forward", "trace"}.intersection(args):
-        return contextlib.nullcontext()
-    from .loaders import parser_started
-
-    return parser_started()
 
 
 def _run(args: list[str]) -> int:

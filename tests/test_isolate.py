@@ -111,22 +111,35 @@ def test_no_fork_runs_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
         ["forward", "missing.keras", "--random", "1"],  # fails before the load
         ["forward", "sample_models/seed/model.keras", "--random", "1"],  # uses the child
         ["summary"],  # usage error
+        ["forward", "--help"],  # no child
     ],
 )
-def test_cli_leaves_no_child_behind(args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_command_leaves_no_child_behind(args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ``rnninspect`` entry point prestarts the child for commands that load."""
     import contextlib
     import io
     from pathlib import Path
 
-    from rnninspect.cli import main
+    from rnninspect.__main__ import main
 
     monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    monkeypatch.setattr("sys.argv", ["rnninspect", *args])
+    monkeypatch.setattr("gc.freeze", lambda: None)  # main() would freeze the test process
+    spare_at_call: list[bool] = []
+    real_call = isolate.call
+
+    def call(*a: object, **k: object) -> object:
+        spare_at_call.append(bool(isolate._spares))
+        return real_call(*a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(isolate, "call", call)
     with (
         contextlib.redirect_stdout(io.StringIO()),
         contextlib.redirect_stderr(io.StringIO()),
         pytest.raises(SystemExit),
     ):
-        main(args)
+        main()
+    assert spare_at_call == ([True] if "sample_models/seed/model.keras" in args else [])
     assert not isolate._spares
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)
