@@ -465,7 +465,8 @@ def _exc(module: Any, *names: str) -> tuple[type[BaseException], ...]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app, mapping every failure to one stderr line and an exit code."""
+    """Run the app, mapping every failure to one stderr line and an exit code. (The
+    ``rnninspect`` command enters through ``rnninspect.__main__``, which calls this.)"""
     code = _run(sys.argv[1:] if argv is None else argv)
     if argv is None:
         # The process ends here (argv is given only by callers that go on). Its
