@@ -125,9 +125,9 @@ def iter_chunks(
     workers = (os.cpu_count() or 1) if blas.controlled() else 1
     D = int(np.prod(x.shape[2:], dtype=np.int64)) or 1
     step = rows or chunk_rows(model, T, D, ft.itemsize, collect, gates) * workers
-    # Split the batch across threads (BLAS single-threaded) only when each thread
-    # gets enough rows for efficient products; small batches keep BLAS's threads.
-    if min(N, step) < workers * MIN_ROWS_PER_WORKER:
+    # Split the batch across threads (BLAS single-threaded) only when it pays;
+    # otherwise BLAS keeps its own threads.
+    if workers > 1 and not _split_pays(model, min(N, step) // workers):
         workers = 1
     pool = ThreadPoolExecutor(workers) if workers > 1 else None
     try:
@@ -147,7 +147,31 @@ def iter_chunks(
             pool.shutdown()
 
 
-MIN_ROWS_PER_WORKER = 128  # below this, splitting the batch costs more than it gains
+MIN_ROWS_PER_WORKER = 8
+# Multiply-adds of a thread's share of a step, per NumPy call the step makes, above
+# which splitting the batch across threads beats BLAS's own threads (measured on
+# 2 cores: LSTM/GRU/SimpleRNN, N 8..4096, M 16..256). The threads take turns at
+# the Python side of each step (the GIL); their products run in parallel.
+SPLIT_WORK = 200_000
+_STEP_CALLS = {1: 8, 3: 18, 4: 18}  # NumPy calls per step (scan's included), by gate count
+
+
+def _split_pays(model: Model, rows_per_worker: int) -> bool:
+    """Is a batch split into ``rows_per_worker`` rows per thread faster than one?"""
+    macs = calls = 0
+    for layer in model.layers:
+        cells = (
+            [layer.forward, layer.backward]
+            if isinstance(layer, Bidirectional)
+            else [layer]
+            if isinstance(layer, Recurrent)
+            else []
+        )
+        for cell in cells:
+            M = cell.units
+            macs += cell.GATES * M * (int(cell.kernel.shape[0]) + 1 + M)  # per row and step
+            calls += _STEP_CALLS.get(cell.GATES, 18)
+    return rows_per_worker >= MIN_ROWS_PER_WORKER and rows_per_worker * macs >= SPLIT_WORK * calls
 
 
 def _run_parallel(
@@ -160,7 +184,7 @@ def _run_parallel(
     workers: int,
 ) -> RunResult:
     """The rows split across threads (NumPy releases the GIL in its kernels)."""
-    parts = min(workers, max(1, len(x) // MIN_ROWS_PER_WORKER))
+    parts = workers if _split_pays(model, len(x) // max(workers, 1)) else 1
     if pool is None or parts < 2:
         return _run_rows(model, x, ft, collect, gates)
     bounds = np.linspace(0, len(x), parts + 1).astype(int)

@@ -124,6 +124,7 @@ def test_threaded_split_matches_one_pass(name: str, monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(engine, "_run_rows", spy)
     monkeypatch.setattr(engine.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(engine, "SPLIT_WORK", 0)  # these small models would not split
     split = engine.run(model, x, collect=True, gates=True)
     if engine.blas.controlled():
         assert len(calls) >= 2 and sum(calls) == 700  # the batch really was split
