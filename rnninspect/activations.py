@@ -124,6 +124,7 @@ _COMMON: dict[str, Fn] = {
 }
 
 NAMES = frozenset(_COMMON) | {"hard_sigmoid"}
+ACROSS_FEATURES = frozenset({"softmax", "log_softmax"})  # not elementwise: over the last axis
 
 
 def activation_name(value: Any, where: str) -> str:

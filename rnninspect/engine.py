@@ -335,9 +335,24 @@ def _stacked(K: Array, b: Array, R: Array | None, ft: Float) -> Array:
     return np.ascontiguousarray(np.concatenate(parts, axis=0).T, dtype=ft)
 
 
+def _act_fm(name: str, major: int, gates: int = 1) -> Callable[[Array], None]:
+    """An in-place activation of a feature-major (features, N) block of ``gates``
+    stacked gates. Those that reduce over features (softmax) see one gate's units
+    on their last axis, as Keras activates each gate on its own."""
+    if name not in activations.ACROSS_FEATURES:
+        return activations.get_inplace(name, major)
+    fn = activations.get(name, major)
+
+    def apply(buf: Array) -> None:
+        for gate in np.split(buf, gates):  # (M, N) each
+            gate[...] = fn(gate.T).T
+
+    return apply
+
+
 def _act_into(name: str, major: int) -> Callable[[Array, Array], None]:
     """An activation from ``src`` into ``dst`` (``src`` may be overwritten)."""
-    act_ = activations.get_inplace(name, major)
+    act_ = _act_fm(name, major)
 
     def apply(src: Array, dst: Array) -> None:
         if name == "tanh":
@@ -366,7 +381,7 @@ def _cell(layer: Recurrent, ft: Float, major: int, N: int, D: int) -> Cell:
     are unchanged), which leaves one tanh pass over all of an LSTM's gates and two
     cheap passes for the sigmoid ones.
     """
-    act_ = activations.get_inplace(layer.activation, major)
+    act_ = _act_fm(layer.activation, major)
     K = layer.kernel.astype(ft, copy=False)  # (D, g*M)
     R = layer.recurrent_kernel.astype(ft, copy=False)  # (M, g*M)
     M = layer.units
@@ -380,7 +395,7 @@ def _cell(layer: Recurrent, ft: Float, major: int, N: int, D: int) -> Cell:
         W = _stacked(K[:, order], b[order], R[:, order], ft)  # (4M, D+1+M)
         if sig_halved:
             W[: 3 * M] *= 0.5
-        ract_ = activations.get_inplace(layer.recurrent_activation, major)
+        ract_ = _act_fm(layer.recurrent_activation, major, gates=3)  # i, f, o
         tanh_all = sig_halved and layer.activation == "tanh"
         z = np.empty((4 * M, N), dtype=ft)  # (4M, N) gates, reused every step
         tmp = np.empty((M, N), dtype=ft)
@@ -418,7 +433,7 @@ def _cell(layer: Recurrent, ft: Float, major: int, N: int, D: int) -> Cell:
         ract_ = (
             _sigmoid_of_halved
             if sig_halved
-            else activations.get_inplace(layer.recurrent_activation, major)
+            else _act_fm(layer.recurrent_activation, major, gates=2)
         )
         zr = slice(0, 2 * M)
         hh = np.empty((M, N), dtype=ft)  # (M, N) candidate

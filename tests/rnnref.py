@@ -36,6 +36,9 @@ def activation(name: str, x: np.ndarray, generation: int) -> np.ndarray:
         return np.maximum(x, 0.0)
     if name == "linear":
         return x
+    if name == "softmax":  # across units, per sample
+        e = np.exp(x - x.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
     raise AssertionError(f"reference does not know activation {name}")
 
 

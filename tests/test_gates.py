@@ -585,3 +585,38 @@ def test_gates_in_chunks_equal_one_pass(model: str) -> None:
         # float32 rounding only: BLAS vectorises the step's product over the batch,
         # so a sample's sums can round differently in a batch of 3 than in one of 7.
         np.testing.assert_allclose(joined, value, rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+@pytest.mark.parametrize(
+    ("kind", "layer"),
+    [
+        ("LSTM", {"activation": "softmax"}),
+        ("GRU", {"activation": "softmax", "reset_after": True}),
+        ("GRU", {"activation": "softmax", "reset_after": False}),
+        ("LSTM", {"recurrent_activation": "softmax"}),
+        ("GRU", {"recurrent_activation": "softmax", "reset_after": True}),
+        ("GRU", {"recurrent_activation": "softmax", "reset_after": False}),
+        ("SimpleRNN", {"activation": "softmax"}),
+    ],
+)
+def test_softmax_runs_across_units(tmp_path: Path, kind: str, layer: dict[str, Any]) -> None:
+    """softmax is not elementwise: it normalises each sample's units, one gate at a
+    time, whatever the engine's internal layout, and never mixes samples or gates."""
+    import rnnref
+
+    rng = np.random.default_rng(3)
+    N, T, D, M = 5, 4, 3, 6
+    g = {"LSTM": 4, "GRU": 3, "SimpleRNN": 1}[kind]
+    config = rnn_config(kind, M, T, D, **layer)
+    bias_shape = (2, g * M) if kind == "GRU" and layer.get("reset_after") else (g * M,)
+    weights = [
+        rng.uniform(-1, 1, (D, g * M)),
+        rng.uniform(-1, 1, (M, g * M)),
+        rng.uniform(-0.5, 0.5, bias_shape),
+    ]
+    model = rnninspect.load_model(write_npz(tmp_path / "m.npz", config, weights))
+    x = rng.standard_normal((N, T, D))
+    name = config["config"]["layers"][1]["config"]["name"]
+    want, _ = rnnref.recurrent(kind, config["config"]["layers"][1]["config"], weights, x, 3)
+    got = model.trace(x, dtype="float64")[name]
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)

@@ -433,7 +433,7 @@ def _dense_weights(rng: np.random.Generator, d: int, k: int, use_bias: bool) -> 
     return [w.astype(np.float32) for w in ws]
 
 
-ACTIVATIONS = ["tanh", "relu", "sigmoid", "linear"]
+ACTIVATIONS = ["tanh", "relu", "sigmoid", "linear", "softmax"]  # softmax: across units, not samples
 
 
 @st.composite
