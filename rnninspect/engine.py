@@ -316,16 +316,28 @@ def lstm_order(M: int) -> Array:
 # product per step takes the stacked operand S = [x_t; 1; h_{t-1}], (D + 1 + M, N):
 # the input projection, the bias and the recurrent product in a single BLAS call.
 #
-# A step reads S and the states, writes the new states into ``outs`` (which may be
-# the states themselves: every write comes after the reads it depends on) and
-# returns the gate activations, (M, N) views valid until the next step.
-Step = Callable[[Array, list[Array], list[Array]], dict[str, Array]]
+# A wide input (D large against the gate rows) is instead projected on its own,
+# ``Kx @ x_t^T`` read straight out of x (BLAS takes the transposed view as it is;
+# copying x_t into S would be a slow strided transpose), and S = [1; h_{t-1}].
+#
+# A step reads S (and that projection, ``xw``, when the input is projected on its
+# own), writes the new states into ``outs`` (which may be the states themselves:
+# every write comes after the reads it depends on) and returns the gate
+# activations, (M, N) views valid until the next step.
+Step = Callable[[Array, list[Array], list[Array], Array | None], dict[str, Array]]
 
 
 @dataclass
 class Cell:
     step: Step
     n_states: int  # 1, or 2 for LSTM (h, c)
+    kx: Array | None = None  # (g*M, D): the input's own projection, when x is not in S
+
+
+def _input_apart(layer: Recurrent, D: int) -> bool:
+    """Project x_t on its own (``Cell.kx``) rather than copy it into S? For wide
+    inputs: the copy costs about as much per feature as the gate rows' extra pass."""
+    return layer.GATES * layer.units < 2 * D
 
 
 def _stacked(K: Array, b: Array, R: Array | None, ft: Float) -> Array:
@@ -373,8 +385,9 @@ def _sigmoid_of_halved(buf: Array) -> None:
     np.add(buf, 0.5, out=buf)
 
 
-def _cell(layer: Recurrent, ft: Float, major: int, N: int, D: int) -> Cell:
-    """The step function of ``layer``, its weights stacked for ``S = [x_t; 1; h]``.
+def _cell(layer: Recurrent, ft: Float, major: int, N: int, D: int, apart: bool) -> Cell:
+    """The step function of ``layer``, its weights stacked for ``S = [x_t; 1; h]``
+    (``apart``: for ``S = [1; h]``, with x_t's projection from ``Cell.kx``).
 
     Sigmoid gates use sigmoid(x) = 0.5 * tanh(x / 2) + 0.5. The 1/2 inside is folded
     into those gates' weight rows (scaling by a power of two is exact, so results
@@ -395,15 +408,20 @@ def _cell(layer: Recurrent, ft: Float, major: int, N: int, D: int) -> Cell:
         W = _stacked(K[:, order], b[order], R[:, order], ft)  # (4M, D+1+M)
         if sig_halved:
             W[: 3 * M] *= 0.5
+        kx, W = _apart(W, D, apart)
         ract_ = _act_fm(layer.recurrent_activation, major, gates=3)  # i, f, o
         tanh_all = sig_halved and layer.activation == "tanh"
         z = np.empty((4 * M, N), dtype=ft)  # (4M, N) gates, reused every step
         tmp = np.empty((M, N), dtype=ft)
 
-        def lstm(S: Array, states: list[Array], outs: list[Array]) -> dict[str, Array]:
+        def lstm(
+            S: Array, states: list[Array], outs: list[Array], xw: Array | None
+        ) -> dict[str, Array]:
             c = states[1]  # (M, N)
             h_out, c_out = outs
             np.matmul(W, S, out=z)  # (4M, N): i, f, o, g
+            if xw is not None:
+                np.add(z, xw, out=z)
             ifo = z[: 3 * M]
             if tanh_all:
                 np.tanh(z, out=z)  # i, f, o (halved) and the candidate
@@ -428,7 +446,7 @@ def _cell(layer: Recurrent, ft: Float, major: int, N: int, D: int) -> Cell:
             np.multiply(o, tmp, out=h_out)  # h_t = o * act(c_t)
             return {"i": i, "f": f, "g": cand, "o": o}
 
-        return Cell(lstm, 2)
+        return Cell(lstm, 2, kx)
     if isinstance(layer, GRU):
         ract_ = (
             _sigmoid_of_halved
@@ -448,15 +466,25 @@ def _cell(layer: Recurrent, ft: Float, major: int, N: int, D: int) -> Cell:
             W2 = _stacked(K[:, 2 * M :], b_in[2 * M :], None, ft)  # (M, D+1): x Kh + b_in_h
             if sig_halved:
                 W1[zr] *= 0.5
+            kx1, W1 = _apart(W1, D, apart)
+            kx2, W2 = _apart(W2, D, apart)
+            kx = None if kx1 is None or kx2 is None else np.concatenate([kx1[zr], kx2])
+            dx = 0 if apart else D  # rows of x in S
             u = np.empty((3 * M, N), dtype=ft)  # (3M, N)
             tmp = np.empty((M, N), dtype=ft)
 
-            def gru(S: Array, states: list[Array], outs: list[Array]) -> dict[str, Array]:
+            def gru(
+                S: Array, states: list[Array], outs: list[Array], xw: Array | None
+            ) -> dict[str, Array]:
                 (h,), (h_out,) = states, outs  # (M, N)
                 np.matmul(W1, S, out=u)  # z, r pre-activations; h Rh + b_rec_h
+                if xw is not None:
+                    np.add(u[zr], xw[zr], out=u[zr])
                 ract_(u[zr])
                 z_, r_ = u[:M], u[M : 2 * M]
-                np.matmul(W2, S[: D + 1], out=hh)  # x Kh + b_in_h
+                np.matmul(W2, S[: dx + 1], out=hh)  # x Kh + b_in_h
+                if xw is not None:
+                    np.add(hh, xw[2 * M :], out=hh)
                 np.multiply(r_, u[2 * M :], out=tmp)
                 np.add(hh, tmp, out=hh)
                 act_(hh)  # candidate: act(x Kh + b0 + r * (h Rh + b1))
@@ -465,40 +493,61 @@ def _cell(layer: Recurrent, ft: Float, major: int, N: int, D: int) -> Cell:
                 np.add(h_out, hh, out=h_out)  # h_t = z*h + (1-z)*hh = hh + z*(h - hh)
                 return {"z": z_, "r": r_, "candidate": hh}
 
-            return Cell(gru, 1)
+            return Cell(gru, 1, kx)
         W1 = _stacked(K[:, zr], b[zr], R[:, zr], ft)  # (2M, D+1+M): z, r
         W2 = _stacked(K[:, 2 * M :], b[2 * M :], R[:, 2 * M :], ft)  # (M, D+1+M): candidate
         if sig_halved:
             W1 *= 0.5
+        kx1, W1 = _apart(W1, D, apart)
+        kx2, W2 = _apart(W2, D, apart)
+        kx = None if kx1 is None or kx2 is None else np.concatenate([kx1, kx2])
+        dx = 0 if apart else D  # rows of x in S
         u = np.empty((2 * M, N), dtype=ft)  # (2M, N) z, r
-        S2 = np.empty((D + 1 + M, N), dtype=ft)  # [x_t; 1; r * h]
+        S2 = np.empty((dx + 1 + M, N), dtype=ft)  # [x_t; 1; r * h]
 
-        def gru_v1(S: Array, states: list[Array], outs: list[Array]) -> dict[str, Array]:
+        def gru_v1(
+            S: Array, states: list[Array], outs: list[Array], xw: Array | None
+        ) -> dict[str, Array]:
             (h,), (h_out,) = states, outs  # (M, N)
             np.matmul(W1, S, out=u)  # (2M, N)
+            if xw is not None:
+                np.add(u, xw[: 2 * M], out=u)
             ract_(u)  # z, r
             z_, r_ = u[:M], u[M:]
-            S2[: D + 1] = S[: D + 1]
-            np.multiply(r_, h, out=S2[D + 1 :])  # reset before the product
+            S2[: dx + 1] = S[: dx + 1]
+            np.multiply(r_, h, out=S2[dx + 1 :])  # reset before the product
             np.matmul(W2, S2, out=hh)  # (M, N)
+            if xw is not None:
+                np.add(hh, xw[2 * M :], out=hh)
             act_(hh)  # candidate
             np.subtract(h, hh, out=h_out)
             np.multiply(h_out, z_, out=h_out)
             np.add(h_out, hh, out=h_out)  # h_t = z*h + (1-z)*hh
             return {"z": z_, "r": r_, "candidate": hh}
 
-        return Cell(gru_v1, 1)
+        return Cell(gru_v1, 1, kx)
 
-    W = _stacked(K, b, R, ft)  # (M, D+1+M)
+    kx, W = _apart(_stacked(K, b, R, ft), D, apart)  # (M, D+1+M), or (M, D) and (M, 1+M)
     act_into = _act_into(layer.activation, major)
     pre = np.empty((M, N), dtype=ft)
 
-    def simple(S: Array, states: list[Array], outs: list[Array]) -> dict[str, Array]:
+    def simple(
+        S: Array, states: list[Array], outs: list[Array], xw: Array | None
+    ) -> dict[str, Array]:
         np.matmul(W, S, out=pre)  # (M, N): x_t Wx + b + h_{t-1} Wh
+        if xw is not None:
+            np.add(pre, xw, out=pre)
         act_into(pre, outs[0])  # h_t = act(...)
         return {}
 
-    return Cell(simple, 1)
+    return Cell(simple, 1, kx)
+
+
+def _apart(W: Array, D: int, apart: bool) -> tuple[Array | None, Array]:
+    """``W`` over ``[x; 1; h]`` split, when ``apart``, into its x columns and the rest."""
+    if not apart:
+        return None, W
+    return np.ascontiguousarray(W[:, :D]), np.ascontiguousarray(W[:, D:])
 
 
 def scan(layer: Recurrent, x: Array, mask: Array | None, ctx: _Ctx, keep_seq: bool) -> Scan:
@@ -511,11 +560,14 @@ def scan(layer: Recurrent, x: Array, mask: Array | None, ctx: _Ctx, keep_seq: bo
     ft = ctx.ft
     N, T, D = x.shape
     M = layer.units
-    cell = _cell(layer, ft, ctx.major, N, D)
-    S = np.empty((D + 1 + M, N), dtype=ft)  # [x_t; 1; h_{t-1}]
-    S[D] = 1
-    S[D + 1 :] = 0
-    states = [S[D + 1 :]] + [np.zeros((M, N), dtype=ft) for _ in range(cell.n_states - 1)]
+    apart = _input_apart(layer, D)
+    cell = _cell(layer, ft, ctx.major, N, D, apart)
+    dx = 0 if apart else D  # rows of x in S
+    S = np.empty((dx + 1 + M, N), dtype=ft)  # [x_t; 1; h_{t-1}], or [1; h_{t-1}]
+    S[dx] = 1
+    S[dx + 1 :] = 0
+    xw = None if cell.kx is None else np.empty((cell.kx.shape[0], N), dtype=ft)
+    states = [S[dx + 1 :]] + [np.zeros((M, N), dtype=ft) for _ in range(cell.n_states - 1)]
     spare = [np.empty((M, N), dtype=ft) for _ in states] if mask is not None else states
     seq = np.empty((T, M, N), dtype=ft) if keep_seq else None
     extra: dict[str, Array] = {}
@@ -523,8 +575,12 @@ def scan(layer: Recurrent, x: Array, mask: Array | None, ctx: _Ctx, keep_seq: bo
     out = states[0]  # (M, N) this step's output
     for k in range(T):
         t = T - 1 - k if layer.go_backwards else k  # Keras returns processing order
-        np.copyto(S[:D], x[:, t].T)  # (D, N)
-        gates = cell.step(S, states, spare)
+        if xw is None:
+            np.copyto(S[:D], x[:, t].T)  # (D, N)
+        else:
+            assert cell.kx is not None
+            np.matmul(cell.kx, x[:, t].T, out=xw)  # (g*M, N)
+        gates = cell.step(S, states, spare, xw)
         if mask is not None:
             m = mask[:, t][None, :]  # (1, N)
             for state, new in zip(states, spare, strict=True):

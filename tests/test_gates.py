@@ -31,6 +31,7 @@ import pytest
 from conftest import (
     MODELS,
     assert_close,
+    check_golden,
     expected,
     golden,
     input_mask,
@@ -620,3 +621,16 @@ def test_softmax_runs_across_units(tmp_path: Path, kind: str, layer: dict[str, A
     want, _ = rnnref.recurrent(kind, config["config"]["layers"][1]["config"], weights, x, 3)
     got = model.trace(x, dtype="float64")[name]
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("apart", [True, False])
+@pytest.mark.parametrize("model", MODELS)
+def test_both_input_layouts_equal_keras(
+    model: str, apart: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine either copies x_t into the step's stacked operand or projects it on
+    its own (wide inputs); either way every sample model gives Keras's numbers."""
+    from rnninspect import engine
+
+    monkeypatch.setattr(engine, "_input_apart", lambda layer, D: apart)
+    check_golden(load_sample(model, "model.keras"), model, f"{model} (input apart={apart})")
