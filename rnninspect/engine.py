@@ -335,8 +335,9 @@ class Cell:
 
 
 def _input_apart(layer: Recurrent, D: int) -> bool:
-    """Project x_t on its own (``Cell.kx``) rather than copy it into S? For wide
-    inputs: the copy costs about as much per feature as the gate rows' extra pass."""
+    """Project x_t on its own (``Cell.kx``) rather than copy it into S? Copying is a
+    strided transpose of D rows; projecting apart costs an extra pass over the g*M
+    gate rows. Measured (LSTM, GRU, SimpleRNN; N 256..8192): even near 2*D = g*M."""
     return layer.GATES * layer.units < 2 * D
 
 
