@@ -122,7 +122,7 @@ def iter_chunks(
     x = conform(model, x, where)
     N, T = x.shape[:2]
     ft = np.dtype(dtype)
-    workers = (os.cpu_count() or 1) if blas.controlled() else 1
+    workers = _cores() if blas.controlled() else 1
     D = int(np.prod(x.shape[2:], dtype=np.int64)) or 1
     step = rows or chunk_rows(model, T, D, ft.itemsize, collect, gates) * workers
     # Split the batch across threads (BLAS single-threaded) only when it pays;
@@ -145,6 +145,15 @@ def iter_chunks(
     finally:
         if pool is not None:
             pool.shutdown()
+
+
+def _cores() -> int:
+    """The cores this process may run on (``taskset``, container CPU sets), which
+    can be fewer than the machine has: a thread per core beyond them only queues."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
 
 
 MIN_ROWS_PER_WORKER = 8

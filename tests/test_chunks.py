@@ -123,7 +123,7 @@ def test_threaded_split_matches_one_pass(name: str, monkeypatch: pytest.MonkeyPa
         return real(model_, rows, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(engine, "_run_rows", spy)
-    monkeypatch.setattr(engine.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(engine, "_cores", lambda: 2)
     monkeypatch.setattr(engine, "SPLIT_WORK", 0)  # these small models would not split
     split = engine.run(model, x, collect=True, gates=True)
     if engine.blas.controlled():
@@ -132,3 +132,21 @@ def test_threaded_split_matches_one_pass(name: str, monkeypatch: pytest.MonkeyPa
     assert sorted(split.states) == sorted(whole.states)
     for key, value in whole.states.items():
         np.testing.assert_allclose(split.states[key], value, rtol=1e-6, atol=1e-6)
+
+
+def test_one_core_allowed_means_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pinned to one core (taskset, a container's CPU set), the batch is not split."""
+    model = rnninspect.load_model(SAMPLES / "lstm" / "model.keras")
+    x = batch(model, 700, seed=9)
+    calls: list[int] = []
+    real = engine._run_rows
+
+    def spy(model_: rnninspect.Model, rows: np.ndarray, *args: object) -> engine.RunResult:
+        calls.append(len(rows))
+        return real(model_, rows, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "_run_rows", spy)
+    monkeypatch.setattr(engine, "SPLIT_WORK", 0)  # would split, given two cores
+    monkeypatch.setattr(engine.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    engine.run(model, x)
+    assert calls == [700]
