@@ -109,20 +109,29 @@ def test_memory_mapped_input_is_not_held(tmp_path: Path) -> None:
     np.testing.assert_allclose(model.forward(mapped), model.forward(x), rtol=1e-6, atol=1e-6)
 
 
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The row counts the engine's per-thread runs get, call by call."""
+    sizes: list[int] = []
+    real = engine._run_rows
+
+    def spy(model_: rnninspect.Model, rows: np.ndarray, *args: object) -> engine.RunResult:
+        sizes.append(len(rows))
+        return real(model_, rows, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "_run_rows", spy)
+    return sizes
+
+
 @pytest.mark.parametrize("name", ["stacked", "lstm", "bidi_masked", "acceptance_chain"])
-def test_threaded_split_matches_one_pass(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_threaded_split_matches_one_pass(
+    name: str, calls: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A batch large enough to be split across threads gives the one-pass numbers."""
     model = rnninspect.load_model(SAMPLES / name / "model.keras")
     x = batch(model, 700, seed=9)
     whole = engine._run_rows(model, engine.conform_rows(model, x), np.dtype("float32"), True, True)
-    calls: list[int] = []
-    real = engine._run_rows
-
-    def spy(model_: rnninspect.Model, rows: np.ndarray, *args: object) -> engine.RunResult:
-        calls.append(len(rows))
-        return real(model_, rows, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(engine, "_run_rows", spy)
+    calls.clear()
     monkeypatch.setattr(engine, "_cores", lambda: 2)
     monkeypatch.setattr(engine, "SPLIT_WORK", 0)  # these small models would not split
     split = engine.run(model, x, collect=True, gates=True)
@@ -134,18 +143,12 @@ def test_threaded_split_matches_one_pass(name: str, monkeypatch: pytest.MonkeyPa
         np.testing.assert_allclose(split.states[key], value, rtol=1e-6, atol=1e-6)
 
 
-def test_one_core_allowed_means_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_core_allowed_means_one_thread(
+    calls: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Pinned to one core (taskset, a container's CPU set), the batch is not split."""
     model = rnninspect.load_model(SAMPLES / "lstm" / "model.keras")
     x = batch(model, 700, seed=9)
-    calls: list[int] = []
-    real = engine._run_rows
-
-    def spy(model_: rnninspect.Model, rows: np.ndarray, *args: object) -> engine.RunResult:
-        calls.append(len(rows))
-        return real(model_, rows, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(engine, "_run_rows", spy)
     monkeypatch.setattr(engine, "SPLIT_WORK", 0)  # would split, given two cores
     monkeypatch.setattr(engine.os, "sched_getaffinity", lambda pid: {0}, raising=False)
     engine.run(model, x)
