@@ -157,17 +157,22 @@ def _cores() -> int:
 
 
 MIN_ROWS_PER_WORKER = 8
-# Multiply-adds of a thread's share of a step, per NumPy call the step makes, above
-# which splitting the batch across threads beats BLAS's own threads (measured on
-# 2 cores: LSTM/GRU/SimpleRNN, N 8..4096, M 16..256). The threads take turns at
-# the Python side of each step (the GIL); their products run in parallel.
-SPLIT_WORK = 200_000
+# A thread's share of a step's work, per NumPy call the step makes, above which
+# splitting the batch across threads beats BLAS's own threads. The threads take
+# turns at the Python side of each step (the GIL); their products and elementwise
+# passes run in parallel (with BLAS's threads, the passes run on one core).
+# Work is counted in multiply-adds; a step's elementwise passes count
+# ELEMENTWISE per gate unit (tanh costs about 18 multiply-adds an element, a
+# multiply or add about 5). Measured on 2 cores: SimpleRNN/LSTM/GRU, N 8..40000,
+# M 16..256, D 8..1024.
+SPLIT_WORK = 100_000
+ELEMENTWISE = 40
 _STEP_CALLS = {1: 8, 3: 18, 4: 18}  # NumPy calls per step (scan's included), by gate count
 
 
 def _split_pays(model: Model, rows_per_worker: int) -> bool:
     """Is a batch split into ``rows_per_worker`` rows per thread faster than one?"""
-    macs = calls = 0
+    work = calls = 0
     for layer in model.layers:
         cells = (
             [layer.forward, layer.backward]
@@ -177,10 +182,10 @@ def _split_pays(model: Model, rows_per_worker: int) -> bool:
             else []
         )
         for cell in cells:
-            M = cell.units
-            macs += cell.GATES * M * (int(cell.kernel.shape[0]) + 1 + M)  # per row and step
+            gM = cell.GATES * cell.units
+            work += gM * (int(cell.kernel.shape[0]) + 1 + cell.units + ELEMENTWISE)  # a row's step
             calls += _STEP_CALLS.get(cell.GATES, 18)
-    return rows_per_worker >= MIN_ROWS_PER_WORKER and rows_per_worker * macs >= SPLIT_WORK * calls
+    return rows_per_worker >= MIN_ROWS_PER_WORKER and rows_per_worker * work >= SPLIT_WORK * calls
 
 
 def _run_parallel(
