@@ -530,3 +530,26 @@ def test_npy_ids_column_is_a_batch_not_one_sample(tmp_path: Path) -> None:
     code, out, err = cli("forward", str(SAMPLES / "embedding" / "model.keras"), str(path), "--json")
     assert code == 0, err
     assert json.loads(out)["shape"] == [3, 3]
+
+
+@pytest.mark.parametrize("command", [[], ["summary"], ["forward"], ["trace"]])
+def test_help_imports_neither_h5py_nor_rich(command: list[str]) -> None:
+    """Help is instant: the file-format and table libraries load only when used."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        f"sys.argv = ['rnninspect', *{command!r}, '--help']\n"
+        "from rnninspect.__main__ import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('h5py', 'rich')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert "Usage" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "[]"
