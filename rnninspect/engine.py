@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import activations, blas
+from .errors import UsageError
 from .model import (
     GRU,
     LSTM,
@@ -122,7 +123,7 @@ def iter_chunks(
     x = conform(model, x, where)
     N, T = x.shape[:2]
     ft = np.dtype(dtype)
-    workers = _cores() if blas.controlled() else 1
+    workers = _threads() if blas.controlled() else 1
     D = int(np.prod(x.shape[2:], dtype=np.int64)) or 1
     step = rows or chunk_rows(model, T, D, ft.itemsize, collect, gates) * workers
     # Split the batch across threads (BLAS single-threaded) only when it pays;
@@ -154,6 +155,23 @@ def _cores() -> int:
         return len(os.sched_getaffinity(0)) or 1
     except (AttributeError, OSError):  # not on Linux
         return os.cpu_count() or 1
+
+
+def _threads() -> int:
+    """Threads to split a batch across: one per usable core, unless limited by
+    ``RNNINSPECT_THREADS`` or, as for any NumPy program, ``OPENBLAS_NUM_THREADS`` /
+    ``OMP_NUM_THREADS`` (what people set when running many processes side by side;
+    more threads than free cores make every step wait its turn)."""
+    own = os.environ.get("RNNINSPECT_THREADS", "").strip()
+    if own:
+        if not own.isdigit() or int(own) < 1:
+            raise UsageError(f"RNNINSPECT_THREADS must be a positive whole number, got {own!r}")
+        return min(int(own), _cores())
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return min(int(value), _cores())
+    return _cores()
 
 
 MIN_ROWS_PER_WORKER = 8

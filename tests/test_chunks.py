@@ -153,3 +153,40 @@ def test_one_core_allowed_means_one_thread(
     monkeypatch.setattr(engine.os, "sched_getaffinity", lambda pid: {0}, raising=False)
     engine.run(model, x)
     assert calls == [700]
+
+
+@pytest.mark.parametrize(
+    "env", [{"RNNINSPECT_THREADS": "1"}, {"OPENBLAS_NUM_THREADS": "1"}, {"OMP_NUM_THREADS": "1"}]
+)
+def test_thread_limits_are_kept(
+    env: dict[str, str], calls: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A thread limit the user set (for rnninspect, or for NumPy's BLAS, as people do
+    when running processes side by side) keeps the batch on one thread."""
+    model = rnninspect.load_model(SAMPLES / "lstm" / "model.keras")
+    x = batch(model, 700, seed=9)
+    monkeypatch.setattr(engine, "_cores", lambda: 2)
+    monkeypatch.setattr(engine, "SPLIT_WORK", 0)  # would split, given two threads
+    for var in ("RNNINSPECT_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    engine.run(model, x)
+    if engine.blas.controlled():
+        assert len(calls) == 2  # split without a limit
+    calls.clear()
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    engine.run(model, x)
+    assert calls == [700]
+
+
+def test_bad_thread_count_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RNNINSPECT_THREADS", "many")
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+        pytest.raises(SystemExit) as done,
+    ):
+        main(["forward", str(SAMPLES / "seed" / "model.keras"), "--random", "2"])
+    assert done.value.code == 2
+    assert "RNNINSPECT_THREADS must be a positive whole number, got 'many'" in err.getvalue()
