@@ -14,6 +14,8 @@ choose with ``HYPOTHESIS_PROFILE=long``.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 from functools import cache
@@ -389,3 +391,18 @@ def check_golden(
             reach = mask if _mask_reaches(m, names[_base(path)]) else None
             final = final_state(got[path], reach, layer.go_backwards)
         assert_close(final, want, f"{what}: final state from trace vs Keras {key}")
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """The CLI run in-process through ``main`` (the one place exceptions become exit
+    codes): exit code, stdout, stderr."""
+    from rnninspect.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    return code, out.getvalue(), err.getvalue()

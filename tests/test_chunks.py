@@ -3,27 +3,20 @@ streamed outputs hold exactly what the in-memory API returns."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 import rnninspect
 from rnninspect import engine
-from rnninspect.cli import main
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_models"
 
 
 def cli(*args: str) -> int:
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            return int(exc.code or 0)
-    return 0
+    return run_cli(*args)[0]
 
 
 def batch(model: rnninspect.Model, n: int, seed: int = 0) -> np.ndarray:
@@ -181,12 +174,6 @@ def test_thread_limits_are_kept(
 
 def test_bad_thread_count_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RNNINSPECT_THREADS", "many")
-    out, err = io.StringIO(), io.StringIO()
-    with (
-        contextlib.redirect_stdout(out),
-        contextlib.redirect_stderr(err),
-        pytest.raises(SystemExit) as done,
-    ):
-        main(["forward", str(SAMPLES / "seed" / "model.keras"), "--random", "2"])
-    assert done.value.code == 2
-    assert "RNNINSPECT_THREADS must be a positive whole number, got 'many'" in err.getvalue()
+    code, _, err = run_cli("forward", str(SAMPLES / "seed" / "model.keras"), "--random", "2")
+    assert code == 2
+    assert "RNNINSPECT_THREADS must be a positive whole number, got 'many'" in err

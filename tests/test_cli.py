@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from typer.testing import CliRunner
 
-from rnninspect.cli import app, main
+from rnninspect.cli import app
 from rnninspect.errors import ExitCode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,18 +32,7 @@ def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[b
     )
 
 
-def cli(*args: str) -> tuple[int, str, str]:
-    """In-process run through ``main`` (the one place exceptions become exit codes)."""
-    import contextlib
-    import io
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, out.getvalue(), err.getvalue()
+cli = run_cli
 
 
 def golden(name: str) -> dict[str, np.ndarray]:

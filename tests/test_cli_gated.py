@@ -4,29 +4,17 @@ JSON symbols. References: Keras's golden files and the library API."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SAMPLES, expected, golden, load_sample
+from conftest import SAMPLES, expected, golden, load_sample, run_cli
 
-from rnninspect.cli import main
 from rnninspect.errors import ExitCode
 
-
-def cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, out.getvalue(), err.getvalue()
+cli = run_cli
 
 
 def _x(model: str, tmp_path: Path) -> str:

@@ -11,19 +11,17 @@ Crashers found by the long profile are kept below as explicit regression tests.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import tempfile
 import zipfile
 from pathlib import Path
 
+import conftest
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from rnninspect.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_models"
@@ -72,14 +70,8 @@ COUNTER = {"cases": 0}
 
 
 def run_cli(*args: str) -> tuple[int, str]:
-    err = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, err.getvalue()
+    code, _, err = conftest.run_cli(*args)
+    return code, err
 
 
 def _zip_members(data: bytes) -> dict[str, bytes] | None:
