@@ -14,26 +14,47 @@ import numpy as np
 
 from . import activations
 from .architecture import PASSTHROUGH, Architecture, LayerSpec
-from .errors import ModelError
+from .errors import ModelError, UnsupportedLayerError
 from .model import (
+    ELU,
     GRU,
     LSTM,
+    MHA_WEIGHTS,
     Activation,
     Array,
+    Attention,
+    BatchNormalization,
     Bidirectional,
+    Conv,
+    ConvLSTM,
     Dense,
     Embedding,
     InputLayer,
     Layer,
+    LayerNormalization,
+    LeakyReLU,
     Masking,
+    Merge,
     Model,
+    MultiHeadAttention,
+    Node,
     Passthrough,
+    Plumbing,
+    Pooling,
+    PReLU,
     Recurrent,
+    Ref,
+    ReLU,
+    Shape,
     SimpleRNN,
+    Softmax,
     Source,
+    StackedRNN,
     TimeDistributed,
+    is_recurrent,
 )
-from .versions import keras_major
+from .shapes import output_shapes
+from .versions import keras_major, older_than
 
 WeightMap = Mapping[tuple[str, ...], list[Array]]
 
@@ -51,66 +72,173 @@ def walk(
 
 
 def build_model(arch: Architecture, weights: WeightMap, source: Source) -> Model:
+    """Typed layers from ``arch``'s specs and ``weights``, the graph's nodes with
+    every tensor's shape, each weight checked against the tensor it meets."""
     where = str(source.path)
-    layers: list[Layer] = []
-    input_shape = arch.input_shape
-    width: int | None = None
-    if input_shape is not None and arch.input_dtype != "int32" and len(input_shape) >= 1:
-        width = input_shape[-1]
+    arch = arch.graph()
     major = keras_major(source.keras_version, 3)
-    for key, spec in walk(arch.layers):
-        arrays = weights.get(key, [])
-        layer = _build_layer(spec, arrays, where, width, major)
-        layer.trainable = bool(spec.config.get("trainable", True))
-        if len(key) > 1:
-            layer.parent = key[0]  # inside a nested model: its top-level row
-        width = _output_width(layer, width)
-        layers.append(layer)
-    if input_shape is None:
-        input_shape = _guess_input_shape(layers, where)
+    specs = dict(walk(arch.layers))
+    _writer_defaults(specs.values(), source.keras_version)
+    inputs = [InputLayer(name=s.name, shape=s.shape or (), dtype=s.dtype) for s in arch.inputs]
+    if any(s.shape is None for s in arch.inputs):
+        guess, dtype = _guess_input(arch, weights, where)
+        for spec, layer in zip(arch.inputs, inputs, strict=True):
+            if spec.shape is None:
+                layer.shape, layer.dtype = guess, dtype
         source.assumptions.append(
-            "input shape " + _shape_text(input_shape) + " inferred from the first layer's weights"
+            "input shape " + _shape_text(guess) + " inferred from the first layer's weights"
         )
-    input_layer = None
-    if arch.lists_input_layer:
-        input_layer = InputLayer(name=arch.input_layer_name or "input_layer", shape=input_shape)
+    _ids_for_embeddings(arch, inputs)
+    built: dict[tuple[str, ...], Layer] = {}
+    nodes: list[Node] = []
+    for ns in arch.nodes:
+        if ns.key is None:
+            assert ns.input is not None
+            layer: Layer = inputs[ns.input]
+            node = Node(layer=layer, output_shapes=[inputs[ns.input].shape])
+            nodes.append(node)
+            continue
+        ins = [nodes[r.node].output_shapes[r.index] for r in ns.args]
+        key = ns.key
+        if key not in built:
+            spec = specs[key]
+            ids = bool(ns.args) and _is_ids(nodes, ns.args[0])
+            width = ins[0][-1] if ins and ins[0] and not ids else None
+            layer = _build_layer(spec, list(weights.get(key, [])), where, width, major, ins)
+            layer.trainable = bool(spec.config.get("trainable", True))
+            if len(key) > 1:
+                layer.parent = key[0]  # inside a nested model: its top-level row
+            built[key] = layer
+        node = Node(
+            layer=built[key],
+            inputs=[Ref(r.node, r.index) for r in ns.args],
+            states=[Ref(r.node, r.index) for r in ns.states],
+            options=dict(ns.options),
+            call=ns.call,
+        )
+        _check_arity(node, where)
+        node.output_shapes = output_shapes(node, ins, where)
+        for r in ns.args + ns.states:
+            if r.index >= len(nodes[r.node].output_shapes):
+                src = nodes[r.node].layer
+                raise ModelError(
+                    f"{where}: layer {layer.name!r} takes output #{r.index} of {src.name!r} "
+                    f"({src.class_name}), which has {len(nodes[r.node].output_shapes)}"
+                )
+        _check_states(node, [nodes[r.node].output_shapes[r.index] for r in ns.states], where)
+        nodes.append(node)
+    for r in arch.outputs:
+        if r.index >= len(nodes[r.node].output_shapes):
+            raise ModelError(
+                f"{where}: the model outputs #{r.index} of {nodes[r.node].layer.name!r}, "
+                f"which has {len(nodes[r.node].output_shapes)} output(s)"
+            )
     return Model(
         name=arch.name,
-        layers=layers,
-        input_shape=input_shape,
-        input_dtype=arch.input_dtype,
-        input_layer=input_layer,
+        layers=[built[key] for key, _ in walk(arch.layers) if key in built],
+        inputs=inputs,
+        nodes=nodes,
+        outputs=[Ref(r.node, r.index) for r in arch.outputs],
+        output_names=list(arch.output_names),
         source=source,
+        lists_input_layer=arch.lists_input_layer,
         containers={s.name: s.class_name for s in arch.layers if s.is_container},
     )
+
+
+def _writer_defaults(specs: Any, version: str | None) -> None:
+    """What a config leaves out is what the Keras that wrote the file defaulted to:
+    recurrent layers of Keras 1 and Keras < 2.3 used hard_sigmoid gates."""
+    # tf.keras says "2.2.4-tf" in TF 1.13 to 2.1, whose default differs; the TF 2
+    # layers (sigmoid) are the ones still in use.
+    tf_keras = bool(version) and str(version).endswith("-tf")
+    default = "hard_sigmoid" if older_than(version, (2, 3)) and not tf_keras else "sigmoid"
+    todo = list(specs)
+    while todo:
+        spec = todo.pop()
+        todo += [s for s in (spec.inner, spec.backward) if s is not None] + spec.cells
+        if spec.class_name in ("LSTM", "GRU") and spec.config.get("recurrent_activation") is None:
+            spec.config["recurrent_activation"] = default
+
+
+def _is_ids(nodes: list[Node], ref: Ref) -> bool:
+    layer = nodes[ref.node].layer
+    return isinstance(layer, InputLayer) and layer.dtype == "int32"
+
+
+def _ids_for_embeddings(arch: Architecture, inputs: list[InputLayer]) -> None:
+    """An input feeding an Embedding takes integer ids, whatever dtype it declares."""
+    specs = dict(walk(arch.layers))
+    for ns in arch.nodes:
+        if ns.key is None or specs[ns.key].class_name != "Embedding":
+            continue
+        for r in ns.args:
+            source = arch.nodes[r.node]
+            if source.input is not None:
+                layer = inputs[source.input]
+                layer.dtype = "int32"
+                if len(layer.shape) == 2 and layer.shape[1] == 1:
+                    layer.shape = layer.shape[:1]  # Keras 1 gives (T, 1) in rare cases
+
+
+# How many tensors each kind of layer takes (positional), when it is not one.
+_ARITY: dict[type[Layer], tuple[int, int]] = {Attention: (2, 3), MultiHeadAttention: (2, 3)}
+
+
+def _check_arity(node: Node, where: str) -> None:
+    layer = node.layer
+    lo, hi = _ARITY.get(type(layer), (1, 1))
+    if isinstance(layer, Merge):
+        lo, hi = (2, 2) if layer.mode in ("subtract", "dot") else (1, 1 << 30)
+    n = len(node.inputs)
+    if not lo <= n <= hi:
+        want = str(lo) if lo == hi else f"{lo} to {hi}" if hi < 1 << 30 else f"at least {lo}"
+        raise ModelError(
+            f"{where}: layer {layer.name!r} ({layer.class_name}) is called on {n} tensor(s); "
+            f"it takes {want}"
+        )
+    if node.states and not is_recurrent(layer):
+        raise ModelError(f"{where}: layer {layer.name!r} ({layer.class_name}) takes no states")
+
+
+def _check_states(node: Node, shapes: list[Shape], where: str) -> None:
+    """``initial_state`` tensors: as many as the layer has states, each (M,)."""
+    if not node.states:
+        return
+    layer = node.layer
+    want: list[Shape]
+    if isinstance(layer, Recurrent):
+        want = [(layer.units,)] * layer.STATES
+    elif isinstance(layer, Bidirectional):
+        want = [(layer.forward.units,)] * layer.forward.STATES + [
+            (layer.backward.units,)
+        ] * layer.backward.STATES
+    elif isinstance(layer, StackedRNN):
+        want = [(c.units,) for c in layer.cells for _ in range(c.STATES)]
+    else:
+        want = [s for s in node.output_shapes[1:3]] or shapes
+    if [tuple(s) for s in shapes] != [tuple(s) for s in want]:
+        raise ModelError(
+            f"{where}: layer {layer.name!r} ({layer.class_name}) gets initial states shaped "
+            f"{', '.join(_shape_text(s) for s in shapes)}; it needs "
+            f"{', '.join(_shape_text(s) for s in want)}"
+        )
 
 
 def _shape_text(shape: tuple[int | None, ...]) -> str:
     return "(N, " + ", ".join("T" if d is None else str(d) for d in shape) + ")"
 
 
-def _guess_input_shape(layers: list[Layer], where: str) -> tuple[int | None, ...]:
-    for layer in layers:
-        if isinstance(layer, Embedding):
-            return (None,)
-        inner = layer.layer if isinstance(layer, TimeDistributed) else layer
-        if isinstance(inner, Bidirectional):
-            inner = inner.forward
-        if isinstance(inner, (Dense, Recurrent)):
-            return (None, int(inner.kernel.shape[0]))
+def _guess_input(
+    arch: Architecture, weights: WeightMap, where: str
+) -> tuple[tuple[int | None, ...], str]:
+    for key, spec in walk(arch.layers):
+        arrays = weights.get(key) or []
+        if spec.class_name == "Embedding":
+            return (None,), "int32"
+        if arrays and getattr(arrays[0], "ndim", 0) == 2:
+            return (None, int(arrays[0].shape[0])), "float32"
     raise ModelError(f"{where}: cannot tell the input shape: no layer has weights")
-
-
-def _output_width(layer: Layer, width: int | None) -> int | None:
-    inner = layer.layer if isinstance(layer, TimeDistributed) else layer
-    if isinstance(inner, (Dense, Recurrent)):
-        return inner.units
-    if isinstance(inner, Bidirectional):
-        units = inner.forward.units
-        return 2 * units if inner.merge_mode == "concat" else units
-    if isinstance(inner, Embedding):
-        return int(inner.embeddings.shape[1])
-    return width
 
 
 def _fmt(shape: tuple[int, ...]) -> str:
@@ -153,12 +281,36 @@ def _units(spec: LayerSpec, key: str = "units") -> int | None:
 
 
 def _build_layer(
-    spec: LayerSpec, arrays: list[Array], where: str, width: int | None, major: int
+    spec: LayerSpec,
+    arrays: list[Array],
+    where: str,
+    width: int | None,
+    major: int,
+    ins: list[Shape] | None = None,
+) -> Layer:
+    layer = _build_layer_of(spec, arrays, where, width, major, ins or [])
+    if spec.keras_class != type(layer).__name__ and not isinstance(layer, Passthrough):
+        layer.keras_class = spec.keras_class
+    return layer
+
+
+def _build_layer_of(
+    spec: LayerSpec,
+    arrays: list[Array],
+    where: str,
+    width: int | None,
+    major: int,
+    ins: list[Shape],
 ) -> Layer:
     cfg = spec.config
     cls = spec.class_name
     name = spec.name
     ctx = f"{where}: layer {name!r}"
+    from . import build_more  # the layer families beyond the recurrent core
+
+    found = build_more.build(spec, arrays, where, width, major, ins)
+    if found is not None:
+        return found
     if cls == "Dense":
         use_bias = bool(cfg.get("use_bias", True))
         got = _take(spec, arrays, 1 + use_bias, where)
@@ -194,6 +346,10 @@ def _build_layer(
         assert spec.inner is not None
         back_spec = spec.backward or _mirror(spec.inner)
         n_fwd = len(arrays) // 2
+        if spec.inner.class_name == "StackedRNN":
+            raise UnsupportedLayerError(
+                f"{ctx}: Bidirectional around RNN(StackedRNNCells) is not supported"
+            )
         fwd = _build_recurrent(spec.inner, arrays[:n_fwd], where, width, major)
         bwd = _build_recurrent(back_spec, arrays[n_fwd:], where, width, major)
         bwd.go_backwards = not fwd.go_backwards
@@ -201,8 +357,7 @@ def _build_layer(
         # directions (tf.keras leaves the flag out of its config).
         for direction in (fwd, bwd):
             direction.zero_output_for_mask = fwd.return_sequences
-        if fwd.return_state:
-            raise ModelError(f"{ctx}: Bidirectional with return_state is not supported")
+        bwd.return_state = fwd.return_state
         merge = cfg.get("merge_mode", "concat")
         if merge not in ("concat", "sum", "ave", "mul", None):
             raise ModelError(f"{ctx}: unknown merge_mode {merge!r}")
@@ -226,11 +381,13 @@ def _build_layer(
         return Embedding(name=name, embeddings=emb, mask_zero=bool(cfg.get("mask_zero", False)))
     if cls == "TimeDistributed":
         assert spec.inner is not None
-        inner = _build_layer(spec.inner, arrays, where, width, major)
-        if isinstance(inner, (Recurrent, Bidirectional, Embedding)):
-            raise ModelError(
-                f"{where}: layer {name!r} wraps a {inner.class_name}, which needs 4-D input; "
-                "TimeDistributed is supported around Dense, Activation, Masking and Dropout"
+        inner_ins = [s[1:] for s in ins]
+        inner = _build_layer(spec.inner, arrays, where, width, major, inner_ins)
+        if is_recurrent(inner) or isinstance(inner, (Embedding, MultiHeadAttention, Attention)):
+            raise UnsupportedLayerError(
+                f"{where}: layer {name!r} wraps a {inner.class_name}; TimeDistributed is "
+                "supported around layers that take one step's tensor (Dense, Conv2D, "
+                "pooling, Flatten, activations, normalisation, Dropout)"
             )
         return TimeDistributed(name=name, layer=inner)
     _take(spec, arrays, 0, where)
@@ -327,12 +484,8 @@ def _build_recurrent(
         "go_backwards": bool(cfg.get("go_backwards", False)),
         "zero_output_for_mask": bool(cfg.get("zero_output_for_mask", False)),
         "stateful": bool(cfg.get("stateful", False)),
-        "emit": spec.emit,
+        "time_major": bool(cfg.get("time_major", False)),
     }
-    if cfg.get("time_major"):
-        raise ModelError(f"{ctx}: time_major=True layers are not supported")
-    if spec.emit > (2 if cls == "LSTM" else 1):
-        raise ModelError(f"{ctx}: the next layer takes output #{spec.emit}, which {cls} lacks")
     if cls == "SimpleRNN":
         return SimpleRNN(**common)
     ra = activations.activation_name(cfg.get("recurrent_activation", "sigmoid"), ctx)

@@ -76,8 +76,6 @@ def _recurrent_spec(name: str, arrays: list[Array], hint: str | None, where: str
         "use_bias": len(arrays) == 3,
         "activation": "tanh",
     }
-    if cls != "SimpleRNN":
-        cfg["recurrent_activation"] = "sigmoid"
     if cls == "GRU":
         cfg["reset_after"] = len(arrays) == 3 and arrays[2].ndim == 2
     return LayerSpec(cls, name, cfg)
@@ -193,7 +191,8 @@ def infer_architecture(
     assumptions.insert(
         0,
         f"no architecture in the file; inferred {chain} from the weight shapes, "
-        "with Keras's defaults (tanh/sigmoid recurrent activations, linear Dense, "
+        "with Keras's defaults (tanh activations; sigmoid gates, hard_sigmoid for files "
+        "written by Keras 1 and Keras < 2.3; linear Dense, "
         "concat Bidirectional merge, "
         "return_sequences on all but the last recurrent layer, variable T); "
         "pass --config to use the real architecture",

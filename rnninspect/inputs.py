@@ -14,61 +14,81 @@ import numpy as np
 
 from . import npyfile
 from .errors import InputArrayError, UsageError
-from .model import Array, Embedding, Model
+from .model import Array, Embedding, InputLayer, Model, TimeDistributed
 
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK\x03\x04"
 
 
-def expected_text(model: Model) -> str:
-    dims = ", ".join("T" if d is None else str(d) for d in model.input_shape)
-    if model.takes_ids:
+def expected_text(model: Model, index: int = 0) -> str:
+    spec = model.inputs[index]
+    dims = ", ".join("T" if d is None else str(d) for d in spec.shape)
+    if spec.dtype == "int32":
         return f"integer ids shaped (N, {dims}) or ({dims},)"
     return f"floats shaped (N, {dims}) or ({dims})"
 
 
-def conform(model: Model, x: Array, where: str = "input") -> Array:
-    """Check ``x``'s shape and dtype against the model (not its values, which
-    ``check_rows`` checks chunk by chunk); return a (N, T, D) or (N, T) view."""
+def conform(model: Model, x: Array, where: str = "input", index: int = 0) -> Array:
+    """Check ``x``'s shape and dtype against the model's input ``index`` (not its
+    values, which ``check_rows`` checks chunk by chunk); return a (N, T, D) or
+    (N, T) view."""
+    spec = model.inputs[index]
     if not isinstance(x, np.ndarray):
         x = np.asarray(x)
     if x.dtype.kind not in "biuf":
         raise InputArrayError(
-            f"{where}: array has dtype {x.dtype}; expected {expected_text(model)}"
+            f"{where}: array has dtype {x.dtype}; expected {expected_text(model, index)}"
         )
-    want_rank = len(model.input_shape) + 1
+    want_rank = len(spec.shape) + 1
     if x.ndim == want_rank - 1:
         x = x[None]  # one sample: N = 1
     if x.ndim != want_rank:
         raise InputArrayError(
-            f"{where}: array has shape {x.shape}; expected {expected_text(model)}"
+            f"{where}: array has shape {x.shape}; expected {expected_text(model, index)}"
         )
-    if x.shape[0] == 0 or x.shape[1] == 0:
+    if x.shape[0] == 0 or (x.ndim > 1 and x.shape[1] == 0):
         raise InputArrayError(f"{where}: array has shape {x.shape}: no samples or no steps")
-    if model.takes_ids:
+    if spec.dtype == "int32":
         if x.dtype.kind == "b":
-            raise InputArrayError(f"{where}: booleans are not ids; expected {expected_text(model)}")
+            raise InputArrayError(
+                f"{where}: booleans are not ids; expected {expected_text(model, index)}"
+            )
         return x
-    D = model.input_shape[-1]
-    if D is not None and x.shape[-1] != D:
-        raise InputArrayError(
-            f"{where}: array has D={x.shape[-1]} features per step (shape {x.shape}); "
-            f"the model expects D={D}: {expected_text(model)}"
-        )
+    for axis, want in enumerate(spec.shape[1:], start=2):
+        if want is not None and x.shape[axis] != want:
+            what = "D" if axis == x.ndim - 1 else f"axis {axis}"
+            raise InputArrayError(
+                f"{where}: array has {what}={x.shape[axis]} (shape {x.shape}); "
+                f"the model expects {what}={want}: {expected_text(model, index)}"
+            )
     return x
 
 
-def check_rows(model: Model, x: Array, where: str, first_row: int = 0) -> Array:
+def check_rows(
+    model: Model, x: Array, where: str, first_row: int = 0, index: int = 0
+) -> Array:
     """Value checks on rows of a conformed batch: ids must be integers in [0, V).
     Returns the rows ready for the engine (ids as integers, bools as floats)."""
-    if model.takes_ids:
-        return _ids(model, x, where, first_row)
+    if model.inputs[index].dtype == "int32":
+        return _ids(model, x, where, first_row, index)
     if x.dtype.kind == "b":
         return x.astype(np.float32)
     return x
 
 
-def _ids(model: Model, x: Array, where: str, first_row: int) -> Array:
+def embedding_for(model: Model, index: int = 0) -> Embedding | None:
+    """The Embedding that reads input ``index`` (the smallest vocabulary, if several)."""
+    spec = model.inputs[index]
+    start = next(i for i, n in enumerate(model.nodes) if n.layer is spec)
+    found = []
+    for node in model.nodes:
+        layer = node.layer.layer if isinstance(node.layer, TimeDistributed) else node.layer
+        if isinstance(layer, Embedding) and any(r.node == start for r in node.inputs):
+            found.append(layer)
+    return min(found, key=lambda e: int(e.embeddings.shape[0])) if found else None
+
+
+def _ids(model: Model, x: Array, where: str, first_row: int, index: int = 0) -> Array:
     if x.dtype.kind == "f":
         if not np.all(np.isfinite(x)) or not np.all(x == np.round(x)):
             raise InputArrayError(
@@ -76,8 +96,9 @@ def _ids(model: Model, x: Array, where: str, first_row: int) -> Array:
                 f"the array holds non-integer floats"
             )
         x = x.astype(np.int64)
-    first = model.layers[0]
-    assert isinstance(first, Embedding)
+    first = embedding_for(model, index)
+    if first is None:
+        return x
     V = int(first.embeddings.shape[0])
     outside = (x < 0) | (x >= V)
     if outside.any():
@@ -89,24 +110,30 @@ def _ids(model: Model, x: Array, where: str, first_row: int) -> Array:
     return x
 
 
-def random_input(model: Model, n: int, seed: int | None, length: int | None) -> Array:
+def random_input(
+    model: Model, n: int, seed: int | None, length: int | None, index: int = 0
+) -> Array:
     """Like the notebook's ``np.random.randn(N, T, D)`` (ids in [1, V) for Embeddings)."""
     if n < 1:
         raise UsageError(f"--random takes a positive number of samples, got {n}")
-    T = length if length is not None else model.input_shape[0]
+    spec: InputLayer = model.inputs[index]
+    T = length if length is not None else spec.shape[0]
     if T is None:
         raise UsageError("the model's T is variable: give --length T with --random")
     if T < 1:
         raise UsageError(f"--length must be positive, got {T}")
-    rng = np.random.default_rng(seed)
-    if model.takes_ids:
-        first = model.layers[0]
-        assert isinstance(first, Embedding)
-        V = int(first.embeddings.shape[0])
+    rng = np.random.default_rng(None if seed is None else seed + 7919 * index)
+    if spec.dtype == "int32":
+        first = embedding_for(model, index)
+        V = int(first.embeddings.shape[0]) if first is not None else 2
         return rng.integers(1, max(V, 2), size=(n, T), dtype=np.int64)
-    D = model.input_shape[-1]
-    assert D is not None
-    return rng.standard_normal((n, T, D)).astype(np.float32)
+    rest = tuple(int(d) for d in spec.shape[1:] if d is not None)
+    return rng.standard_normal((n, T, *rest)).astype(np.float32)
+
+
+def random_inputs(model: Model, n: int, seed: int | None, length: int | None) -> list[Array]:
+    """One random batch per model input (see ``random_input``)."""
+    return [random_input(model, n, seed, length, i) for i in range(len(model.inputs))]
 
 
 def read_input(source: str, key: str | None = None, ids: bool = False) -> Array:

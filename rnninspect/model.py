@@ -27,22 +27,31 @@ class Layer:
     name: str
     trainable: bool = True
     parent: str | None = None  # the top-level nested model holding this layer, if any
+    # The class the file names, when it differs from what is computed
+    # (``RNN(LSTMCell)`` computes as an LSTM, Keras 1's ``Merge`` as a merge layer).
+    keras_class: str = ""
 
     @property
     def class_name(self) -> str:
         """The Keras class name (``SimpleRNN``, ``Dense``, ...)."""
-        return type(self).__name__
+        return self.keras_class or type(self).__name__
 
     def weights(self) -> list[tuple[str, Array]]:
         """(weight name, array) pairs in Keras ``get_weights()`` order."""
         return []
 
+    def non_trainable(self) -> frozenset[str]:
+        """Names of the weights Keras counts as non-trainable (moving statistics)."""
+        return frozenset()
+
 
 @dataclass(kw_only=True)
 class InputLayer(Layer):
-    """Listed only so summaries can show it as Keras does; computes nothing."""
+    """A model input: per-sample ``shape`` (``T`` may be None) and dtype
+    (``int32`` for ids feeding an Embedding)."""
 
     shape: tuple[int | None, ...]
+    dtype: str = "float32"
 
 
 @dataclass(kw_only=True)
@@ -85,12 +94,6 @@ class Activation(Layer):
 class Passthrough(Layer):
     """A layer that is the identity at inference (Dropout and friends)."""
 
-    keras_class: str
-
-    @property
-    def class_name(self) -> str:
-        return self.keras_class
-
 
 @dataclass(kw_only=True)
 class Recurrent(Layer):
@@ -104,11 +107,10 @@ class Recurrent(Layer):
     return_state: bool = False
     go_backwards: bool = False
     zero_output_for_mask: bool = False
-    stateful: bool = False
-    # Which output flows on to the next layer: 0 the output, 1 the final h, 2 the
-    # final c (LSTM). Set from a Functional graph's tensor index with return_state.
-    emit: int = 0
+    stateful: bool = False  # states start at zero: no file holds them
+    time_major: bool = False  # (tf.keras) input and output are (T, N, ...)
     GATES: ClassVar[int] = 1
+    STATES: ClassVar[int] = 1  # [h], or [h, c] for LSTM
 
     @property
     def units(self) -> int:
@@ -131,6 +133,7 @@ class LSTM(Recurrent):
     """Gates stacked along the last axis in Keras's order **i, f, c, o**; states [h, c]."""
 
     GATES: ClassVar[int] = 4
+    STATES: ClassVar[int] = 2
     recurrent_activation: str = "sigmoid"
 
 
@@ -156,6 +159,10 @@ class Bidirectional(Layer):
     def return_sequences(self) -> bool:
         return self.forward.return_sequences
 
+    @property
+    def return_state(self) -> bool:
+        return self.forward.return_state
+
     def weights(self) -> list[tuple[str, Array]]:
         return [(f"forward/{n}", a) for n, a in self.forward.weights()] + [
             (f"backward/{n}", a) for n, a in self.backward.weights()
@@ -171,6 +178,246 @@ class TimeDistributed(Layer):
 
 
 @dataclass(kw_only=True)
+class StackedRNN(Layer):
+    """``RNN(StackedRNNCells([...]))``: at every step each cell takes the previous
+    cell's output; the layer returns the last cell's output (and, with
+    ``return_state``, every cell's final states in order)."""
+
+    cells: list[Recurrent]
+    return_sequences: bool = False
+    return_state: bool = False
+    go_backwards: bool = False
+    zero_output_for_mask: bool = False
+    stateful: bool = False
+
+    def weights(self) -> list[tuple[str, Array]]:
+        return [(f"cell_{i}/{n}", a) for i, c in enumerate(self.cells) for n, a in c.weights()]
+
+
+@dataclass(kw_only=True)
+class ConvLSTM(Layer):
+    """ConvLSTM1D / ConvLSTM2D: an LSTM whose products are convolutions over
+    ``rank`` spatial axes; gates i, f, c, o along the last (filters) axis."""
+
+    rank: int  # 1 or 2
+    kernel: Array  # (k..., C, 4F)
+    recurrent_kernel: Array  # (k..., F, 4F)
+    bias: Array | None  # (4F,)
+    strides: tuple[int, ...]
+    padding: str  # valid | same (the recurrent convolution is always same)
+    dilation_rate: tuple[int, ...]
+    activation: str = "tanh"
+    recurrent_activation: str = "sigmoid"
+    return_sequences: bool = False
+    return_state: bool = False
+    go_backwards: bool = False
+    stateful: bool = False
+
+    @property
+    def filters(self) -> int:
+        return int(self.kernel.shape[-1]) // 4
+
+    def weights(self) -> list[tuple[str, Array]]:
+        out = [("kernel", self.kernel), ("recurrent_kernel", self.recurrent_kernel)]
+        if self.bias is not None:
+            out.append(("bias", self.bias))
+        return out
+
+
+@dataclass(kw_only=True)
+class Merge(Layer):
+    """Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum, Dot."""
+
+    mode: str  # concatenate | add | subtract | multiply | average | maximum | minimum | dot
+    axis: int = -1  # Concatenate
+    axes: tuple[int, int] = (-1, -1)  # Dot, per input
+    normalize: bool = False  # Dot: cosine proximity
+
+
+@dataclass(kw_only=True)
+class Plumbing(Layer):
+    """Sequence plumbing without weights: ``op`` is one of repeat_vector (args (n,)),
+    flatten, reshape (the target shape, -1 allowed), permute (1-based dims),
+    cropping1d and zero_padding1d ((before, after)), upsampling1d ((size,))."""
+
+    op: str
+    args: tuple[int, ...] = ()
+
+
+@dataclass(kw_only=True)
+class Conv(Layer):
+    """Conv1D / Conv2D, channels last: ``y = act(conv(x, kernel) + bias)``."""
+
+    rank: int
+    kernel: Array  # (k..., C // groups, F)
+    bias: Array | None  # (F,)
+    strides: tuple[int, ...]
+    padding: str  # valid | same | causal (1-D)
+    dilation_rate: tuple[int, ...]
+    groups: int = 1
+    activation: str = "linear"
+    channels_first: bool = False
+
+    @property
+    def filters(self) -> int:
+        return int(self.kernel.shape[-1])
+
+    def weights(self) -> list[tuple[str, Array]]:
+        out = [("kernel", self.kernel)]
+        if self.bias is not None:
+            out.append(("bias", self.bias))
+        return out
+
+
+@dataclass(kw_only=True)
+class Pooling(Layer):
+    """Max/average pooling over ``rank`` axes (``pool_size``/``strides``), or global
+    pooling (``global_``) over all of them (GlobalAveragePooling1D uses the mask)."""
+
+    rank: int
+    op: str  # max | avg
+    global_: bool = False
+    pool_size: tuple[int, ...] = ()
+    strides: tuple[int, ...] = ()
+    padding: str = "valid"
+    keepdims: bool = False
+    channels_first: bool = False
+
+
+@dataclass(kw_only=True)
+class BatchNormalization(Layer):
+    """Inference: ``gamma * (x - moving_mean) / sqrt(moving_variance + eps) + beta``."""
+
+    axis: int
+    gamma: Array | None  # (C,) when scale
+    beta: Array | None  # (C,) when center
+    moving_mean: Array
+    moving_variance: Array
+    epsilon: float = 1e-3
+
+    def weights(self) -> list[tuple[str, Array]]:
+        out = [] if self.gamma is None else [("gamma", self.gamma)]
+        out += [] if self.beta is None else [("beta", self.beta)]
+        return out + [("moving_mean", self.moving_mean), ("moving_variance", self.moving_variance)]
+
+    def non_trainable(self) -> frozenset[str]:
+        return frozenset({"moving_mean", "moving_variance"})
+
+
+@dataclass(kw_only=True)
+class LayerNormalization(Layer):
+    axes: tuple[int, ...]
+    gamma: Array | None
+    beta: Array | None
+    epsilon: float = 1e-3
+    rms_scaling: bool = False
+
+    def weights(self) -> list[tuple[str, Array]]:
+        out = [] if self.gamma is None else [("gamma", self.gamma)]
+        return out + ([] if self.beta is None else [("beta", self.beta)])
+
+
+@dataclass(kw_only=True)
+class ReLU(Layer):
+    max_value: float | None = None
+    negative_slope: float = 0.0
+    threshold: float = 0.0
+
+
+@dataclass(kw_only=True)
+class LeakyReLU(Layer):
+    alpha: float = 0.3
+
+
+@dataclass(kw_only=True)
+class PReLU(Layer):
+    alpha: Array  # the input's per-sample shape, 1 on shared axes
+
+    def weights(self) -> list[tuple[str, Array]]:
+        return [("alpha", self.alpha)]
+
+
+@dataclass(kw_only=True)
+class ELU(Layer):
+    alpha: float = 1.0
+
+
+@dataclass(kw_only=True)
+class Softmax(Layer):
+    axis: tuple[int, ...] = (-1,)
+
+
+@dataclass(kw_only=True)
+class Attention(Layer):
+    """Attention (Luong: ``score`` dot or concat) and AdditiveAttention (Bahdanau:
+    ``score`` additive), called on [query, value] or [query, value, key]."""
+
+    score: str  # dot | concat | additive
+    use_scale: bool = False
+    scale: Array | None = None  # () for Attention, (D,) for AdditiveAttention
+    concat_score_weight: Array | None = None  # ()
+    causal: bool = False
+
+    def weights(self) -> list[tuple[str, Array]]:
+        out = [] if self.scale is None else [("scale", self.scale)]
+        if self.concat_score_weight is not None:
+            out.append(("concat_score_weight", self.concat_score_weight))
+        return out
+
+
+MHA_WEIGHTS = ("query", "key", "value", "output")
+
+
+@dataclass(kw_only=True)
+class MultiHeadAttention(Layer):
+    """Keras's MultiHeadAttention: query/key/value projections per head
+    (kernels (D, H, Kd)), scaled dot-product attention, output projection
+    (kernel (H, Vd, D_out))."""
+
+    num_heads: int
+    key_dim: int
+    kernels: dict[str, Array]  # query, key, value, output
+    biases: dict[str, Array]  # the same keys, when use_bias
+    attention_axes: tuple[int, ...] | None = None
+
+    def weights(self) -> list[tuple[str, Array]]:
+        out: list[tuple[str, Array]] = []
+        for part in MHA_WEIGHTS:
+            out.append((f"{part}/kernel", self.kernels[part]))
+            if part in self.biases:
+                out.append((f"{part}/bias", self.biases[part]))
+        return out
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A tensor of the graph: output ``index`` of node ``node`` (its position)."""
+
+    node: int
+    index: int = 0
+
+
+Shape = tuple[int | None, ...]  # per sample (no batch axis); T may be None
+
+
+@dataclass(kw_only=True)
+class Node:
+    """One call of a layer (or one model input, whose layer is its InputLayer)."""
+
+    layer: Layer
+    inputs: list[Ref] = field(default_factory=list)
+    states: list[Ref] = field(default_factory=list)  # initial_state of a recurrent call
+    options: dict[str, Any] = field(default_factory=dict)  # non-tensor call arguments
+    call: int = 0  # 0 for a layer's first call, 1, 2, ... for a shared layer's next
+    output_shapes: list[Shape] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        """The node's name in traces: the layer's, ``name#k`` for its call k > 0."""
+        return self.layer.name if self.call == 0 else f"{self.layer.name}#{self.call}"
+
+
+@dataclass(kw_only=True)
 class Source:
     """Where a model came from, and what the loader had to assume."""
 
@@ -183,30 +430,65 @@ class Source:
 
 @dataclass(kw_only=True)
 class Model:
-    """A chain of layers with its input description.
+    """A graph of layers: ``nodes`` in topological order (inputs first), each
+    taking tensors (``Ref``) that earlier nodes made; ``outputs`` in Keras's order.
+    A Sequential model is the chain where each node takes the one before.
 
-    ``input_shape`` is the per-sample shape: ``(T, D)`` for float sequences,
-    ``(T,)`` for integer ids feeding an Embedding; ``T`` may be ``None`` (variable).
-    """
+    ``layers`` lists every layer once, in Keras's order (a shared layer is one
+    layer with several nodes; nested models are inlined, each layer's ``parent``
+    naming its top-level container)."""
 
     name: str
     layers: list[Layer]
-    input_shape: tuple[int | None, ...]
-    input_dtype: str = "float32"
-    input_layer: InputLayer | None = None  # set when Keras lists it in model.layers
+    inputs: list[InputLayer]
+    nodes: list[Node]
+    outputs: list[Ref]
+    output_names: list[str] = field(default_factory=list)
     source: Source
-    # Nested models at the top level: name -> Keras class. Their layers are inlined
-    # in ``layers`` (with ``parent`` set); summaries show them as Keras does.
+    lists_input_layer: bool = False  # Keras's model.layers shows the InputLayers
+    # Nested models at the top level: name -> Keras class. Summaries show them as
+    # Keras does, one row each.
     containers: dict[str, str] = field(default_factory=dict)
 
+    # The first input's description, for the common one-input model.
     @property
-    def recurrent_layers(self) -> list[Recurrent | Bidirectional]:
-        """Layers with hidden states to trace (Bidirectional counts as one)."""
-        return [layer for layer in self.layers if isinstance(layer, (Recurrent, Bidirectional))]
+    def input_shape(self) -> tuple[int | None, ...]:
+        return self.inputs[0].shape
+
+    @property
+    def input_dtype(self) -> str:
+        return self.inputs[0].dtype
 
     @property
     def takes_ids(self) -> bool:
-        return bool(self.layers) and isinstance(self.layers[0], Embedding)
+        return self.inputs[0].dtype == "int32"
+
+    @property
+    def input_layer(self) -> InputLayer | None:
+        return self.inputs[0] if self.lists_input_layer else None
+
+    @property
+    def is_chain(self) -> bool:
+        """One input, one output, each node taking the node before it."""
+        return (
+            len(self.inputs) == 1
+            and self.outputs == [Ref(len(self.nodes) - 1)]
+            and all(
+                n.inputs == [Ref(i)] and not n.states for i, n in enumerate(self.nodes[1:])
+            )
+        )
+
+    @property
+    def recurrent_layers(self) -> list[Layer]:
+        """Layers with hidden states to trace (Bidirectional counts as one)."""
+        return [layer for layer in self.layers if is_recurrent(layer)]
+
+    def recurrent_nodes(self) -> list[Node]:
+        """The calls of recurrent layers, in evaluation order (trace entries)."""
+        return [n for n in self.nodes if is_recurrent(n.layer)]
+
+    def consumers(self, ref: Ref) -> list[Node]:
+        return [n for n in self.nodes if ref in n.inputs or ref in n.states]
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:
@@ -217,36 +499,51 @@ class Model:
 
         raise UsageError(f"no layer named {name!r} in {self.source.path} (layers: {known})")
 
-    def forward(self, x: npt.ArrayLike, dtype: str = "float32") -> Array:
+    def node(self, key: str) -> Node:
+        """A node by its trace key (``name`` or ``name#k``)."""
+        for node in self.nodes:
+            if node.key == key and not isinstance(node.layer, InputLayer):
+                return node
+        self.layer(key)  # raises with the list of layers
+        raise AssertionError  # pragma: no cover
+
+    def forward(self, x: Any, dtype: str = "float32") -> Array:
         """The model's output for a batch, as Keras's ``predict`` returns it.
+        ``x``: one array, or (several inputs) a list or a dict by input name.
 
-        A model ending in ``Bidirectional(merge_mode=None)`` has two outputs: use
-        ``forward_all``."""
+        A model with several outputs: use ``forward_all``."""
         from .engine import run
 
-        return run(self, np.asarray(x), dtype=dtype).output
+        return run(self, x, dtype=dtype).output
 
-    def forward_all(self, x: npt.ArrayLike, dtype: str = "float32") -> list[Array]:
-        """Every output of the model (one, or two for a final unmerged Bidirectional)."""
+    def forward_all(self, x: Any, dtype: str = "float32") -> list[Array]:
+        """Every output of the model, in Keras's order."""
         from .engine import run
 
-        return run(self, np.asarray(x), dtype=dtype).outputs
+        return run(self, x, dtype=dtype).outputs
 
-    def trace(
-        self, x: npt.ArrayLike, dtype: str = "float32", gates: bool = False
-    ) -> dict[str, Array]:
-        """Hidden states: layer name -> (N, T, M), as each recurrent layer returns
+    def trace(self, x: Any, dtype: str = "float32", gates: bool = False) -> dict[str, Array]:
+        """Hidden states: node key -> (N, T, M), as each recurrent layer returns
         them with ``return_sequences=True`` (processing order for go_backwards).
 
         Extra entries: ``<layer>/c`` (LSTM cell states), ``<layer>/forward`` and
         ``<layer>/backward`` (Bidirectional), and with ``gates`` the gate activations
-        ``<layer>/i,f,g,o`` (LSTM) or ``<layer>/z,r,candidate`` (GRU)."""
+        ``<layer>/i,f,g,o`` (LSTM) or ``<layer>/z,r,candidate`` (GRU). A shared
+        layer has one entry per call: ``name``, ``name#1``, ..."""
         from .engine import run
 
-        return run(self, np.asarray(x), dtype=dtype, collect=True, gates=gates).states
+        return run(self, x, dtype=dtype, collect=True, gates=gates).states
 
     def summary(self) -> Summary:
         """Parameter counts, shapes and symbols, like Keras's ``model.summary()``."""
         from .summary import summarize
 
         return summarize(self)
+
+
+RECURRENT_TYPES: tuple[type[Layer], ...] = (Recurrent, Bidirectional, StackedRNN, ConvLSTM)
+
+
+def is_recurrent(layer: Layer) -> bool:
+    """A layer with states over time (what ``trace`` records)."""
+    return isinstance(layer, RECURRENT_TYPES)

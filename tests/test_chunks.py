@@ -108,8 +108,8 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sizes: list[int] = []
     real = engine._run_rows
 
-    def spy(model_: rnninspect.Model, rows: np.ndarray, *args: object) -> engine.RunResult:
-        sizes.append(len(rows))
+    def spy(model_: rnninspect.Model, rows: list[np.ndarray], *args: object) -> engine.RunResult:
+        sizes.append(len(rows[0]))  # rows: one array per model input
         return real(model_, rows, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(engine, "_run_rows", spy)

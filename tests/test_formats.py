@@ -60,7 +60,7 @@ from conftest import (
 )
 
 import rnninspect
-from rnninspect.model import Bidirectional, Recurrent
+from rnninspect.model import LSTM, Bidirectional, Recurrent, Ref
 from rnninspect.render import summary_dict
 from rnninspect.summary import Summary
 
@@ -252,10 +252,17 @@ def _rows(summary: Summary) -> list[tuple[object, ...]]:
     """rnninspect's rows with nested models expanded into their own layers (the
     top-level rows themselves are checked against Keras's in _top_rows_match)."""
     return [
-        (li.name, li.type, list(li.output_shape), li.params)
+        (li.name, li.type, _shape_of(li), li.params)
         for top in summary.layers
         for li in (top.layers or [top])
     ]
+
+
+def _shape_of(li: Any) -> list[Any]:
+    """One output's shape, or (as Keras lists them) every output's."""
+    if len(li.output_shapes) > 1:
+        return [list(s) for s in li.output_shapes]
+    return list(li.output_shape)
 
 
 def _top_rows_match(summary: Summary, flavour: dict[str, Any]) -> None:
@@ -292,10 +299,7 @@ def _flat_expected_rows(model: str, flavour: dict[str, Any]) -> list[tuple[objec
       summary's rows (``inner_layers``), without the inner model's InputLayer row; the
       nested row's params and output shape must be those of its inner rows.
     * A multi-output layer's row (LSTM/SimpleRNN with return_state, Bidirectional with
-      merge_mode=None) lists one shape per output; the flat chain shows the shape of the
-      tensor that flows on: the consumer's tensor index (return_state), or any of the
-      outputs when they all have one shape (merge_mode=None, the model's end)."""
-    taken = _taken_output(model)
+      merge_mode=None) lists one shape per output, as rnninspect's graph does."""
     rows: list[tuple[object, ...]] = []
     for row in flavour["layers"]:
         name, cls, shape, params = (
@@ -311,12 +315,6 @@ def _flat_expected_rows(model: str, flavour: dict[str, Any]) -> list[tuple[objec
             assert inner_rows[-1]["output_shape"] == shape
             rows += _flat_expected_rows(model, {"layers": inner_rows, "inner_layers": {}})
             continue
-        if shape and isinstance(shape[0], list):  # several outputs
-            if name in taken:
-                shape = shape[taken[name]]
-            else:
-                assert all(s == shape[0] for s in shape), row
-                shape = shape[0]
         rows.append((name, cls, shape, params))
     return rows
 
@@ -339,11 +337,11 @@ def test_flat_expected_rows_expand_nested_models_and_pick_outputs() -> None:
     func = _flat_expected_rows("nested_func", expected("nested_func")["tfkeras"])
     assert [r[0] for r in func] == ["input_2", "lstm", "dense", "gru", "dense_1"]
     state = _flat_expected_rows("return_state", expected("return_state")["keras3"])
-    assert state[1] == ("lstm", "LSTM", [None, 5], 180)  # c, index 2, feeds the Dense
+    assert state[1] == ("lstm", "LSTM", [[None, 5], [None, 5], [None, 5]], 180)
     state_h = _flat_expected_rows("return_state_h", expected("return_state_h")["keras3"])
-    assert state_h[1] == ("simple_rnn", "SimpleRNN", [None, 5], 45)  # h, not the sequence
+    assert state_h[1] == ("simple_rnn", "SimpleRNN", [[None, 10, 5], [None, 5]], 45)
     bidi = _flat_expected_rows("bidi_none", expected("bidi_none")["keras3"])
-    assert bidi[1] == ("bidirectional", "Bidirectional", [None, 8, 4], 64)
+    assert bidi[1] == ("bidirectional", "Bidirectional", [[None, 8, 4], [None, 8, 4]], 64)
 
 
 @pytest.mark.parametrize("pair", FULL_MODEL_FILES, ids=_id)
@@ -580,7 +578,11 @@ def test_lstm_jax_is_lstm_stack_saved_by_jax() -> None:
 
 
 def _truncated(m: rnninspect.Model, upto: int) -> rnninspect.Model:
-    return dataclasses.replace(m, layers=m.layers[: upto + 1])
+    """The model cut after layer ``upto``'s (first) call, every output of it kept."""
+    layer = m.layers[upto]
+    i = next(k for k, n in enumerate(m.nodes) if n.layer is layer)
+    outs = [Ref(i, k) for k in range(len(m.nodes[i].output_shapes))]
+    return dataclasses.replace(m, nodes=m.nodes[: i + 1], outputs=outs)
 
 
 def _last_step_cases() -> list[object]:
@@ -613,7 +615,8 @@ def test_trace_last_step_is_the_layer_output(model: str, index: int, name: str) 
     m = _load(model, name)
     layer = m.layers[index]
     g = golden(model)
-    final = _truncated(m, index).forward(g["x"])  # (N, M): what flows on
+    finals = _truncated(m, index).forward_all(g["x"])  # output (N, M), then states
+    final = finals[0]
     trace = m.trace(g["x"])
     keras_ok = semantics_of(name) == KERAS3 or not hard_sigmoid_layers(model)
     if isinstance(layer, Bidirectional):
@@ -628,16 +631,18 @@ def test_trace_last_step_is_the_layer_output(model: str, index: int, name: str) 
         assert_close(final, want, f"{model}: {layer.name} output")
         return
     assert isinstance(layer, Recurrent)
-    if layer.emit == 2:  # return_state: the next layer takes the final c
-        seq, key = trace[f"{layer.name}/c"], f"final/{layer.name}/c"
-    else:  # the output, or (emit 1) the final h: the same thing for a last step
-        seq, key = trace[layer.name], f"state/{layer.name}"
+    seq = trace[layer.name]
     assert final.shape == (seq.shape[0], seq.shape[2])
     np.testing.assert_array_equal(seq[:, -1], final)
-    # And both are Keras's: the last element of its return_sequences output (final c).
+    if layer.return_state:  # [output, h] or [output, h, c]: h is the output's last step
+        np.testing.assert_array_equal(finals[1], final)
+        if isinstance(layer, LSTM):
+            np.testing.assert_array_equal(trace[f"{layer.name}/c"][:, -1], finals[2])
+            if keras_ok and f"final/{layer.name}/c" in g:
+                assert_close(finals[2], g[f"final/{layer.name}/c"], f"{model}: final c")
+    # And both are Keras's: the last element of its return_sequences output.
     if keras_ok:
-        want = g[key] if key.startswith("final/") else g[key][:, -1]
-        assert_close(final, want, f"{model}: {layer.name} output")
+        assert_close(final, g[f"state/{layer.name}"][:, -1], f"{model}: {layer.name} output")
 
 
 def test_last_step_cases_cover_masks_and_backwards() -> None:

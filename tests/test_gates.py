@@ -630,7 +630,7 @@ def test_both_input_layouts_equal_keras(
 ) -> None:
     """The engine either copies x_t into the step's stacked operand or projects it on
     its own (wide inputs); either way every sample model gives Keras's numbers."""
-    from rnninspect import engine
+    from rnninspect.ops import recurrent
 
-    monkeypatch.setattr(engine, "_input_apart", lambda layer, D: apart)
+    monkeypatch.setattr(recurrent, "_input_apart", lambda layer, D: apart)
     check_golden(load_sample(model, "model.keras"), model, f"{model} (input apart={apart})")

@@ -236,14 +236,14 @@ def test_lambda_layer_in_legacy_h5_is_refused(tmp_path: Path) -> None:
 
 def test_unknown_layer_class(tmp_path: Path) -> None:
     entry = keras_config("seed")["config"]["layers"][2]
-    entry["class_name"] = "Conv1D"
+    entry["class_name"] = "Conv3D"
     entry["config"]["name"] = "conv"
     path = edit_keras_zip(
         sample("seed", "model.keras"),
         tmp_path / "m.keras",
         config=lambda c: _with_layer("seed", 2, entry),
     )
-    msg = expect_error(path, UnsupportedLayerError, "'conv'", "Conv1D", "supported")
+    msg = expect_error(path, UnsupportedLayerError, "'conv'", "Conv3D", "supported")
     supported = msg.split("supported", 1)[1]
     for cls in ("SimpleRNN", "Dense", "Embedding", "TimeDistributed", "Masking", "Dropout"):
         assert cls in supported
@@ -285,7 +285,10 @@ def test_custom_activation_is_refused(tmp_path: Path) -> None:
     expect_error(path, UnsupportedLayerError, "'dense'", "activation")
 
 
-def test_functional_model_with_two_inputs(tmp_path: Path) -> None:
+def test_functional_model_with_two_inputs_checks_widths(tmp_path: Path) -> None:
+    """Two inputs concatenated (D=3 + 3) into a SimpleRNN whose kernel takes D=3: the
+    graph is read as it is, and the kernel's width is checked against the tensor it
+    meets, not the model's first input."""
     cfg = keras_config("functional")
     layers = cfg["config"]["layers"]
     second = json.loads(json.dumps(layers[0]))
@@ -314,19 +317,22 @@ def test_functional_model_with_two_inputs(tmp_path: Path) -> None:
     path.write_text(json.dumps(cfg))
     expect_error(
         sample("functional", "model.weights.h5"),
-        UnsupportedLayerError,
-        "2 inputs",
+        ModelError,
+        "'rnn'",
+        "D=3",
+        "gives 6",
         config=path,
-        names=path,
+        names=sample("functional", "model.weights.h5"),
     )
     zipped = edit_keras_zip(
         sample("functional", "model.keras"), tmp_path / "m.keras", config=lambda c: cfg
     )
-    expect_error(zipped, UnsupportedLayerError, "2 inputs")
+    expect_error(zipped, ModelError, "'rnn'", "D=3", "gives 6")
 
 
 def test_functional_layer_with_two_inbound_tensors(tmp_path: Path) -> None:
-    """A one-input, one-output graph that is still not a chain (a merge inside)."""
+    """A one-input, one-output graph that is not a chain (a merge inside) runs:
+    Add(x, x) before the SimpleRNN is the model on 2x."""
     cfg = keras_config("functional")
     layers = cfg["config"]["layers"]
 
@@ -348,13 +354,11 @@ def test_functional_layer_with_two_inbound_tensors(tmp_path: Path) -> None:
     cfg["config"]["layers"] = [layers[0], add, *layers[1:]]
     path = tmp_path / "merge.json"
     path.write_text(json.dumps(cfg))
-    expect_error(
-        sample("functional", "model.weights.h5"),
-        UnsupportedLayerError,
-        "'add'",
-        config=path,
-        names=path,
-    )
+    graph = rnninspect.load_model(sample("functional", "model.weights.h5"), config=path)
+    chain = rnninspect.load_model(sample("functional", "model.keras"))
+    assert not graph.is_chain and chain.is_chain
+    x = np.random.default_rng(3).standard_normal((4, 10, 3)).astype(np.float32)
+    np.testing.assert_allclose(graph.forward(x), chain.forward(2 * x), rtol=1e-6, atol=1e-6)
 
 
 # ------------------------------------------------------------ weights that do not fit

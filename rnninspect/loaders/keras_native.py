@@ -31,7 +31,7 @@ _CONTAINER_NAMES = ("layers", "_layer_checkpoint_dependencies")
 def snake(class_name: str) -> str:
     """Keras's ``to_snake_case``: ``SimpleRNN`` -> ``simple_rnn``."""
     s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", class_name)
-    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s).lower()
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
 
 
 def container(group: Any, where: str) -> Any:
@@ -133,7 +133,7 @@ def match_container(
     for spec in specs:
         if spec.n_weights() == 0:
             continue
-        base = snake(spec.class_name)
+        base = snake(spec.keras_class)
         names = queues.get(base) or []
         if not names:
             raise ModelError(
