@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ModelError, UnsupportedLayerError
+from .model import Ref
 
 # Layers that are the identity at inference time.
 PASSTHROUGH = frozenset(
@@ -188,14 +189,6 @@ class LayerSpec:
         if cls == "MultiHeadAttention":
             return 4 * (1 + bias)
         return 0
-
-
-@dataclass(frozen=True)
-class Ref:
-    """A tensor: output ``index`` of node ``node`` (a position in ``nodes``)."""
-
-    node: int
-    index: int = 0
 
 
 @dataclass
@@ -467,10 +460,10 @@ def _parse_functional(config: Any, where: str, depth: int) -> Architecture:
     # models) the tensors standing for its outputs.
     done: dict[tuple[str, int], int | list[Ref]] = {}
     for position, (name, _, _) in enumerate(inputs):
-        entry = by_name.get(name)
-        if entry is None:
+        found_entry = by_name.get(name)
+        if found_entry is None:
             raise ModelError(f"{where}: model input {name!r} is not among its layers")
-        cls, cfg = _class_and_config(entry, where)
+        cls, cfg = _class_and_config(found_entry, where)
         if cls != "InputLayer":
             raise ModelError(f"{where}: model input {name!r} is a {cls}, not an InputLayer")
         shape, dtype = _input_from(cfg, where)
@@ -570,7 +563,9 @@ def _skips_first_node(entry: dict[str, Any]) -> bool:
     if not isinstance(layers, list) or not layers or not isinstance(layers[0], dict):
         return False
     head = layers[0]
-    return head.get("class_name") == "InputLayer" or "batch_input_shape" in (head.get("config") or {})
+    return head.get("class_name") == "InputLayer" or "batch_input_shape" in (
+        head.get("config") or {}
+    )
 
 
 def _takes_states(spec: LayerSpec) -> bool:
@@ -834,7 +829,9 @@ def _rnn_spec(cfg: dict[str, Any], name: str, where: str, depth: int) -> LayerSp
         if not isinstance(entries, list) or not entries:
             raise ModelError(f"{where}: RNN layer {name!r}: StackedRNNCells without cells")
         cells = [_cell_spec(c, f"{name}/cell_{i}", where) for i, c in enumerate(entries)]
-        return LayerSpec("StackedRNN", name, {"name": name, **flags}, cells=cells, keras_class="RNN")
+        return LayerSpec(
+            "StackedRNN", name, {"name": name, **flags}, cells=cells, keras_class="RNN"
+        )
     spec = _cell_spec(cell, name, where)
     spec.config.update(flags, name=name)
     spec.keras_class = "RNN"

@@ -92,6 +92,15 @@ InputArg = Annotated[
     ),
 ]
 KeyOpt = Annotated[str | None, typer.Option("--key", help="Array to use from an .npz input.")]
+NamedInputsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--input",
+        metavar="NAME=PATH",
+        help="One model input from its own file (repeat for each input of a model with "
+        "several; an .npz INPUT may instead hold one array per input name).",
+    ),
+]
 RandomOpt = Annotated[
     int | None,
     typer.Option("--random", metavar="N", help="Use N standard-normal samples instead of INPUT."),
@@ -159,34 +168,47 @@ def _batch(
     random: int | None,
     seed: int | None,
     length: int | None,
-) -> tuple[Any, str]:
-    """The input batch (shape and dtype checked; values are checked chunk by chunk)."""
+    named: list[str] | None = None,
+) -> tuple[list[Any], str]:
+    """The input batch, one array per model input (shape and dtype checked; values
+    are checked chunk by chunk)."""
     from . import inputs
     from .diagnostics import nonfinite_weights
 
-    if (source is None) == (random is None):
-        raise UsageError("give either INPUT or --random N (not both, not neither)")
+    given = inputs.named_inputs(m, named or [])
+    if random is not None and (source is not None or given):
+        raise UsageError("give INPUT (or --input NAME=PATH) or --random N, not both")
+    if random is None and source is None and not given:
+        raise UsageError("give INPUT (or --input NAME=PATH for each input) or --random N")
     if random is not None:
-        x = inputs.random_input(m, random, seed, length)
+        xs = inputs.random_inputs(m, random, seed, length)
         where = "--random"
     else:
         if seed is not None or length is not None:
             raise UsageError("--seed and --length go with --random")
-        x = inputs.read_input(source, key, ids=m.takes_ids)  # type: ignore[arg-type]
-        where = "<stdin>" if source == "-" else str(source)
-    x = inputs.conform(m, x, where)
+        where = "<stdin>" if source == "-" else str(source or "--input")
+        xs = inputs.read_inputs(m, source, key, given)
+    xs = [inputs.conform(m, x, _input_where(m, i, where, given), index=i) for i, x in enumerate(xs)]
     for note in nonfinite_weights(m):
         _warn(note)
-    return x, where
+    return xs, where
+
+
+def _input_where(m: Any, i: int, where: str, given: dict[str, str]) -> str:
+    name = m.inputs[i].name
+    if name in given:
+        return given[name]
+    return f"{where} (input {name!r})" if len(m.inputs) > 1 else where
 
 
 def _chunks(m: Any, x: Any, where: str, dtype: str, quiet: bool, **kw: Any) -> Any:
     """The engine's chunks, with a progress bar on stderr for long runs."""
     from .engine import iter_chunks
 
-    N = int(x.shape[0])
+    N = int(x[0].shape[0])
     warned = False
-    show = not quiet and sys.stderr.isatty() and N * int(np.prod(x.shape[1:])) > 5_000_000
+    size = sum(int(np.prod(a.shape)) for a in x)
+    show = not quiet and sys.stderr.isatty() and size > 5_000_000
     progress = None
     if show:
         from rich.progress import Progress
@@ -260,6 +282,7 @@ def forward(
     input: InputArg = None,
     config: ConfigOpt = None,
     key: KeyOpt = None,
+    named: NamedInputsOpt = None,
     random: RandomOpt = None,
     seed: SeedOpt = None,
     length: LengthOpt = None,
@@ -267,7 +290,10 @@ def forward(
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", help="Write the output array: .npy, .npz, .csv (2-D) or .json."
+            "--output",
+            "-o",
+            help="Write the output array: .npy, .npz, .csv (2-D) or .json. A model with "
+            "several outputs: .npz (output_0, output_1, ... in Keras's order) or .json.",
         ),
     ] = None,
     json_out: JsonOpt = False,
@@ -284,8 +310,8 @@ def forward(
 
     target = outputs.check_target(output) if output is not None else None
     m = _load(model, config, _prepare(run=True, tables=target is None and not json_out))
-    x, where = _batch(m, input, key, random, seed, length)
-    N = int(x.shape[0])
+    x, where = _batch(m, input, key, random, seed, length, named)
+    N = int(x[0].shape[0])
     keep = json_out or target is None  # stdout needs the whole output
     held: list[list[Any]] = []
     sink = None
@@ -307,17 +333,22 @@ def forward(
     if not keep:
         return
     ys = [np.concatenate([part[i] for part in held]) for i in range(len(held[0]))]
+    from .summary import output_names
+
+    names = output_names(m)
     if json_out:
         if len(ys) == 1:
             _emit(outputs.array_document(ys[0]))
         else:
-            _emit('{"outputs": [' + ", ".join(outputs.array_document(y) for y in ys) + "]}")
+            docs = [outputs.named_document(n, y) for n, y in zip(names, ys, strict=True)]
+            _emit('{"outputs": [' + ", ".join(docs) + "]}")
     else:
         from . import render
 
         console = _console()
-        for y in ys:
-            console.print(render.output_table(y, full))
+        for i, y in enumerate(ys):
+            title = None if len(ys) == 1 else f"output {i}: {names[i]}"
+            console.print(render.output_table(y, full, title))
 
 
 def _output_sink(target: Path, N: int, ys: list[Any]) -> Any:
@@ -325,7 +356,6 @@ def _output_sink(target: Path, N: int, ys: list[Any]) -> Any:
 
     suffix = target.suffix.lower()
     if len(ys) > 1 and suffix not in (".npz", ".json"):
-        # An unmerged Bidirectional ends the model: two outputs.
         raise OutputError(f"{target}: the model has {len(ys)} outputs: use .npz or .json")
     if suffix == ".csv" and ys[0].ndim > 2:
         raise OutputError(
@@ -340,13 +370,20 @@ def trace(
     input: InputArg = None,
     config: ConfigOpt = None,
     key: KeyOpt = None,
+    named: NamedInputsOpt = None,
     random: RandomOpt = None,
     seed: SeedOpt = None,
     length: LengthOpt = None,
     dtype: DtypeOpt = Dtype.float32,
     sample: Annotated[int, typer.Option("--sample", help="Sample to show (0-based).")] = 0,
     layer: Annotated[
-        str | None, typer.Option("--layer", help="Recurrent layer to show (default: the first).")
+        str | None,
+        typer.Option(
+            "--layer",
+            help="Layer to show (default: the first recurrent one); a layer without states "
+            "(Dense, Embedding, attention, ...) gives its output. A shared layer's later "
+            "calls are NAME#1, NAME#2, ...",
+        ),
     ] = None,
     output: Annotated[
         Path | None,
@@ -383,30 +420,33 @@ def trace(
     m = _load(model, config, _prepare(run=True, tables=target is None and not json_out))
     from . import render
     from .engine import head_after
-    from .model import Bidirectional, Recurrent
+    from .model import Bidirectional, InputLayer, Recurrent, is_recurrent
 
-    recurrent = m.recurrent_layers
-    if not recurrent:
-        raise UsageError(f"{model}: the model has no recurrent layer to trace")
-    chosen = m.layer(layer) if layer is not None else recurrent[0]
-    if not isinstance(chosen, (Recurrent, Bidirectional)):
-        names = ", ".join(r.name for r in recurrent)
-        raise UsageError(f"layer {chosen.name!r} is not recurrent (recurrent layers: {names})")
-    x, where = _batch(m, input, key, random, seed, length)
-    N = int(x.shape[0])
+    recurrent = m.recurrent_nodes()
+    node = m.node(layer) if layer is not None else (recurrent[0] if recurrent else None)
+    if node is None:
+        raise UsageError(
+            f"{model}: the model has no recurrent layer to trace; "
+            "give --layer NAME for any layer's output"
+        )
+    chosen = node.layer
+    stateful = is_recurrent(chosen)
+    outputs_of = frozenset() if stateful else frozenset({node.key})
+    x, where = _batch(m, input, key, random, seed, length, named)
+    N = int(x[0].shape[0])
     if not 0 <= sample < N:
         raise UsageError(f"--sample {sample} is out of range: the batch has N={N} samples")
     # The selected layer's main sequence: a Bidirectional with merge_mode=None has
     # no merged one, so its forward direction stands in.
-    main_key = chosen.name
+    main_key = node.key
     if isinstance(chosen, Bidirectional) and chosen.merge_mode is None:
-        main_key = f"{chosen.name}/forward"
+        main_key = f"{node.key}/forward"
     single = target is not None and target.suffix.lower() == ".npy"
     held: dict[str, list[Any]] = {}
     sink = outputs.ArraySink(target, N, several=not single) if target is not None else None
     try:
         for start, stop, result in _chunks(
-            m, x, where, dtype.value, quiet, collect=True, gates=gates
+            m, x, where, dtype.value, quiet, collect=stateful, gates=gates, outputs_of=outputs_of
         ):
             states = result.states
             if sink is not None:
@@ -428,13 +468,21 @@ def trace(
         return
     one = {k: v[0][0] for k, v in held.items()}  # this sample: (T, M) each
     seq = one[main_key]
-    head = head_after(m, chosen)
+    console = _console()
+    if not stateful or seq.ndim != 2:
+        # A layer without states (or a ConvLSTM's maps): its output, as a table.
+        for k, value in one.items():
+            rows = value.reshape(1, -1) if value.ndim < 2 else value.reshape(value.shape[0], -1)
+            console.print(render.state_table(k, sample, rows, full))
+        return
+    head = head_after(m, chosen) if node.call == 0 else None
     y_steps = None if head is None else head(seq)
     backwards = isinstance(chosen, Recurrent) and chosen.go_backwards
-    x_sample = np.asarray(x[sample])
-    console = _console()
+    source = m.nodes[node.inputs[0].node].layer if node.inputs else None
+    feeds = isinstance(source, InputLayer)
+    x_sample = np.asarray(x[m.inputs.index(source)][sample]) if feeds else None
     console.print(render.trace_table(main_key, sample, seq, x_sample, backwards, y_steps, full))
-    prefix = chosen.name + "/"
+    prefix = node.key + "/"
     for k, value in one.items():
         # LSTM cell states always; gate activations with --gates.
         if k.startswith(prefix) and (gates or k.endswith("/c")):

@@ -59,9 +59,7 @@ class RunResult:
     @property
     def output(self) -> Array:
         if len(self.outputs) != 1:
-            raise ValueError(
-                f"the model has {len(self.outputs)} outputs: use Model.forward_all"
-            )
+            raise ValueError(f"the model has {len(self.outputs)} outputs: use Model.forward_all")
         return self.outputs[0]
 
 
@@ -81,9 +79,7 @@ def _elements(shape: Sequence[int | None], T: int) -> int:
     return math.prod(T if d is None else int(d) for d in shape)
 
 
-def chunk_rows(
-    model: Model, T: int, D: int, itemsize: int, collect: bool, gates: bool
-) -> int:
+def chunk_rows(model: Model, T: int, D: int, itemsize: int, collect: bool, gates: bool) -> int:
     """Samples per chunk: as many as fit in ``CHUNK_BYTES`` of activations, so memory
     stays bounded however large N is and products are as large as that allows."""
     # Per sample: the inputs (as read, as the compute dtype, and a masked or
@@ -125,6 +121,13 @@ def as_inputs(model: Model, x: Any) -> list[Any]:
                 f"{', '.join(map(str, extra)) or 'none'} (the model takes {', '.join(names)})"
             )
         return [x[n] for n in names]
+    if (
+        isinstance(x, (list, tuple))
+        and len(names) == 1
+        and len(x) == 1
+        and isinstance(x[0], np.ndarray)
+    ):
+        return [x[0]]  # one array per input, for a one-input model
     if isinstance(x, (list, tuple)) and len(names) > 1:
         if len(x) != len(names):
             from .errors import InputArrayError
@@ -174,6 +177,8 @@ def iter_chunks(
     workers = _threads() if blas.controlled() else 1
     D = sum(int(np.prod(a.shape[2:], dtype=np.int64)) or 1 for a in xs)
     step = rows or chunk_rows(model, T, D, ft.itemsize, collect, gates) * workers
+    if _time_major(model):
+        step = max(N, 1)  # axis 0 is a time_major layer's time: one chunk
     # Split the batch across threads (BLAS single-threaded) only when it pays;
     # otherwise BLAS keeps its own threads.
     if workers > 1 and not _split_pays(model, min(N, step) // workers):
@@ -188,9 +193,7 @@ def iter_chunks(
                     rows_in = np.array(a[start:stop])  # a copy, out of any memory map
                     _release(a, stop)
                     chunk.append(check_rows(model, rows_in, where, start, index=i))
-                result = _run_parallel(
-                    model, chunk, ft, collect, gates, pool, workers, outputs_of
-                )
+                result = _run_parallel(model, chunk, ft, collect, gates, pool, workers, outputs_of)
                 for rows_in in chunk:
                     if rows_in.dtype.kind == "f" and not np.isfinite(rows_in).all():
                         n, *rest = (int(i) for i in np.argwhere(~np.isfinite(rows_in))[0])
@@ -266,8 +269,15 @@ def _cells(layer: Layer) -> list[Recurrent]:
     return [layer] if isinstance(layer, Recurrent) else []
 
 
+def _time_major(model: Model) -> bool:
+    """Has the model a (tf.keras) time_major layer, for which axis 0 is time?"""
+    return any(getattr(cell, "time_major", False) for n in model.nodes for cell in _cells(n.layer))
+
+
 def _split_pays(model: Model, rows_per_worker: int) -> bool:
     """Is a batch split into ``rows_per_worker`` rows per thread faster than one?"""
+    if _time_major(model):
+        return False  # axis 0 is time for a time_major layer: it cannot be split
     work = calls = 0
     for node in model.nodes:
         for cell in _cells(node.layer):
@@ -399,7 +409,7 @@ def _run_rows(
                 if uses.get(ref):
                     values[ref], masks[ref] = out, out_masks[j]
     outputs = [values[r] for r in model.outputs]
-    return RunResult(outputs=outputs, states=ctx.states if collect else {})
+    return RunResult(outputs=outputs, states=ctx.states or {})
 
 
 def _uses(model: Model) -> dict[Ref, int]:
@@ -493,6 +503,11 @@ def _recurrent(
 ) -> tuple[list[Array], list[Array | None]]:
     """[output] or, with return_state, [output, h] / [output, h, c]."""
     record = ctx.states is not None and not ctx.outputs_of
+    if layer.time_major:
+        # (tf.keras) the tensor's first axis is time: the layer sees (T, N, D). The
+        # batch is never split for such a model (``_time_major``).
+        x = x.transpose(1, 0, 2)
+        mask = None if mask is None else mask.T
     s = scan(
         layer,
         x,
@@ -511,6 +526,9 @@ def _recurrent(
             ctx.states[f"{node.key}/{name}"] = value
     out: list[Array] = [s.seq if layer.return_sequences else s.last]  # type: ignore[list-item]
     out_masks: list[Array | None] = [mask if layer.return_sequences else None]
+    if layer.time_major:
+        assert s.seq is not None
+        return [s.seq.transpose(1, 0, 2)], [None if mask is None else mask.T]
     if layer.return_state:
         out += s.finals
         out_masks += [None] * len(s.finals)
@@ -601,7 +619,9 @@ def _stacked(
         init = [a.astype(ctx.ft, copy=False) for a in given[: cell.STATES]] or None
         given = given[cell.STATES :]
         keep = not last or layer.return_sequences or record
-        s = scan(cell, np.ascontiguousarray(seq), mask, ctx.ft, ctx.major, keep, record, ctx.gates, init)
+        s = scan(
+            cell, np.ascontiguousarray(seq), mask, ctx.ft, ctx.major, keep, record, ctx.gates, init
+        )
         finals += s.finals
         if record and ctx.states is not None:
             assert s.seq is not None

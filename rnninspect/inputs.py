@@ -64,9 +64,7 @@ def conform(model: Model, x: Array, where: str = "input", index: int = 0) -> Arr
     return x
 
 
-def check_rows(
-    model: Model, x: Array, where: str, first_row: int = 0, index: int = 0
-) -> Array:
+def check_rows(model: Model, x: Array, where: str, first_row: int = 0, index: int = 0) -> Array:
     """Value checks on rows of a conformed batch: ids must be integers in [0, V).
     Returns the rows ready for the engine (ids as integers, bools as floats)."""
     if model.inputs[index].dtype == "int32":
@@ -134,6 +132,81 @@ def random_input(
 def random_inputs(model: Model, n: int, seed: int | None, length: int | None) -> list[Array]:
     """One random batch per model input (see ``random_input``)."""
     return [random_input(model, n, seed, length, i) for i in range(len(model.inputs))]
+
+
+def named_inputs(model: Model, given: list[str]) -> dict[str, str]:
+    """``--input NAME=PATH`` options as {input name: path}, names checked."""
+    names = [spec.name for spec in model.inputs]
+    out: dict[str, str] = {}
+    for item in given:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise UsageError(f"--input takes NAME=PATH, got {item!r}")
+        if name not in names:
+            raise UsageError(
+                f"--input {name}=...: the model has no input {name!r} (inputs: {', '.join(names)})"
+            )
+        if name in out:
+            raise UsageError(f"--input {name}=... is given twice")
+        out[name] = path
+    return out
+
+
+def read_inputs(
+    model: Model, source: str | None, key: str | None, given: dict[str, str]
+) -> list[Array]:
+    """One array per model input: from ``--input NAME=PATH`` files, else from INPUT
+    (for several inputs, an .npz holding one array per input name)."""
+    specs = model.inputs
+    if len(specs) == 1:
+        spec = specs[0]
+        path = given.get(spec.name, source)
+        if source is not None and given:
+            raise UsageError("give INPUT or --input NAME=PATH, not both")
+        assert path is not None
+        return [read_input(path, key, ids=spec.dtype == "int32")]
+    found: dict[str, Array] = {}
+    if source is not None:
+        if key is not None:
+            raise UsageError(
+                "--key picks one array; a model with several inputs reads the .npz "
+                "arrays named after its inputs"
+            )
+        found = read_npz_inputs(source, [s.name for s in specs if s.name not in given])
+    for spec in specs:
+        if spec.name in given:
+            found[spec.name] = read_input(given[spec.name], None, ids=spec.dtype == "int32")
+    missing = [s.name for s in specs if s.name not in found]
+    if missing:
+        raise UsageError(
+            f"the model takes {len(specs)} inputs ({', '.join(s.name for s in specs)}); "
+            f"missing {', '.join(missing)}: give an .npz INPUT with those keys or "
+            "--input NAME=PATH for each"
+        )
+    return [found[s.name] for s in specs]
+
+
+def read_npz_inputs(source: str, names: list[str]) -> dict[str, Array]:
+    """The arrays named ``names`` from an .npz INPUT (a path, or - for stdin)."""
+    data = sys.stdin.buffer.read() if source == "-" else None  # stdin is read once
+    out = {}
+    for name in names:
+        out[name] = _read_named(source, name, data)
+    return out
+
+
+def _read_named(source: str, name: str, data: bytes | None) -> Array:
+    try:
+        if data is not None:
+            return _from_bytes(data, "<stdin>", name, False)
+        return read_input(source, name)
+    except InputArrayError as exc:
+        if f"no array {name!r}" in str(exc) or ".npz" not in str(exc):
+            raise InputArrayError(
+                f"{source}: a model with several inputs reads an .npz holding one array per "
+                f"input name; {exc}"
+            ) from None
+        raise
 
 
 def read_input(source: str, key: str | None = None, ids: bool = False) -> Array:

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
@@ -298,7 +297,7 @@ class BatchNormalization(Layer):
     def weights(self) -> list[tuple[str, Array]]:
         out = [] if self.gamma is None else [("gamma", self.gamma)]
         out += [] if self.beta is None else [("beta", self.beta)]
-        return out + [("moving_mean", self.moving_mean), ("moving_variance", self.moving_variance)]
+        return [*out, ("moving_mean", self.moving_mean), ("moving_variance", self.moving_variance)]
 
     def non_trainable(self) -> frozenset[str]:
         return frozenset({"moving_mean", "moving_variance"})
@@ -379,6 +378,9 @@ class MultiHeadAttention(Layer):
     kernels: dict[str, Array]  # query, key, value, output
     biases: dict[str, Array]  # the same keys, when use_bias
     attention_axes: tuple[int, ...] | None = None
+    # Inference ignores dropout, but Keras 3 takes another code path when the config
+    # has some, which treats rows with every key masked differently.
+    dropout: float = 0.0
 
     def weights(self) -> list[tuple[str, Array]]:
         out: list[tuple[str, Array]] = []
@@ -473,9 +475,7 @@ class Model:
         return (
             len(self.inputs) == 1
             and self.outputs == [Ref(len(self.nodes) - 1)]
-            and all(
-                n.inputs == [Ref(i)] and not n.states for i, n in enumerate(self.nodes[1:])
-            )
+            and all(n.inputs == [Ref(i)] and not n.states for i, n in enumerate(self.nodes[1:]))
         )
 
     @property

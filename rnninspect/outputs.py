@@ -99,6 +99,11 @@ def _nest(flat: list[str], shape: tuple[int, ...]) -> str:
     return "[" + ", ".join(parts) + "]"
 
 
+def named_document(name: str, a: Array) -> str:
+    """``{"name", "shape", "dtype", "output"}`` as JSON text (one of several outputs)."""
+    return '{"name": ' + json.dumps(name) + ", " + array_document(a)[1:]
+
+
 def array_document(a: Array, key: str = "output") -> str:
     """``{"shape", "dtype", key}`` as JSON text."""
     return (

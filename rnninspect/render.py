@@ -33,6 +33,13 @@ def shape_text(shape: tuple[int | None, ...]) -> str:
     return f"({inner},)" if len(shape) == 1 else f"({inner})"
 
 
+def shapes_text(info: LayerInfo) -> str:
+    """A layer's output shape, or (several outputs) the list of them, as Keras shows."""
+    if len(info.output_shapes) > 1:
+        return "[" + ", ".join(shape_text(sh) for sh in info.output_shapes) + "]"
+    return shape_text(info.output_shape)
+
+
 def human_bytes(n: int) -> str:
     value = float(n)
     for unit in ("B", "KB", "MB", "GB"):
@@ -55,6 +62,8 @@ def _layer_dict(info: LayerInfo) -> dict[str, Any]:
         "name": info.name,
         "type": info.type,
         "output_shape": list(info.output_shape),
+        "output_shapes": [list(sh) for sh in info.output_shapes or [info.output_shape]],
+        "connected_to": info.connected_to,
         "params": info.params,
         "trainable": info.trainable,
         "weights": [
@@ -77,6 +86,8 @@ def summary_dict(s: Summary, layer: str | None = None) -> dict[str, Any]:
         "architecture": s.architecture,
         "input_shape": list(s.input_shape),
         "input_dtype": s.input_dtype,
+        "inputs": s.inputs,
+        "outputs": s.outputs,
         "layers": [_layer_dict(info) for info in _selected(s, layer)],
         "total_params": s.total_params,
         "trainable_params": s.trainable_params,
@@ -104,15 +115,17 @@ def summary_tables(s: Summary, layer: str | None, show_values: bool, full: bool)
     main.add_column("Layer (type)")
     main.add_column("Output Shape")
     main.add_column("Param #", justify="right")
+    if s.is_graph:  # as Keras's summary of a graph: where each layer's inputs come from
+        main.add_column("Connected to")
     for info in layers:
-        main.add_row(
-            f"{info.name} ({info.type})", shape_text(info.output_shape), f"{info.params:,}"
-        )
+        row = [f"{info.name} ({info.type})", shapes_text(info), f"{info.params:,}"]
+        main.add_row(*row, *(["\n".join(info.connected_to) or "-"] if s.is_graph else []))
         for inner in info.layers:  # a nested model's layers, indented
             main.add_row(
                 f"  └ {inner.name} ({inner.type})",
-                shape_text(inner.output_shape),
+                shapes_text(inner),
                 f"{inner.params:,}",
+                *([""] if s.is_graph else []),
                 style="dim",
             )
     out.append(main)
@@ -179,11 +192,18 @@ def _num(v: float) -> str:
     return f"{v:+.4f}"
 
 
-def output_table(y: Array, full: bool) -> Any:
-    """``forward``'s output (N, K) or (N, T, K) as a table."""
+def output_table(y: Array, full: bool, title: str | None = None) -> Any:
+    """``forward``'s output (N, K) or (N, T, K) as a table (higher ranks: each
+    sample's values flattened to (N, T, -1))."""
     from rich.table import Table
 
-    table = Table(title=f"output {shape_text(y.shape)} {y.dtype}")
+    heading = f"{title or 'output'} {shape_text(y.shape)} {y.dtype}"
+    if y.ndim == 1:
+        y = y[:, None]
+    elif y.ndim > 3:
+        y = y.reshape(y.shape[0], y.shape[1], -1)
+        heading += " (trailing axes flattened)"
+    table = Table(title=heading)
     seq = y.ndim == 3
     table.add_column("sample", justify="right")
     if seq:
@@ -251,7 +271,7 @@ def trace_table(
     layer: str,
     sample: int,
     states: Array,  # (T, M) for one sample, processing order
-    inputs: Array,  # (T, D) or (T,) ids, in input order
+    inputs: Array | None,  # (T, D) or (T,) ids, in input order; None: not a model input
     backwards: bool,
     head: Array | None,  # (T, K) the Dense head at every step, or None
     full: bool,
@@ -266,8 +286,10 @@ def trace_table(
     table = Table(title=title)
     table.add_column("step", justify="right")
     table.add_column("t", justify="right")
-    ids = inputs.ndim == 1
-    D = 1 if ids else inputs.shape[1]
+    ids = inputs is not None and inputs.ndim == 1
+    if inputs is not None and inputs.ndim > 2:
+        inputs = inputs.reshape(inputs.shape[0], -1)
+    D = 0 if inputs is None else 1 if ids else inputs.shape[1]
     in_cols = _indices(D, 4, full)
     for d in in_cols:
         table.add_column(
@@ -285,10 +307,14 @@ def trace_table(
             table.add_row("…", "…", *["…"] * (len(in_cols) + len(cols) + len(head_cols)))
             continue
         t = T - 1 - step if backwards else step
-        x_cells = [
-            "…" if d is None else (str(int(inputs[t])) if ids else _num(float(inputs[t, d])))
-            for d in in_cols
-        ]
+        x_cells = (
+            []
+            if inputs is None
+            else [
+                "…" if d is None else (str(int(inputs[t])) if ids else _num(float(inputs[t, d])))
+                for d in in_cols
+            ]
+        )
         h_cells: list[Any] = [
             "…"
             if m is None

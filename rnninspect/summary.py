@@ -79,7 +79,9 @@ class Summary:
     @property
     def non_trainable_params(self) -> int:
         return sum(
-            inner.non_trainable_params for layer in self.layers for inner in (layer.layers or [layer])
+            inner.non_trainable_params
+            for layer in self.layers
+            for inner in (layer.layers or [layer])
         )
 
     @property
@@ -97,16 +99,20 @@ def _symbols(model: Model) -> dict[str, str]:
     Dense layers, F (F1, ...) for convolution filters."""
     out: dict[str, str] = {}
     heads = {id(model.nodes[r.node].layer) for r in model.outputs}
-    groups: dict[str, list[Layer]] = {"M": [], "H": [], "K": [], "F": []}
+    groups: dict[str, list[Layer]] = {"M": [], "H": [], "K": [], "F": [], "E": []}
     for layer in model.layers:
         inner = layer.layer if isinstance(layer, TimeDistributed) else layer
-        if is_recurrent(inner):
+        if isinstance(inner, Embedding):
+            groups["E"].append(layer)
+        elif is_recurrent(inner):
             groups["M"].append(layer)
         elif isinstance(inner, Dense):
             groups["K" if id(layer) in heads else "H"].append(layer)
         elif isinstance(inner, Conv):
             groups["F"].append(layer)
     for letter, layers in groups.items():
+        if letter == "E" and len(layers) == 1:
+            continue  # one Embedding: (V,D), its width the D of what follows
         for i, layer in enumerate(layers, start=1):
             out[layer.name] = letter if len(layers) == 1 else f"{letter}{i}"
     return out
@@ -167,6 +173,10 @@ class _Syms:
         sym = self.names.get(layer.name)
         if isinstance(inner, Embedding):
             V, E = inner.embeddings.shape
+            if sym:  # one of several Embeddings: V1 and E1, V2 and E2, ...
+                v, e = f"V{sym[1:]}", f"E{sym[1:]}"
+                self.dims[v], self.dims[e] = int(V), int(E)
+                return [_info("embeddings", inner.embeddings, f"({v},{e})")], e
             self.dims["V"] = int(V)
             self.dims.setdefault("D", int(E))
             return [_info("embeddings", inner.embeddings, "(V,D)")], "D"
@@ -194,9 +204,9 @@ class _Syms:
             return infos, sym
         if isinstance(inner, Conv) and sym:
             self.dims.setdefault(sym, inner.filters)
-            k = ",".join(str(d) for d in inner.kernel.shape[: inner.rank])
+            taps = ",".join(str(d) for d in inner.kernel.shape[: inner.rank])
             c = x_sym if inner.groups == 1 else str(inner.kernel.shape[-2])
-            infos = [_info("kernel", inner.kernel, f"({k},{c},{sym})")]
+            infos = [_info("kernel", inner.kernel, f"({taps},{c},{sym})")]
             if inner.bias is not None:
                 infos.append(_info("bias", inner.bias, f"({sym},)"))
             return infos, sym

@@ -275,9 +275,21 @@ def test_trace_view_elides_long_sequences() -> None:
     assert len(out.splitlines()) > 500
 
 
+def test_trace_layer_without_states_gives_its_output() -> None:
+    """--layer accepts any layer: one without states gives its output (the seed
+    model's Dense head: forward's output)."""
+    args = ("--random", "3", "--seed", "1", "--json")
+    code, out, err = cli("trace", str(SEED), *args, "--layer", "dense")
+    assert code == 0, err
+    got = json.loads(out)["layers"]
+    assert list(got) == ["dense"] and got["dense"]["shape"] == [3, 2]
+    code, out, _ = cli("forward", str(SEED), *args)
+    assert got["dense"]["states"] == json.loads(out)["output"]
+
+
 def test_trace_errors() -> None:
-    code, _, err = cli("trace", str(SEED), "--random", "2", "--layer", "dense")
-    assert code == ExitCode.USAGE and "not recurrent" in err
+    code, _, err = cli("trace", str(SEED), "--random", "2", "--layer", "nope")
+    assert code == ExitCode.USAGE and "no layer named 'nope'" in err
     code, _, err = cli("trace", str(SEED), "--random", "2", "--sample", "5")
     assert code == ExitCode.USAGE and "N=2" in err
 
