@@ -74,6 +74,8 @@ def load_config_file(path: str | Path) -> Architecture:
                     obj = {**obj, "keras_version": version}
         except (zipfile.BadZipFile, OSError) as exc:
             raise ModelError(f"{where}: not a readable .keras archive ({exc})") from exc
+    elif _magic(path).startswith(HDF5_MAGIC):
+        obj = _h5_model_config(path)
     else:
         try:
             text = path.read_bytes()
@@ -82,6 +84,32 @@ def load_config_file(path: str | Path) -> Architecture:
         obj = loads_config(text, where)
     # tf.keras's to_json() wraps nothing; Keras 3's does neither: both are the model dict.
     return parse_model_config(obj, where)
+
+
+def _h5_model_config(path: Path) -> dict[str, Any]:
+    """The architecture of a legacy full-model .h5 (its ``model_config``), given as
+    --config: users pair a weights file with the full file they have."""
+    import h5py
+
+    from ..architecture import loads_config
+    from . import h5util
+
+    where = str(path)
+    try:
+        with h5py.File(path, "r") as h5:
+            text = h5util.attr(h5, "model_config")
+            version = h5util.attr(h5, "keras_version")
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"{where}: not a readable HDF5 file ({exc})") from exc
+    if text is None:
+        raise ModelError(
+            f"{where}: this .h5 holds no architecture (no model_config: it is a weights "
+            "file); --config takes a model JSON, a .keras file or a full-model .h5"
+        )
+    obj = loads_config(text, where)
+    if "keras_version" not in obj:
+        obj = {**obj, "keras_version": version if isinstance(version, str) else "1"}
+    return obj
 
 
 def load_model(
