@@ -414,16 +414,13 @@ def _run_rows(
 
 def _uses(model: Model) -> dict[Ref, int]:
     """How many times each tensor is read (by later nodes, and as a model output)."""
-    found = getattr(model, "_uses", None)
-    if found is None:
-        found = {}
-        for node in model.nodes:
-            for r in node.inputs + node.states:
-                found[r] = found.get(r, 0) + 1
-        for r in model.outputs:
+    found: dict[Ref, int] = {}
+    for node in model.nodes:
+        for r in node.inputs + node.states:
             found[r] = found.get(r, 0) + 1
-        object.__setattr__(model, "_uses", found)
-    return dict(found)
+    for r in model.outputs:
+        found[r] = found.get(r, 0) + 1
+    return found
 
 
 Apply = Callable[
