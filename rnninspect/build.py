@@ -493,12 +493,6 @@ def _build_recurrent(
         "stateful": bool(cfg.get("stateful", False)),
         "time_major": bool(cfg.get("time_major", False)),
     }
-    if common["time_major"] and (not common["return_sequences"] or common["return_state"]):
-        raise UnsupportedLayerError(
-            f"{ctx}: time_major=True without return_sequences (or with return_state) "
-            "changes which axis is the batch; rnninspect computes time_major layers "
-            "that return sequences"
-        )
     if cls == "SimpleRNN":
         return SimpleRNN(**common)
     ra = activations.activation_name(cfg.get("recurrent_activation", "sigmoid"), ctx)

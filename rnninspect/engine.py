@@ -96,7 +96,7 @@ def chunk_rows(model: Model, T: int, D: int, itemsize: int, collect: bool, gates
     scratch = 0
     for layer in model.layers:
         for _, w in layer.weights():
-            scratch = max(scratch, 2 * int(w.shape[-1]))
+            scratch = max(scratch, 2 * int(w.shape[-1]) if w.ndim else 0)
     return max(16, CHUNK_BYTES // max(1, (per_row + scratch) * itemsize))
 
 
@@ -462,15 +462,20 @@ def apply(
     if isinstance(layer, Passthrough):
         assert x is not None
         return [x], [mask]
-    if isinstance(layer, Recurrent):
+    if isinstance(layer, Recurrent | Bidirectional | StackedRNN):
         assert x is not None
-        return _recurrent(node, layer, x, mask, states, ctx)
-    if isinstance(layer, Bidirectional):
-        assert x is not None
-        return _bidirectional(node, layer, x, mask, states, ctx)
-    if isinstance(layer, StackedRNN):
-        assert x is not None
-        return _stacked(node, layer, x, mask, states, ctx)
+        run = {Recurrent: _recurrent, Bidirectional: _bidirectional, StackedRNN: _stacked}
+        fn: Any = next(f for kind, f in run.items() if isinstance(layer, kind))
+        if states and ctx.major >= 3 and mask is not None:
+            # Keras 3 fills in a call's mask only when the call has one tensor
+            # argument: with initial states the layer runs unmasked, while its
+            # output still carries the mask on.
+            outs, out_masks = fn(node, layer, x, None, states, ctx)
+            return outs, [
+                mask if m is None and k == 0 and _returns_sequences(layer) else m
+                for k, m in enumerate(out_masks)
+            ]
+        return fn(node, layer, x, mask, states, ctx)
     from . import families
 
     return families.apply(node, xs, masks, states, ctx)
@@ -523,13 +528,18 @@ def _recurrent(
             ctx.states[f"{node.key}/{name}"] = value
     out: list[Array] = [s.seq if layer.return_sequences else s.last]  # type: ignore[list-item]
     out_masks: list[Array | None] = [mask if layer.return_sequences else None]
-    if layer.time_major:
+    if layer.time_major and layer.return_sequences:
         assert s.seq is not None
-        return [s.seq.transpose(1, 0, 2)], [None if mask is None else mask.T]
+        out[0] = s.seq.transpose(1, 0, 2)  # back to (T, N, M), time first
+        out_masks[0] = None if mask is None else mask.T
     if layer.return_state:
         out += s.finals
         out_masks += [None] * len(s.finals)
     return out, out_masks
+
+
+def _returns_sequences(layer: Layer) -> bool:
+    return bool(getattr(layer, "return_sequences", False))
 
 
 def _merge(mode: str | None, a: Array, b: Array) -> list[Array]:

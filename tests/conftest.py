@@ -58,6 +58,13 @@ EXTENDED_MODELS = [
     "nested_func", "nested_seq", "return_state", "return_state_h",
 ]  # fmt: skip
 
+# The first round's models are chains; the graph models (several inputs or outputs,
+# merges, attention, convolutions, cells, ...) say "graph" in expected.json.
+GRAPH_MODELS: list[str] = [
+    m for m in MODELS if json.loads((SAMPLES / m / "expected.json").read_text()).get("graph")
+]
+CHAIN_MODELS: list[str] = [m for m in MODELS if m not in GRAPH_MODELS]
+
 # Files that hold a whole model (architecture + weights).
 FULL_FILES = ("model.keras", "model.h5", "tfkeras.keras", "tfkeras.h5", "layers.npz")
 # Files that hold weights only (loaded alone they assume Keras's defaults).

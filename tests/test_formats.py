@@ -30,6 +30,7 @@ import pytest
 import rnnref
 from conftest import (
     ALL_FILES,
+    CHAIN_MODELS,
     EXTENDED_MODELS,
     FULL_FILES,
     FULL_MODEL_FILES,
@@ -60,9 +61,19 @@ from conftest import (
 )
 
 import rnninspect
+
 from rnninspect.model import LSTM, Bidirectional, Recurrent, Ref
 from rnninspect.render import summary_dict
 from rnninspect.summary import Summary
+
+# This file's per-format checks know the chain models (the first round's); the graph
+# models have theirs in test_graphs.py.
+MODELS = [m for m in MODELS if m in CHAIN_MODELS]
+MODEL_FILES = [(m, f) for m, f in MODEL_FILES if m in CHAIN_MODELS]
+FULL_MODEL_FILES = [(m, f) for m, f in FULL_MODEL_FILES if m in CHAIN_MODELS]
+WEIGHTS_ONLY_MODEL_FILES = [(m, f) for m, f in WEIGHTS_ONLY_MODEL_FILES if m in CHAIN_MODELS]
+NO_TFKERAS = [m for m in NO_TFKERAS if m in CHAIN_MODELS]
+HARD_SIGMOID_MODELS = [m for m in HARD_SIGMOID_MODELS if m in CHAIN_MODELS]
 
 # Models whose architecture is exactly what a weights-only loader assumes: tanh/sigmoid
 # recurrent layers, concat Bidirectional merge, linear Dense head, return_sequences on
@@ -162,7 +173,9 @@ def _load(model: str, name: str, with_config: bool = False) -> rnninspect.Model:
 
 
 def _reference(model: str) -> rnninspect.Model:
-    return load_sample(model, "model.keras")  # type: ignore[no-any-return]
+    """The model's Keras 3 file (tf_keras's for a model Keras 3 cannot build)."""
+    name = "model.keras" if sample(model, "model.keras").is_file() else "tfkeras.keras"
+    return load_sample(model, name)  # type: ignore[no-any-return]
 
 
 def _id(pair: tuple[str, str]) -> str:
