@@ -67,7 +67,10 @@ def build_model(arch: Architecture, weights: WeightMap, source: Source) -> Model
     major = keras_major(source.keras_version, 3)
     specs = dict(walk(arch.layers))
     _writer_defaults(specs.values(), source.keras_version)
-    inputs = [InputLayer(name=s.name, shape=s.shape or (), dtype=s.dtype) for s in arch.inputs]
+    inputs = [
+        InputLayer(name=s.name, shape=s.shape or (), dtype=s.dtype, batch=s.batch)
+        for s in arch.inputs
+    ]
     if any(s.shape is None for s in arch.inputs):
         guess, dtype = _guess_input(arch, weights, where)
         for given, made in zip(arch.inputs, inputs, strict=True):

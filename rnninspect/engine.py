@@ -464,18 +464,15 @@ def apply(
         return [x], [mask]
     if isinstance(layer, Recurrent | Bidirectional | StackedRNN):
         assert x is not None
-        run = {Recurrent: _recurrent, Bidirectional: _bidirectional, StackedRNN: _stacked}
-        fn: Any = next(f for kind, f in run.items() if isinstance(layer, kind))
         if states and ctx.major >= 3 and mask is not None:
             # Keras 3 fills in a call's mask only when the call has one tensor
             # argument: with initial states the layer runs unmasked, while its
             # output still carries the mask on.
-            outs, out_masks = fn(node, layer, x, None, states, ctx)
-            return outs, [
-                mask if m is None and k == 0 and _returns_sequences(layer) else m
-                for k, m in enumerate(out_masks)
-            ]
-        return fn(node, layer, x, mask, states, ctx)
+            outs, out_masks = _states_layer(node, layer, x, None, states, ctx)
+            if _returns_sequences(layer):
+                out_masks[0] = mask
+            return outs, out_masks
+        return _states_layer(node, layer, x, mask, states, ctx)
     from . import families
 
     return families.apply(node, xs, masks, states, ctx)
@@ -523,9 +520,11 @@ def _recurrent(
     )
     if record and ctx.states is not None:
         assert s.seq is not None
-        ctx.states[node.key] = s.seq
+        # As the layer returns sequences: time first for a time_major layer.
+        first = (1, 0, 2) if layer.time_major else (0, 1, 2)
+        ctx.states[node.key] = s.seq.transpose(first)
         for name, value in s.extra.items():
-            ctx.states[f"{node.key}/{name}"] = value
+            ctx.states[f"{node.key}/{name}"] = value.transpose(first)
     out: list[Array] = [s.seq if layer.return_sequences else s.last]  # type: ignore[list-item]
     out_masks: list[Array | None] = [mask if layer.return_sequences else None]
     if layer.time_major and layer.return_sequences:
@@ -536,6 +535,21 @@ def _recurrent(
         out += s.finals
         out_masks += [None] * len(s.finals)
     return out, out_masks
+
+
+def _states_layer(
+    node: Node,
+    layer: Recurrent | Bidirectional | StackedRNN,
+    x: Array,
+    mask: Array | None,
+    states: list[Array],
+    ctx: _Ctx,
+) -> tuple[list[Array], list[Array | None]]:
+    if isinstance(layer, Recurrent):
+        return _recurrent(node, layer, x, mask, states, ctx)
+    if isinstance(layer, Bidirectional):
+        return _bidirectional(node, layer, x, mask, states, ctx)
+    return _stacked(node, layer, x, mask, states, ctx)
 
 
 def _returns_sequences(layer: Layer) -> bool:

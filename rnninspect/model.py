@@ -51,6 +51,7 @@ class InputLayer(Layer):
 
     shape: tuple[int | None, ...]
     dtype: str = "float32"
+    batch: int | None = None  # a fixed batch size the config declares (stateful models)
 
 
 @dataclass(kw_only=True)

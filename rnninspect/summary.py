@@ -249,19 +249,21 @@ def summarize(model: Model) -> Summary:
             syms.of[Ref(i, 0)] = out_sym
     dims.update(syms.dims)
     graph = not model.is_chain
+    # Keras shows a fixed batch size (a stateful model's) on every layer.
+    lead = model.inputs[0].batch if all(i.batch for i in model.inputs) else None
     names = {id(n.layer): (n.layer.parent or n.layer.name) for n in model.nodes}
     layers: list[LayerInfo] = []
     if model.lists_input_layer:
         for spec in model.inputs:
-            shape = (None, *spec.shape)
+            shape = (spec.batch, *spec.shape)
             layers.append(LayerInfo(spec.name, "InputLayer", shape, 0, True, output_shapes=[shape]))
     for layer in model.layers:
         node = first[id(layer)]
         infos = infos_of[id(layer)][0]
-        shapes = [(None, *s) for s in node.output_shapes]
+        shapes = [(lead, *s) for s in node.output_shapes]
         connected = [
             f"{names[id(model.nodes[r.node].layer)]}[{model.nodes[r.node].call}][{r.index}]"
-            for n in calls[id(layer)]
+            for n in sorted(calls[id(layer)], key=lambda n: n.call)
             for r in n.inputs + n.states
         ]
         params = sum(int(w.value.size) for w in infos)
@@ -327,6 +329,10 @@ def _output_names(model: Model) -> list[str]:
         names.append(layer.parent or layer.name)
     if model.output_names and len(model.output_names) == len(names):
         names = list(model.output_names)
+    from .versions import keras_major
+
+    if keras_major(model.source.keras_version) >= 3:
+        return names  # Keras 3 names each output after its layer, repeats and all
     counts: dict[str, int] = {}
     for n in names:
         counts[n] = counts.get(n, 0) + 1

@@ -179,10 +179,13 @@ class G:
         self.batch = None  # fixed batch size (stateful models)
         self.var_T = False  # inputs declared with T = None (the family allows it)
         self.model = None  # a family that builds its own (Sequential) model
+        self.default_names = c.p(0.15)  # layers named by Keras, not by us
         self.notes = []
 
     def name(self, base):
         self.n += 1
+        if self.default_names and base not in ("in",):
+            return None  # Keras picks the name (lstm, lstm_1, ...)
         return f"{base}_{self.n}"
 
     def d(self, text):
@@ -238,7 +241,7 @@ def rnn_extras(g, kind, *, backwards=True, dropout=True):
         kw["dropout"] = 0.1
         kw["recurrent_dropout"] = 0.1
         bits.append("drop")
-    if c.p(0.1):
+    if c.p(0.1) and not g.var_T:  # unrolling needs a fixed T
         kw["unroll"] = True
         bits.append("unroll")
     if c.p(0.12):
@@ -739,9 +742,18 @@ def fam_rnn_cell(g):
     seq = c.p(0.5)
     state = c.p(0.4)
     gb = c.p(0.25)
+    init = not stacked and c.p(0.35)
     layer = L.RNN(cell, return_sequences=seq, return_state=state, go_backwards=gb,
                   name=g.name("rnn"))
-    r = layer(x)
+    if init:  # initial states from a second input through Dense layers
+        s_in = g.inp((c.int(2, 4),))
+        sizes = cell.state_size if isinstance(cell.state_size, (list, tuple)) else [cell.state_size]
+        init_states = [L.Dense(int(n), activation="tanh", name=g.name("init"))(s_in)
+                       for n in sizes]
+        r = layer(x, initial_state=init_states)
+        cd += " init=Dense(in2)"
+    else:
+        r = layer(x)
     if state:
         flat = [r[0], *r[1:]]
     else:
@@ -893,13 +905,21 @@ def fam_shared(g):
             din = ""
     kind = c.pick(["LSTM", "GRU", "SimpleRNN"])
     bidi = c.p(0.25)
-    layer, rd = make_rnn(g, kind, M, backwards=not bidi)
+    seqcat = c.p(0.3)  # both sequences, joined along time
+    layer, rd = make_rnn(g, kind, M, backwards=not bidi, seq=seqcat)
     if bidi:
         layer = L.Bidirectional(layer, name=g.name("bidi"))
         rd = f"Bi({rd})"
     ha, hb = layer(xa), layer(xb)
     merge = c.pick(["Concatenate", "Add", "Subtract", "Multiply", "Dot", "Maximum"])
-    if merge == "Dot":
+    if seqcat:
+        y = L.Concatenate(axis=1, name=g.name("tcat"))([ha, hb])
+        l2, d2 = make_rnn(g, c.pick(["LSTM", "GRU"]), c.int(2, 4))
+        y = l2(y)
+        merge = f"Concatenate(axis=1) -> {d2}"
+        ha = L.GlobalAveragePooling1D(name=g.name("gap"))(ha)
+        hb = L.GlobalAveragePooling1D(name=g.name("gap"))(hb)
+    elif merge == "Dot":
         y = L.Dot(axes=1, normalize=True, name=g.name("dot"))([ha, hb])
     else:
         y = getattr(L, merge)(name=g.name(merge.lower()))([ha, hb])
@@ -1174,6 +1194,102 @@ def _conv2d(g):
     return [out]
 
 
+def fam_sequential(g):
+    """A random Sequential chain over the layer families."""
+    c, L, K = g.c, g.L, g.K
+    T, D = c.int(3, 9), c.int(2, 5)
+    ids = c.p(0.3)
+    masked = c.p(0.4)
+    layers, parts = [], []
+    if ids:
+        V = c.int(5, 12)
+        t = g.inp((T,), ids=V, masked=masked)
+        layers.append(L.Embedding(V, D, mask_zero=masked, name=g.name("emb")))
+        parts.append(f"Embedding({V},{D}{',mask_zero' if masked else ''})")
+    else:
+        t = g.inp((T, D), masked=masked)
+        if masked:
+            layers.append(L.Masking(name=g.name("masking")))
+            parts.append("Masking")
+    F = D
+    for _ in range(c.int(1, 4)):
+        k = c.pick(["rnn", "rnn", "bidi", "conv", "pool", "td", "dense", "bn", "ln", "act", "noop"])
+        if k == "rnn":
+            F = c.int(2, 6)
+            layer, d = make_rnn(g, c.pick(["LSTM", "GRU", "SimpleRNN"]), F, seq=True)
+        elif k == "bidi":
+            inner, d = make_rnn(g, c.pick(["LSTM", "GRU", "SimpleRNN"]), c.int(2, 4), seq=True,
+                                backwards=False)
+            mode = c.pick(["concat", "sum", "ave", "mul"])
+            layer = L.Bidirectional(inner, merge_mode=mode, name=g.name("bidi"))
+            F = inner.units * (2 if mode == "concat" else 1)
+            d = f"Bi({d},{mode})"
+        elif k == "conv":
+            F = c.int(2, 5)
+            kk = c.int(1, 3)
+            pad = c.pick(["same", "causal"])
+            dil = c.pick([1, 2])
+            layer = L.Conv1D(F, kk, padding=pad, dilation_rate=dil,
+                             activation=c.pick([None, "relu"]), name=g.name("conv1d"))
+            d = f"Conv1D({F},{kk},{pad},d={dil})"
+        elif k == "pool":
+            if T < 2:
+                continue
+            pk = c.pick(["MaxPooling1D", "AveragePooling1D"])
+            layer = getattr(L, pk)(2, padding="same", name=g.name("pool"))
+            T = (T + 1) // 2
+            d = f"{pk}(2,same)"
+        elif k == "td":
+            F = c.int(2, 5)
+            layer = L.TimeDistributed(L.Dense(F, activation="tanh", name=g.name("tdd")),
+                                      name=g.name("td"))
+            d = f"TD(Dense({F}))"
+        elif k == "dense":
+            F = c.int(2, 5)
+            layer = L.Dense(F, activation=c.pick([None, "relu", "sigmoid"]), name=g.name("dense3d"))
+            d = f"Dense({F})"
+        elif k == "bn":
+            layer = L.BatchNormalization(name=g.name("bn"))
+            d = "BN"
+        elif k == "ln":
+            layer = L.LayerNormalization(name=g.name("ln"))
+            d = "LN"
+        elif k == "act":
+            a = c.pick(["ReLU", "ELU", "PReLU", "LeakyReLU"])
+            kw = {}
+            if a == "LeakyReLU":
+                kw = {"negative_slope": 0.2} if g.major == 3 else {"alpha": 0.2}
+            layer = getattr(L, a)(name=g.name(a.lower()), **kw)
+            d = a
+        else:
+            layer = L.Dropout(0.2, name=g.name("dropout"))
+            d = "Dropout"
+        layers.append(layer)
+        parts.append(d)
+    end = c.pick(["rnn", "gap", "gmp", "flatten", "bidi"])
+    if end == "rnn":
+        layer, d = make_rnn(g, c.pick(["LSTM", "GRU", "SimpleRNN"]), c.int(2, 5))
+    elif end == "bidi":
+        inner, d = make_rnn(g, c.pick(["LSTM", "GRU"]), c.int(2, 4), backwards=False)
+        layer = L.Bidirectional(inner, merge_mode=c.pick(["concat", "sum", "ave", "mul"]),
+                                name=g.name("bidi"))
+        d = f"Bi({d})"
+    elif end == "gap":
+        layer, d = L.GlobalAveragePooling1D(name=g.name("gap")), "GAP"
+    elif end == "gmp":
+        layer, d = L.GlobalMaxPooling1D(name=g.name("gmp")), "GMP"
+    else:
+        layer, d = L.Flatten(name=g.name("flat")), "Flatten"
+    layers.append(layer)
+    parts.append(d)
+    K_out = c.int(1, 4)
+    layers.append(L.Dense(K_out, name=g.name("dense")))
+    parts.append(f"Dense({K_out})")
+    g.model = K.Sequential([t, *layers], name="m")
+    g.d("Sequential: " + " -> ".join(parts))
+    return []
+
+
 FAMILIES = {
     "seq2seq": fam_seq2seq,
     "attention": fam_attention,
@@ -1189,6 +1305,7 @@ FAMILIES = {
     "masking": fam_masking,
     "stateful": fam_stateful,
     "plumbing": fam_plumbing,
+    "sequential": fam_sequential,
 }
 
 
@@ -1236,13 +1353,20 @@ def reset_states(model):
 
 
 def set_weights(m3, m2, rng, notes):
-    by_name = {layer.name: layer for layer in leaf_layers(m2)} if m2 is not None else {}
-    for l3 in leaf_layers(m3):
+    leaves3 = list(leaf_layers(m3))
+    leaves2 = list(leaf_layers(m2)) if m2 is not None else []
+    if [x.name for x in leaves3] == [x.name for x in leaves2] or len(leaves3) != len(leaves2):
+        by_name = {layer.name: layer for layer in leaves2}
+        pair = lambda l3: by_name.get(l3.name)  # noqa: E731
+    else:  # Keras's own names differ between the generations: the same order
+        pairs = {id(a): b for a, b in zip(leaves3, leaves2)}
+        pair = lambda l3: pairs.get(id(l3))  # noqa: E731
+    for l3 in leaves3:
         if not l3.weights:
             continue
         ws = random_weights(l3, rng)
         l3.set_weights(ws)
-        l2 = by_name.get(l3.name)
+        l2 = pair(l3)
         if l2 is None:
             continue
         if [tuple(w.shape) for w in l2.weights] == [w.shape for w in ws]:
@@ -1257,8 +1381,8 @@ def set_weights(m3, m2, rng, notes):
 
 def flatten(y):
     """Keras's (possibly nested) outputs in order: StackedRNNCells states nest."""
-    if isinstance(y, dict):
-        return [a for v in y.values() for a in flatten(v)]
+    if isinstance(y, dict):  # Keras's tree order: sorted keys
+        return [a for k in sorted(y) for a in flatten(y[k])]
     if isinstance(y, (list, tuple)):
         return [a for v in y for a in flatten(v)]
     return [np.asarray(y)]

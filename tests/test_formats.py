@@ -61,7 +61,6 @@ from conftest import (
 )
 
 import rnninspect
-
 from rnninspect.model import LSTM, Bidirectional, Recurrent, Ref
 from rnninspect.render import summary_dict
 from rnninspect.summary import Summary
