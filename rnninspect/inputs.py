@@ -90,7 +90,10 @@ def _ids(model: Model, x: Array, where: str, first_row: int) -> Array:
 
 
 def random_input(model: Model, n: int, seed: int | None, length: int | None) -> Array:
-    """Like the notebook's ``np.random.randn(N, T, D)`` (ids in [1, V) for Embeddings)."""
+    """The notebook's input: ``np.random.seed(seed); np.random.randn(n, T, D)`` (the
+    legacy RandomState stream, so the same seed gives the same X there), cast to
+    float32 as Keras casts it. Ids for an Embedding model:
+    ``np.random.RandomState(seed).randint(1, V, (n, T))``."""
     if n < 1:
         raise UsageError(f"--random takes a positive number of samples, got {n}")
     T = length if length is not None else model.input_shape[0]
@@ -98,15 +101,17 @@ def random_input(model: Model, n: int, seed: int | None, length: int | None) -> 
         raise UsageError("the model's T is variable: give --length T with --random")
     if T < 1:
         raise UsageError(f"--length must be positive, got {T}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.RandomState(seed)
     if model.takes_ids:
         first = model.layers[0]
         assert isinstance(first, Embedding)
         V = int(first.embeddings.shape[0])
-        return rng.integers(1, max(V, 2), size=(n, T), dtype=np.int64)
+        if V < 2:  # only id 0 (often the mask) exists
+            return np.zeros((n, T), dtype=np.int64)
+        return rng.randint(1, V, (n, T)).astype(np.int64)
     D = model.input_shape[-1]
     assert D is not None
-    return rng.standard_normal((n, T, D)).astype(np.float32)
+    return rng.randn(n, T, D).astype(np.float32)
 
 
 def read_input(source: str, key: str | None = None, ids: bool = False) -> Array:
