@@ -8,13 +8,16 @@ import io
 import sys
 import zipfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
 from . import npyfile
 from .errors import InputArrayError, UsageError
-from .model import Array, Embedding, Model
+from .model import Array, Bidirectional, Embedding, Layer, Masking, Model, Recurrent
+
+if TYPE_CHECKING:
+    from .outputs import Target
 
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -114,6 +117,67 @@ def random_input(model: Model, n: int, seed: int | None, length: int | None) -> 
     return rng.randn(n, T, D).astype(np.float32)
 
 
+def length_note(model: Model, x: Array, where: str) -> str | None:
+    """A warning when ``x``'s T is not the model's fixed T: Keras 3 refuses such an
+    input and tf.keras warns; the recurrence itself runs over any T."""
+    T = model.input_shape[0]
+    if T is None or x.shape[1] == T:
+        return None
+    return (
+        f"{where}: T={x.shape[1]} steps, but the model was built for T={T} "
+        "(Keras 3 would refuse this input, tf.keras warns); running over all "
+        f"{x.shape[1]} steps"
+    )
+
+
+def step_mask(model: Model, layer: Layer, x: Array) -> Array | None:
+    """Which input steps reach ``layer`` unmasked, (N, T) bool (None: no mask): a mask
+    from a first Masking or Embedding(mask_zero) layer, carried as the engine
+    carries it (recurrent layers returning sequences keep it, others end it)."""
+    mask: Array | None = None
+    for current in model.layers:
+        if current is layer:
+            return mask
+        if isinstance(current, Embedding):
+            mask = (np.asarray(x) != 0) if current.mask_zero else mask
+        elif isinstance(current, Masking):
+            if current is not model.layers[0]:
+                return None  # its input is not x: not worked out here
+            mask = np.any(np.asarray(x) != current.mask_value, axis=-1)
+        elif isinstance(current, Bidirectional):
+            mask = mask if current.return_sequences else None
+        elif isinstance(current, Recurrent):
+            mask = mask if current.return_sequences and not current.emit else None
+    return None
+
+
+SAVE_FORMATS = ("npy", "npz", "csv", "tsv", "txt")
+
+
+def save_input(x: Array, target: str | Path | Target) -> None:
+    """Write a generated input for Keras (or a later run) to read: ``.npy``; ``.npz``
+    (key ``x``); ``.csv``/``.tsv``/``.txt``, one sample as T rows (the text inputs'
+    own layout)."""
+    from . import outputs
+
+    if not isinstance(target, outputs.Target):
+        target = outputs.check_target(target, SAVE_FORMATS)
+    fmt = target.format
+    if fmt == "npz":
+        outputs.write_arrays(target, {"x": x})
+        return
+    if fmt in outputs.DELIMITERS:
+        if x.shape[0] != 1:
+            raise UsageError(
+                f"{target.name}: a text input holds one sample; --random {x.shape[0]} "
+                "makes several: use .npy or .npz"
+            )
+        one = x[0]
+        outputs.write_array(target, one.reshape(-1, 1) if one.ndim == 1 else one)
+        return
+    outputs.write_array(target, x)
+
+
 def read_input(source: str, key: str | None = None, ids: bool = False) -> Array:
     """Read an array from a path (``.npy``, ``.npz``, ``.csv``/``.tsv``/``.txt``) or
     ``-`` (stdin: npy bytes, npz bytes or CSV text)."""
@@ -127,6 +191,8 @@ def read_input(source: str, key: str | None = None, ids: bool = False) -> Array:
     if path.is_dir():
         raise InputArrayError(f"{where}: is a directory, not an input file")
     suffix = path.suffix.lower()
+    if key is not None and suffix in (".npy", ".csv", ".tsv", ".txt"):
+        raise UsageError(f"--key {key} names an array in an .npz input; {where} is a {suffix} file")
     try:
         if suffix == ".npy":
             return _npy_path(path, where)
@@ -142,6 +208,9 @@ def read_input(source: str, key: str | None = None, ids: bool = False) -> Array:
 def _from_bytes(data: bytes, where: str, key: str | None, ids: bool) -> Array:
     if not data:
         raise InputArrayError(f"{where}: no input data")
+    if key is not None and not data.startswith(ZIP_MAGIC):
+        kind = ".npy data" if data.startswith(NPY_MAGIC) else "text"
+        raise UsageError(f"--key {key} names an array in an .npz input; {where} holds {kind}")
     if data.startswith(NPY_MAGIC):
         return _npy(io.BytesIO(data), where)
     if data.startswith(ZIP_MAGIC):

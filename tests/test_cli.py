@@ -435,7 +435,7 @@ def test_version_and_help() -> None:
     for command in ("summary", "forward", "trace"):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0
-        assert "Example:" in result.output
+        assert "Examples:" in result.output
 
 
 def test_every_command_is_in_the_readme() -> None:

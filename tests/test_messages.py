@@ -85,6 +85,17 @@ def test_weights_only_note_names_only_the_defaults_that_apply(
         assert text in defaults, defaults
     for text in absent:
         assert text not in defaults, defaults
+    # The table says the architecture was inferred, without repeating the note.
+    assert "inferred from the weight shapes" in out and "Keras's defaults" not in out
+
+
+def test_output_directory_is_named_a_directory(tmp_path: Path) -> None:
+    for target in (".", str(tmp_path)):
+        code, _, err = run_cli(
+            "forward", str(SAMPLES / "seed" / "model.keras"), "--random", "1", "-o", target
+        )
+        assert code == ExitCode.OUTPUT
+        assert "is a directory" in err and "extension" not in err
 
 
 def test_golden_x_runs_with_the_model(tmp_path: Path) -> None:
