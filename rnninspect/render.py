@@ -517,10 +517,8 @@ def _notes(view: View, layout: Layout, unit_word: str, rows_word: str, hints: st
         if gap is not None:
             a, b = gap
             word = "features" if block.label == "x" else ("outputs" if block.side else unit_word)
-            notes.append(
-                f"{block.label}[{block.first + a}..{block.first + b - 1}] not shown "
-                f"({b - a} of {n} {word})"
-            )
+            span = f"{block.first + a}" + (f"..{block.first + b - 1}" if b - a > 1 else "")
+            notes.append(f"{block.label}[{span}] not shown ({b - a} of {n} {word})")
     if None in view.rows:
         i = view.rows.index(None)
         before, after = view.rows[i - 1], view.rows[i + 1]
