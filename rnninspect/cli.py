@@ -392,7 +392,10 @@ def _target(
         return None
     path = output if output is not None else Path(outputs.STDOUT)
     if json_out and str(path) == outputs.STDOUT:
-        raise UsageError("--json and -o - both write to stdout: choose one")
+        raise UsageError(
+            f"--json and {'-o -' if output is not None else '--format'} both write to "
+            "stdout: choose one"
+        )
     return outputs.check_target(path, allowed, fmt.value if fmt else None, default)
 
 
@@ -696,7 +699,7 @@ def trace(
     m = _load(model, config, _prepare(run=True, tables=table))
     from . import render
     from .engine import head_after
-    from .model import Bidirectional, Recurrent
+    from .model import GRU, LSTM, Bidirectional, Recurrent
 
     recurrent = m.recurrent_layers
     if not recurrent:
@@ -705,6 +708,13 @@ def trace(
     if not isinstance(chosen, (Recurrent, Bidirectional)):
         names = ", ".join(r.name for r in recurrent)
         raise UsageError(f"layer {chosen.name!r} is not recurrent (recurrent layers: {names})")
+    if gates:
+        scope = [chosen] if table or layer is not None else recurrent
+        cells = [r.forward if isinstance(r, Bidirectional) else r for r in scope]
+        if not any(isinstance(c, (LSTM, GRU)) for c in cells):
+            kinds = ", ".join(f"{r.name} ({r.class_name})" for r in scope)
+            verb = "has" if len(scope) == 1 else "have"
+            _warn(f"--gates records LSTM and GRU gates; {kinds} {verb} none")
     x, where = _batch(m, args, save)
     N = int(x.shape[0])
     index = 0 if sample is None else sample

@@ -419,3 +419,23 @@ def test_summary_layer_takes_the_names_the_table_shows(name: str) -> None:
     assert code == 0 and f"{name} (" in out
     code, _, err = run_cli("summary", model, "--layer", "nope")
     assert code == ExitCode.USAGE and "functional" in err
+
+
+@pytest.mark.parametrize(
+    ("model", "args", "warned"),
+    [
+        ("seed", [], True),
+        ("stacked", ["-o", "t.npz"], True),
+        ("lstm", [], False),
+        ("bidi_concat", ["--json"], False),
+    ],
+)
+def test_gates_without_gates_warns(
+    model: str, args: list[str], warned: bool, tmp_path: Path
+) -> None:
+    args = [str(tmp_path / a) if a.startswith("t.") else a for a in args]
+    path = str(SAMPLES / model / "model.keras")
+    code, _, err = run_cli("trace", path, "--random", "1", "--gates", *args)
+    assert code == 0
+    assert ("--gates records LSTM and GRU gates" in err) == warned
+    assert len(_lines(err)) == int(warned)
