@@ -1,7 +1,7 @@
 """Renderers: results -> Rich tables (for people) or JSON (for scripts).
 
 Nothing here computes model results; it formats ``Summary`` objects and arrays.
-Structure depends on the width the caller gives (the terminal's, or none for a pipe)
+Structure depends on the width the caller gives (the terminal's, or none without one)
 and never on whether stdout is a terminal; colour is Rich's to drop.
 
 Every numeric view fits its width without cutting a number. The tables are compact
@@ -25,7 +25,7 @@ from .model import Array
 from .summary import LayerInfo, Summary
 
 MAX_ROWS = 40  # rows (steps, samples) before eliding the middle (unless --full / --steps)
-MAX_COLS = 12  # unit columns shown on a pipe (no width to fit) before eliding the middle
+MAX_COLS = 12  # unit columns shown with no width to fit (no terminal) before eliding
 SIDE_COLS = 4  # context columns (the step's input x, the head's y) before eliding
 
 GAP = "…"  # header and cells of an elided run of columns or rows
@@ -353,7 +353,7 @@ class View:
     blocks: list[Block]
     rows: list[int | None]
     transposable: bool = True
-    cap: int = MAX_COLS  # main-block columns when no width is given (a pipe)
+    cap: int = MAX_COLS  # main-block columns when no width is given (no terminal)
     _text: dict[tuple[int, int], list[list[str]]] = field(default_factory=dict, repr=False)
 
     def texts(self, b: int, decimals: int) -> list[list[str]]:
@@ -673,6 +673,12 @@ def state_view(key: str, sample: int, values: Array, opts: StepOptions) -> Rende
     keys, rows, any_masked = _steps(T, opts.backwards, opts.mask, opts.steps, opts.full)
     label = key.rsplit("/", 1)[-1]
     block = _units(Block(label, values, scale=scale_for(key, values)), opts.units)
+    if block.values.shape[1] == 0:
+        from rich.text import Text
+
+        assert opts.units is not None
+        span = f"{opts.units.start}:{opts.units.stop}"
+        return Rendered([Text(f"{key}: --units {span} is beyond its {M} units", style="dim")], 0)
     view = View(keys, [block], rows)
     layout = opts.layout
     if layout is None or (

@@ -474,3 +474,14 @@ def test_real_terminal_80_columns(term: str, lstm32: Path) -> None:
     plain = ANSI.sub("", out)
     check_trace(plain, lstm32, 2, 0, True, 80)
     assert ("colours:" in plain) == (term != "dumb")
+
+
+def test_units_beyond_a_direction_say_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A merged Bidirectional has 2M units, each direction M: a range past M names it."""
+    monkeypatch.setenv("COLUMNS", "80")
+    path = SAMPLES / "bidi_concat" / "model.keras"
+    code, out, err = run_cli("trace", str(path), "--random", "1", "--gates", "--units", "5:8")
+    assert code == 0, err
+    (table,) = parse_tables(out)
+    assert [h for h in table.header if h.startswith("h[")] == ["h[5]", "h[6]", "h[7]"]
+    assert "bidirectional/forward/i: --units 5:8 is beyond its 4 units" in out
