@@ -522,15 +522,16 @@ def test_npy_ids_column_is_a_batch_not_one_sample(tmp_path: Path) -> None:
     assert json.loads(out)["shape"] == [3, 3]
 
 
+@pytest.mark.parametrize("flag", ["--help", "-h"])
 @pytest.mark.parametrize("command", [[], ["summary"], ["forward"], ["trace"]])
-def test_help_imports_neither_h5py_nor_rich(command: list[str]) -> None:
+def test_help_imports_neither_h5py_nor_rich(command: list[str], flag: str) -> None:
     """Help is instant: the file-format and table libraries load only when used."""
     import subprocess
     import sys
 
     script = (
         "import sys\n"
-        f"sys.argv = ['rnninspect', *{command!r}, '--help']\n"
+        f"sys.argv = ['rnninspect', *{command!r}, {flag!r}]\n"
         "from rnninspect.__main__ import main\n"
         "try:\n"
         "    main()\n"
