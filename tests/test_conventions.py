@@ -148,21 +148,6 @@ def test_completion_completes_commands_and_options(shell: str) -> None:
     assert any("float64" in w for w in _complete(shell, "rnninspect forward m --dtype "))
 
 
-def test_completion_scripts_are_on_the_fast_path() -> None:
-    """Printing a completion script, like --help, loads neither h5py nor Rich."""
-    script = (
-        "import sys\n"
-        "sys.argv = ['rnninspect', 'completion', 'bash']\n"
-        "from rnninspect.__main__ import main\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('h5py', 'rich')))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    )
-    assert done.stdout.strip().splitlines()[-1] == "[]"
-
-
 # ---------------------------------------------------------------- -o - and formats
 
 
