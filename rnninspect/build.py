@@ -66,7 +66,15 @@ def build_model(arch: Architecture, weights: WeightMap, source: Source) -> Model
     arch = arch.graph()
     major = keras_major(source.keras_version, 3)
     specs = dict(walk(arch.layers))
-    _writer_defaults(specs.values(), source.keras_version)
+    if _writer_defaults(specs.values(), source.keras_version) == "hard_sigmoid":
+        # The inferred chain's note says what the file's Keras defaulted to.
+        said = f" gates, the default of Keras {source.keras_version} that wrote the file"
+        source.assumptions = [
+            note.replace("sigmoid ", "hard_sigmoid ", 1).replace(" gates", said, 1)
+            if note.startswith("no architecture in the file")
+            else note
+            for note in source.assumptions
+        ]
     inputs = [
         InputLayer(name=s.name, shape=s.shape or (), dtype=s.dtype, batch=s.batch)
         for s in arch.inputs
@@ -135,7 +143,7 @@ def build_model(arch: Architecture, weights: WeightMap, source: Source) -> Model
     )
 
 
-def _writer_defaults(specs: Any, version: str | None) -> None:
+def _writer_defaults(specs: Any, version: str | None) -> str | None:
     """What a config leaves out is what the Keras that wrote the file defaulted to:
     recurrent layers of Keras 1 and Keras < 2.3 used hard_sigmoid gates."""
     # tf.keras says "2.2.4-tf" in TF 1.13 to 2.1, whose default differs; the TF 2
@@ -143,11 +151,13 @@ def _writer_defaults(specs: Any, version: str | None) -> None:
     tf_keras = bool(version) and str(version).endswith("-tf")
     default = "hard_sigmoid" if older_than(version, (2, 3)) and not tf_keras else "sigmoid"
     todo = list(specs)
+    used = None
     while todo:
         spec = todo.pop()
         todo += [s for s in (spec.inner, spec.backward) if s is not None] + spec.cells
         if spec.class_name in ("LSTM", "GRU") and spec.config.get("recurrent_activation") is None:
-            spec.config["recurrent_activation"] = default
+            spec.config["recurrent_activation"] = used = default
+    return used
 
 
 def _is_ids(nodes: list[Node], ref: Ref) -> bool:

@@ -70,6 +70,8 @@ class _Ctx:
     states: dict[str, Array] | None  # where trace entries go, when tracing
     gates: bool  # also record gate activations
     outputs_of: frozenset[str] = frozenset()  # node keys whose outputs trace records
+    mask_of: str | None = None  # a node whose input mask to record (``masks_at``)
+    masks: dict[str, Array | None] = field(default_factory=dict)
 
 
 CHUNK_BYTES = 48 << 20  # working memory per chunk of samples
@@ -379,6 +381,13 @@ def _run_rows(
     """Walk the graph once over these rows (every input holds the same samples)."""
     major = keras_major(model.source.keras_version)
     ctx = _Ctx(ft, major, {} if collect or outputs_of else None, gates, outputs_of)
+    return RunResult(outputs=_walk(model, xs, ctx), states=ctx.states or {})
+
+
+def _walk(model: Model, xs: list[Array], ctx: _Ctx) -> list[Array]:
+    """The nodes in order, each tensor dropped after its last use; the outputs."""
+    ft = ctx.ft
+    outputs_of = ctx.outputs_of
     uses = _uses(model)
     left = dict(uses)
     values: dict[Ref, Array] = {}
@@ -408,8 +417,22 @@ def _run_rows(
                 ref = Ref(i, j)
                 if uses.get(ref):
                     values[ref], masks[ref] = out, out_masks[j]
-    outputs = [values[r] for r in model.outputs]
-    return RunResult(outputs=outputs, states=ctx.states or {})
+    return [values[r] for r in model.outputs]
+
+
+def masks_at(model: Model, x: Any, key: str) -> Array | None:
+    """The mask node ``key``'s layer computes with, (N, T) bool (None: no mask):
+    which of its steps are real, as the graph carries masks to it."""
+    from .inputs import check_rows, conform
+
+    xs = [
+        check_rows(model, conform(model, a, index=i), "input", index=i)
+        for i, a in enumerate(as_inputs(model, x))
+    ]
+    ctx = _Ctx(np.dtype("float32"), keras_major(model.source.keras_version), None, False)
+    ctx.mask_of = key
+    _walk(model, xs, ctx)
+    return ctx.masks.get(key)
 
 
 def _uses(model: Model) -> dict[Ref, int]:
@@ -437,6 +460,10 @@ def apply(
     x = xs[0] if xs else None
     mask = masks[0] if masks else None
     ft = ctx.ft
+    if ctx.mask_of == node.key:
+        # Keras 3 runs a recurrent call with initial states unmasked (see below).
+        keras3_states = bool(states) and ctx.major >= 3 and _is_recurrent(layer)
+        ctx.masks[node.key] = None if keras3_states else mask
     if isinstance(layer, Embedding):
         assert x is not None
         E = layer.embeddings.astype(ft, copy=False)  # (V, E)

@@ -1614,14 +1614,58 @@ class Result:
         self.case, self.fmt, self.check, self.status, self.detail = case, fmt, check, status, detail
 
 
+RNNINSPECT_ENV = {}  # PYTHONPATH of the snapshot, for the worker and the CLI
+
+
+def rnninspect_env():
+    env = dict(os.environ)
+    for var in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_BACKEND", "TF_ENABLE_ONEDNN_OPTS"):
+        env.pop(var, None)
+    env.update(RNNINSPECT_ENV)
+    return env
+
+
+IMPORT_ALL = (
+    "import importlib, pkgutil, sys, rnninspect\n"
+    "for m in pkgutil.walk_packages(rnninspect.__path__, 'rnninspect.'):\n"
+    "    importlib.import_module(m.name)\n"
+    "print(rnninspect.__file__)"
+)
+
+
+def snapshot(py, dest, tries=8):
+    """Copy the rnninspect package into ``dest`` and point the worker and the CLI at
+    the copy: the package may be edited while the check runs. Retried until every
+    module of the copy imports (an edit may be half-written)."""
+    src = subprocess.run([py, "-c", "import os, rnninspect; print(os.path.dirname("
+                          "rnninspect.__file__))"], capture_output=True, text=True,
+                         env=rnninspect_env()).stdout.strip()
+    root = os.path.dirname(src)
+    head = subprocess.run(["git", "--no-optional-locks", "-C", root, "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "--no-optional-locks", "-C", root, "status", "--porcelain",
+                            "--", "rnninspect"], capture_output=True, text=True).stdout.strip()
+    err = ""
+    for _ in range(tries):
+        target = os.path.join(dest, "rnninspect")
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__"))
+        env = dict(rnninspect_env(), PYTHONPATH=dest)
+        proc = subprocess.run([py, "-c", IMPORT_ALL], capture_output=True, text=True, env=env)
+        if proc.returncode == 0 and proc.stdout.strip().startswith(dest):
+            RNNINSPECT_ENV["PYTHONPATH"] = dest
+            return f"{src} at {head or '?'}{' + uncommitted changes' if dirty else ''}"
+        err = one_line(proc.stderr or proc.stdout)
+        time.sleep(15)
+    raise RuntimeError(f"no importable snapshot of {src}: {err}")
+
+
 def run_worker(jobs, d, py):
     jobs_path = os.path.join(d, "jobs.json")
     out_path = os.path.join(d, "results.json")
     with open(jobs_path, "w") as f:
         json.dump(jobs, f)
-    env = dict(os.environ)
-    for var in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_BACKEND", "TF_ENABLE_ONEDNN_OPTS"):
-        env.pop(var, None)
+    env = rnninspect_env()
     proc = subprocess.run([py, os.path.abspath(__file__), "--worker", jobs_path, out_path],
                           capture_output=True, text=True, env=env, timeout=60 + 20 * len(jobs))
     if proc.returncode != 0 or not os.path.exists(out_path):
@@ -1665,7 +1709,8 @@ def check_api(cases, d, py):
 
 
 def cli(exe, args, cwd):
-    proc = subprocess.run([exe, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+    proc = subprocess.run([exe, *args], capture_output=True, text=True, cwd=cwd, timeout=120,
+                          env=rnninspect_env())
     if proc.returncode != 0:
         raise RuntimeError(f"exit {proc.returncode}: {one_line(proc.stderr)}")
     return json.loads(proc.stdout)
@@ -1760,6 +1805,8 @@ def main(argv=None):
     ap.add_argument("--rnninspect-python", default=VENV_PY)
     ap.add_argument("--cli", default=VENV_CLI, help="the rnninspect executable")
     ap.add_argument("--cli-every", type=int, default=4, help="CLI checks on every k-th model")
+    ap.add_argument("--live", action="store_true",
+                    help="use the rnninspect tree as it is (no snapshot per seed)")
     ap.add_argument("--worker", nargs=2, metavar=("JOBS", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -1790,6 +1837,9 @@ def main(argv=None):
                       + "".join(f"\n      note: {n}" for n in case.notes), flush=True)
                 cases.append(case)
             t1 = time.time()
+            if not args.live:
+                where = snapshot(args.rnninspect_python, os.path.join(tmp, f"snap_s{seed}"))
+                print(f"seed {seed}: rnninspect snapshot of {where}", flush=True)
             rs = check_api(cases, tmp, args.rnninspect_python)
             for case in cases:
                 if case.index % args.cli_every == 0:

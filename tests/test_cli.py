@@ -447,7 +447,7 @@ def test_version_and_help() -> None:
     for command in ("summary", "forward", "trace"):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0
-        assert "Example:" in result.output
+        assert "Examples:" in result.output
 
 
 def test_every_command_is_in_the_readme() -> None:
@@ -534,15 +534,19 @@ def test_npy_ids_column_is_a_batch_not_one_sample(tmp_path: Path) -> None:
     assert json.loads(out)["shape"] == [3, 3]
 
 
-@pytest.mark.parametrize("command", [[], ["summary"], ["forward"], ["trace"]])
-def test_help_imports_neither_h5py_nor_rich(command: list[str]) -> None:
-    """Help is instant: the file-format and table libraries load only when used."""
-    import subprocess
-    import sys
-
+@pytest.mark.parametrize(
+    "argv",
+    [
+        *([*c, f] for f in ("--help", "-h") for c in ([], ["summary"], ["forward"], ["trace"])),
+        ["completion", "bash"],
+    ],
+)
+def test_help_imports_neither_h5py_nor_rich(argv: list[str]) -> None:
+    """Help (and printing a completion script) is instant: the file-format and table
+    libraries load only when used."""
     script = (
         "import sys\n"
-        f"sys.argv = ['rnninspect', *{command!r}, '--help']\n"
+        f"sys.argv = ['rnninspect', *{argv!r}]\n"
         "from rnninspect.__main__ import main\n"
         "try:\n"
         "    main()\n"
@@ -553,5 +557,5 @@ def test_help_imports_neither_h5py_nor_rich(command: list[str]) -> None:
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
-    assert "Usage" in done.stdout
+    assert ("Usage" if argv[0] != "completion" else "complete -o default") in done.stdout
     assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -84,6 +84,15 @@ def _config_text(value: Array, where: str) -> str:
     raise ModelError(f"{where}: {CONFIG_KEY} must be a string array holding JSON text")
 
 
+def config_of(path: Path) -> Architecture:
+    """The architecture in an .npz's ``__config__`` entry (``--config file.npz``)."""
+    where = str(path)
+    arrays = _read_all(path)
+    if CONFIG_KEY not in arrays:
+        raise ModelError(f"{where}: no {CONFIG_KEY} entry")
+    return parse_model_config(loads_config(_config_text(arrays[CONFIG_KEY], where), where), where)
+
+
 def load(
     path: Path, arch: Architecture | None
 ) -> tuple[Architecture, WeightMap, list[str], str, bool]:
