@@ -132,7 +132,11 @@ def build_model(arch: Architecture, weights: WeightMap, source: Source) -> Model
             )
     return Model(
         name=arch.name,
-        layers=[built[key] for key, _ in walk(arch.layers) if key in built],
+        # As Keras lists them: a Functional model's InputLayers first.
+        layers=[
+            *(inputs if arch.lists_input_layer else []),
+            *(built[key] for key, _ in walk(arch.layers) if key in built),
+        ],
         inputs=inputs,
         nodes=nodes,
         outputs=[Ref(r.node, r.index) for r in arch.outputs],

@@ -491,8 +491,9 @@ def summary(
         _warn(f"--full goes with --weights in a table: {why}")
     m = _load(model, config, _prepare(run=False, tables=not json_out))
     from . import render
+    from .summary import summarize
 
-    s = m.summary()
+    s = summarize(m)
     if layer is not None and layer not in render.layer_names(s):
         raise UsageError(
             f"no layer named {layer!r} in {model} (layers: {', '.join(render.layer_names(s))})"

@@ -141,6 +141,20 @@ def _text_table(title: str | None = None) -> Any:
     return Table(title=title, show_lines=False)
 
 
+def summary_text(s: Summary, width: int = 100) -> str:
+    """The Keras-style table and totals as plain text (``Model.summary()`` prints it)."""
+    import io
+
+    from rich.console import Console
+
+    out = io.StringIO()
+    console = Console(file=out, width=width, color_system=None, force_terminal=False)
+    shown = summary_tables(s, None, False, False, width)
+    for item in shown[:5]:  # the header, the layer table, the three totals
+        console.print(item)
+    return out.getvalue()
+
+
 def summary_tables(
     s: Summary, layer: str | None, show_values: bool, full: bool, width: int | None = None
 ) -> list[Any]:

@@ -229,7 +229,8 @@ def _keeps_width(node: Node, model: Model) -> bool:
 
 def summarize(model: Model) -> Summary:
     syms = _Syms(model)
-    T = model.input_shape[0] if model.input_shape else None
+    first_shape = model.inputs[0].shape
+    T = first_shape[0] if first_shape else None
     dims: dict[str, int | None] = {"T": T}
     first: dict[int, Node] = {}
     calls: dict[int, list[Node]] = {}
@@ -258,6 +259,8 @@ def summarize(model: Model) -> Summary:
             shape = (spec.batch, *spec.shape)
             layers.append(LayerInfo(spec.name, "InputLayer", shape, 0, True, output_shapes=[shape]))
     for layer in model.layers:
+        if isinstance(layer, InputLayer):
+            continue  # listed above, with the model's inputs
         node = first[id(layer)]
         infos = infos_of[id(layer)][0]
         shapes = [(lead, *s) for s in node.output_shapes]
@@ -306,7 +309,7 @@ def summarize(model: Model) -> Summary:
         format=model.source.format,
         keras_version=model.source.keras_version,
         architecture=model.source.architecture,
-        input_shape=model.input_shape,
+        input_shape=model.inputs[0].shape,
         input_dtype=model.input_dtype,
         layers=layers,
         dims=dims,

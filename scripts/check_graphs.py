@@ -5,7 +5,7 @@ Developer-only. Run with a Python that has tensorflow-cpu, Keras 3 and tf_keras:
 
     /work/kenv/bin/python scripts/check_graphs.py --seed 1 --count 40 [--seed 2 ...]
         [--rnninspect-python /work/venv/bin/python] [--cli /work/venv/bin/rnninspect]
-        [--keep DIR] [--families seq2seq,attention,...] [--cli-every 4]
+        [--keep DIR [--keep-all]] [--families seq2seq,attention,...] [--cli-every 4] [--live]
 
 Per seed, one TensorFlow process (this one) draws ``count`` random models from the
 families below (small sizes: T <= 9, units <= 6), builds each in Keras 3 and, where the
@@ -24,8 +24,12 @@ one fully padded row in some models) and the reference: each generation's ``pred
 venv (this file with ``--worker``) loads every file with ``rnninspect.load_model`` (a
 weights-only file with its config), runs ``forward_all`` and ``summary().total_params``,
 and writes the outputs into an ``.npz``; the comparison is ``np.isclose(rtol=1e-4,
-atol=1e-5)``. Rows whose input is entirely padding are reported apart (Keras 3 and
-tf_keras themselves differ there for some layers: see docs/keras-semantics.md). For
+atol=1e-5)``. The worker and the CLI import a snapshot of the rnninspect package copied
+per seed (retried until every module imports), so edits made to the tree during a run
+cannot mix versions; ``--live`` uses the tree as it is. Keras's outputs are flattened in
+Keras's order (nested lists in order, dicts by sorted key). Rows whose input is
+entirely padding are reported apart (Keras 3 and tf_keras themselves differ there for
+some layers: see docs/keras-semantics.md). For
 every ``--cli-every``-th model the CLI runs too: ``summary --json`` (total params),
 ``forward --json`` (outputs) and ``trace --json`` (each recurrent layer called once
 at the top level against Keras's own output of that layer; the last step when it does
@@ -43,8 +47,9 @@ shared (one layer called on two inputs), nested (Functional/Sequential sub-model
 called twice), masking (Embedding(mask_zero)/Masking into recurrent layers, merges,
 attention, pooling), stateful (fixed batch size), plumbing (RepeatVector, Flatten,
 Reshape, Permute, Cropping1D, ZeroPadding1D, UpSampling1D, Conv2D, 2-D pooling,
-global pooling). Multi-output models (return_state tensors as outputs) occur in
-several families.
+global pooling), sequential (random Sequential chains). Multi-output models
+(return_state tensors as outputs; dict outputs for some) occur in several families;
+some models let Keras name the layers, some declare T = None.
 
 Prints one line per model (its description), a table per family and file format
 (passed / failed), then every failure with the model, the file, and the max abs error
@@ -590,7 +595,13 @@ def fam_merge(g):
     branches, bds = [], []
     for i in range(nb):
         how = c.pick(["rnn", "rnn", "dense", "conv"]) if seq else c.pick(["rnn", "rnn", "dense"])
-        if how == "rnn":
+        if i > 0 and seq and merge not in ("Concatenate", "Dot") and c.p(0.2):
+            how = "vec"  # (N, M) against (N, T, M): Keras inserts axis 1 and broadcasts
+        if how == "vec":
+            layer, bd = make_rnn(g, kinds[i], M, backwards=False)
+            b = layer(x)
+            bd += "[vector]"
+        elif how == "rnn":
             layer, bd = make_rnn(g, kinds[i], M, seq=seq, backwards=False)
             b = layer(x)
         elif how == "dense":
@@ -1445,7 +1456,14 @@ def keras_trace_refs(K, model, xs):
 def build(K, major, family, c):
     g = G(K, major, c)
     outputs = FAMILIES[family](g)
-    model = g.model or K.Model(g.inputs, outputs if len(outputs) > 1 else outputs[0], name="m")
+    as_dict = len(outputs) > 1 and c.p(0.2)
+    if as_dict:  # keys out of sorted order: Keras flattens a dict by sorted key
+        keys = [f"o{k}" for k in reversed(range(len(outputs)))]
+        outs = dict(zip(keys, outputs))
+        g.d("dict outputs")
+    else:
+        outs = outputs if len(outputs) > 1 else outputs[0] if outputs else None
+    model = g.model or K.Model(g.inputs, outs, name="m")
     return model, g
 
 
@@ -1651,7 +1669,8 @@ def snapshot(py, dest, tries=8):
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__"))
         env = dict(rnninspect_env(), PYTHONPATH=dest)
-        proc = subprocess.run([py, "-c", IMPORT_ALL], capture_output=True, text=True, env=env)
+        proc = subprocess.run([py, "-c", IMPORT_ALL], capture_output=True, text=True, env=env,
+                              cwd=dest)  # not a directory holding the live package
         if proc.returncode == 0 and proc.stdout.strip().startswith(dest):
             RNNINSPECT_ENV["PYTHONPATH"] = dest
             return f"{src} at {head or '?'}{' + uncommitted changes' if dirty else ''}"
@@ -1838,8 +1857,12 @@ def main(argv=None):
                 cases.append(case)
             t1 = time.time()
             if not args.live:
-                where = snapshot(args.rnninspect_python, os.path.join(tmp, f"snap_s{seed}"))
-                print(f"seed {seed}: rnninspect snapshot of {where}", flush=True)
+                try:
+                    where = snapshot(args.rnninspect_python, os.path.join(tmp, f"snap_s{seed}"))
+                    print(f"seed {seed}: rnninspect snapshot of {where}", flush=True)
+                except RuntimeError as exc:
+                    RNNINSPECT_ENV.clear()
+                    print(f"seed {seed}: {exc}; using the live tree", flush=True)
             rs = check_api(cases, tmp, args.rnninspect_python)
             for case in cases:
                 if case.index % args.cli_every == 0:

@@ -110,6 +110,17 @@ WEIGHT_KEYS = ("kernel", "recurrent_kernel", "bias", "embeddings")
 
 
 def build_seed(K):
+    # As the notebook builds it: i = Input(shape=(T, D)); x = SimpleRNN(M)(i);
+    # x = Dense(K)(x); model = Model(i, x).
+    i = K.Input(shape=(10, 3))
+    x = K.layers.SimpleRNN(5)(i)
+    x = K.layers.Dense(2)(x)
+    return K.Model(i, x)
+
+
+def build_seed_sequential(K):
+    # The seed model as a Sequential one (the first round's seed), for tests that
+    # edit a chain's config layer by layer.
     return K.Sequential(
         [K.Input(shape=(10, 3)), K.layers.SimpleRNN(5), K.layers.Dense(2)]
     )
@@ -694,7 +705,9 @@ def build_time_major(K):
 # name -> (builder, seed, golden T, input kind, notebook.npz?, description)
 MODELS = {
     "seed": (build_seed, 101, 10, "float", True,
-             "the notebook model: Sequential Input(10,3) -> SimpleRNN(5) -> Dense(2), 57 params"),
+             "the notebook model, built as the notebook builds it: Functional Model(i, x), Input(10,3) -> SimpleRNN(5) -> Dense(2), 57 params"),
+    "seed_sequential": (build_seed_sequential, 101, 10, "float", True,
+             "the seed model as Sequential: Input(10,3) -> SimpleRNN(5) -> Dense(2), 57 params (same weights as seed)"),
     "functional": (build_functional, 102, 10, "float", True,
                    "seed architecture as a Functional model, layers named rnn, head"),
     "stacked": (build_stacked, 103, 12, "float", False,

@@ -167,7 +167,7 @@ def as_array(steps: list[dict[str, Vec]], key: str) -> np.ndarray:
 def rnn_config(kind: str, units: int, T: int, D: int, **layer: Any) -> dict[str, Any]:
     """A Keras 3 Sequential config Input(T, D) -> <kind>(units, return_sequences=True):
     a sample's config.json with the Dense head removed and the layer edited."""
-    source = {"LSTM": "lstm", "GRU": "gru", "SimpleRNN": "seed"}[kind]
+    source = {"LSTM": "lstm", "GRU": "gru", "SimpleRNN": "seed_sequential"}[kind]
     config = copy.deepcopy(keras_config(source))
     inp, rnn = config["config"]["layers"][:2]
     assert inp["class_name"] == "InputLayer" and rnn["class_name"] == kind
