@@ -10,6 +10,7 @@ Arrays load with ``allow_pickle=False``: a pickled object array is refused.
 
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 
@@ -105,22 +106,58 @@ def load(
     return arch, matched, notes, convention, False
 
 
+# Weight names within a layer (``Layer.weights()`` names), each ranked in Keras's
+# get_weights() order: a part (a Bidirectional direction, a stacked cell, an attention
+# projection) and the weight inside it.
+_WEIGHT_KEY = re.compile(
+    r"^(?:(forward|backward|cell_\d+|query|key|value|output)/)?"
+    r"(kernel|recurrent_kernel|bias|embeddings|gamma|beta|moving_mean|moving_variance"
+    r"|alpha|scale|concat_score_weight)$"
+)
+_PART_ORDER = {"forward": 1, "backward": 2, "query": 1, "key": 2, "value": 3, "output": 4}
+_LEAF_ORDER = {
+    **_WEIGHT_ORDER,
+    "gamma": 0,
+    "beta": 1,
+    "moving_mean": 2,
+    "moving_variance": 3,
+    "alpha": 0,
+    "scale": 0,
+    "concat_score_weight": 1,
+}
+
+
+def _split_key(key: str) -> tuple[str, str, int] | None:
+    """``<layer>/<weight>`` -> (layer, weight, rank); the layer is the shortest
+    prefix whose rest is a known weight name (layer names may hold slashes)."""
+    parts = key.split("/")
+    for cut in range(1, len(parts)):
+        weight = "/".join(parts[cut:])
+        found = _WEIGHT_KEY.match(weight)
+        if found:
+            part, leaf = found.groups()
+            if part is None:
+                rank = 0
+            elif part.startswith("cell_"):
+                rank = 1 + int(part[5:])
+            else:
+                rank = _PART_ORDER[part]
+            return "/".join(parts[:cut]), weight, 100 * rank + _LEAF_ORDER[leaf]
+    return None
+
+
 def _layer_groups(arrays: dict[str, Array], where: str) -> list[WeightGroup]:
     by_layer: dict[str, list[tuple[int, str, Array]]] = {}
     for key, value in arrays.items():
-        layer, weight = key.rsplit("/", 1)
-        if weight not in _WEIGHT_ORDER:
+        found = _split_key(key)
+        if found is None:
+            weight = key.rsplit("/", 1)[-1]
             raise ModelError(
                 f"{where}: key {key!r}: weight name {weight!r} is not one of "
-                "kernel, recurrent_kernel, bias, embeddings"
+                "kernel, recurrent_kernel, bias, embeddings (or gamma, beta, moving_mean, "
+                "moving_variance, alpha, scale, concat_score_weight)"
             )
-        # Bidirectional: <layer>/forward/<weight> then <layer>/backward/<weight>.
-        direction = 0
-        head, _, last = layer.rpartition("/")
-        if head and last in ("forward", "backward"):
-            layer, direction = head, 1 + (last == "backward")
-            weight = f"{last}/{weight}"
-        rank = 10 * direction + _WEIGHT_ORDER[weight.rsplit("/", 1)[-1]]
+        layer, weight, rank = found
         by_layer.setdefault(layer, []).append((rank, weight, value))
     groups = []
     for layer, items in by_layer.items():

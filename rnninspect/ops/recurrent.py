@@ -301,7 +301,8 @@ def scan(
     activations) of every step in ``Scan.extra``.
 
     Works feature-major inside (see ``Step``). A masked step keeps every state; its
-    output is the previous output, or zeros with ``zero_output_for_mask``.
+    output is the previous output (zeros before the first unmasked step), or zeros
+    with ``zero_output_for_mask``.
     Sequences come back as (N, T, M) views of (T, M, N) arrays, in processing order.
     """
     N, T, D = x.shape
@@ -317,6 +318,10 @@ def scan(
     for state, given in zip(states, initial or [], strict=False):
         state[...] = given.T  # (M, N)
     spare = [np.empty((M, N), dtype=ft) for _ in states] if mask is not None else states
+    # A masked step repeats the previous *output*, which is zeros before the first
+    # unmasked step even when the states start from given ones (Keras's ``rnn``
+    # starts its previous output at zeros). Without initial states h is zero then.
+    seen = np.zeros((1, N), dtype=bool) if mask is not None and initial else None
     seq = np.empty((T, M, N), dtype=ft) if keep_seq else None
     extra: dict[str, Array] = {}
     out = states[0]  # (M, N) this step's output
@@ -332,7 +337,13 @@ def scan(
             m = mask[:, t][None, :]  # (1, N)
             for state, new in zip(states, spare, strict=True):
                 np.copyto(state, new, where=m)
-            out = np.where(m, spare[0], ft.type(0)) if layer.zero_output_for_mask else states[0]
+            if layer.zero_output_for_mask:
+                out = np.where(m, spare[0], ft.type(0))
+            elif seen is not None and not seen.all():
+                np.logical_or(seen, m, out=seen)
+                out = np.where(seen, states[0], ft.type(0))
+            else:
+                out = states[0]
         if seq is not None:
             seq[k] = out
         if record:
