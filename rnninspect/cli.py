@@ -25,7 +25,8 @@ app = typer.Typer(
     help=(
         "Inspect, run and trace Keras recurrent networks with NumPy alone: "
         "summary (parameters and shapes), forward (the output, equal to Keras's "
-        "predict) and trace (the hidden state at every step)."
+        "predict), trace (the hidden state at every step), export (to Keras 3 or "
+        "arrays) and plot (pictures)."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -180,9 +181,31 @@ def _batch(
     return x, where
 
 
-def _chunks(m: Any, x: Any, where: str, dtype: str, quiet: bool, **kw: Any) -> Any:
-    """The engine's chunks, with a progress bar on stderr for long runs."""
-    from .engine import iter_chunks
+def _chunks(
+    m: Any,
+    x: Any,
+    where: str,
+    dtype: str,
+    quiet: bool,
+    states: tuple[Any, Any, str] | None = None,
+    **kw: Any,
+) -> Any:
+    """The engine's chunks, with a progress bar on stderr for long runs. ``states``:
+    (initial states or None, a sink for the final states or None), see ``_states``."""
+    from .engine import iter_chunks as plain
+
+    def iter_chunks(m: Any, x: Any, **kw: Any) -> Any:
+        if states is None:
+            yield from plain(m, x, **kw)
+            return
+        from .states import iter_chunks as from_states
+
+        initial, ends, source = states
+        found = from_states(m, x, initial, ends is not None, source=source, **kw)
+        for start, stop, (result, finals) in found:
+            if ends is not None:
+                ends.write(finals)
+            yield start, stop, result
 
     N = int(x.shape[0])
     warned = False
@@ -249,6 +272,45 @@ def summary(
         console.print(item)
 
 
+InitialStateOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--initial-state",
+        help="Start recurrent layers from these states instead of zeros: an .npz of (N, M) "
+        "arrays keyed <layer>/h, <layer>/c (LSTM), <layer>/forward/h ... (Bidirectional); "
+        "keys left out start from zeros.",
+    ),
+]
+FinalStateOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--final-state",
+        help="Write each recurrent layer's final states to this .npz (the --initial-state "
+        "layout): pass it as --initial-state to continue the sequence.",
+    ),
+]
+
+
+def _states(initial: Path | None, final: Path | None, N: int) -> tuple[Any, Any, str] | None:
+    """The ``states`` argument of ``_chunks`` for --initial-state / --final-state."""
+    if initial is None and final is None:
+        return None
+    from . import outputs
+    from .states import read_states
+
+    given = read_states(initial) if initial is not None else None
+    ends = outputs.ArraySink(final, N, several=True) if final is not None else None
+    return given, ends, str(initial)
+
+
+def _finish_states(states: tuple[Any, Any, str] | None, ok: bool) -> None:
+    sink = None if states is None else states[1]
+    if sink is not None and ok:
+        sink.commit()
+    elif sink is not None:
+        sink.abort()
+
+
 QuietOpt = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress bar (it shows only on a terminal).")
 ]
@@ -271,6 +333,8 @@ def forward(
         ),
     ] = None,
     json_out: JsonOpt = False,
+    initial_state: InitialStateOpt = None,
+    final_state: FinalStateOpt = None,
     full: FullOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -283,14 +347,18 @@ def forward(
     from . import outputs
 
     target = outputs.check_target(output) if output is not None else None
+    if final_state is not None:
+        outputs.check_target(final_state, (".npz",))
     m = _load(model, config, _prepare(run=True, tables=target is None and not json_out))
     x, where = _batch(m, input, key, random, seed, length)
     N = int(x.shape[0])
     keep = json_out or target is None  # stdout needs the whole output
     held: list[list[Any]] = []
     sink = None
+    carry = _states(initial_state, final_state, N)
+    done = False
     try:
-        for _, _, result in _chunks(m, x, where, dtype.value, quiet):
+        for _, _, result in _chunks(m, x, where, dtype.value, quiet, carry):
             ys = result.outputs
             if target is not None:
                 if sink is None:
@@ -301,9 +369,11 @@ def forward(
                 held.append(ys)
         if sink is not None:
             sink.commit()
+        done = True
     finally:
         if sink is not None:
             sink.abort()
+        _finish_states(carry, done)
     if not keep:
         return
     ys = [np.concatenate([part[i] for part in held]) for i in range(len(held[0]))]
@@ -354,8 +424,8 @@ def trace(
             "--output",
             "-o",
             help="Write states: .npz (one (N,T,M) array per recurrent layer, keyed by layer "
-            "name, plus LSTM cell states and Bidirectional directions), .npy (the --layer "
-            "layer), or .json.",
+            "name, plus LSTM cell states and Bidirectional directions), .h5 (the same, one "
+            "HDF5 dataset each), .npy (the --layer layer), or .json.",
         ),
     ] = None,
     json_out: JsonOpt = False,
@@ -366,6 +436,8 @@ def trace(
             help="Also record gate activations per step: LSTM i, f, g, o; GRU z, r, candidate.",
         ),
     ] = False,
+    initial_state: InitialStateOpt = None,
+    final_state: FinalStateOpt = None,
     full: FullOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -378,8 +450,10 @@ def trace(
     DEBUG["on"] |= debug
     from . import outputs
 
-    allowed = (".npz", ".npy", ".json")
+    allowed = (".npz", ".npy", ".json", ".h5")
     target = outputs.check_target(output, allowed) if output is not None else None
+    if final_state is not None:
+        outputs.check_target(final_state, (".npz",))
     m = _load(model, config, _prepare(run=True, tables=target is None and not json_out))
     from . import render
     from .engine import head_after
@@ -403,10 +477,18 @@ def trace(
         main_key = f"{chosen.name}/forward"
     single = target is not None and target.suffix.lower() == ".npy"
     held: dict[str, list[Any]] = {}
-    sink = outputs.ArraySink(target, N, several=not single) if target is not None else None
+    sink: Any = None
+    if target is not None and target.suffix.lower() == ".h5":
+        from .h5out import H5Sink
+
+        sink = H5Sink(target, N)
+    elif target is not None:
+        sink = outputs.ArraySink(target, N, several=not single)
+    carry = _states(initial_state, final_state, N)
+    done = False
     try:
         for start, stop, result in _chunks(
-            m, x, where, dtype.value, quiet, collect=True, gates=gates
+            m, x, where, dtype.value, quiet, carry, collect=True, gates=gates
         ):
             states = result.states
             if sink is not None:
@@ -418,9 +500,11 @@ def trace(
                 held = {k: [v[sample - start : sample - start + 1]] for k, v in states.items()}
         if sink is not None:
             sink.commit()
+        done = True
     finally:
         if sink is not None:
             sink.abort()
+        _finish_states(carry, done)
     if json_out:
         _emit(outputs.arrays_document({k: np.concatenate(v) for k, v in held.items()}))
         return
@@ -439,6 +523,121 @@ def trace(
         # LSTM cell states always; gate activations with --gates.
         if k.startswith(prefix) and (gates or k.endswith("/c")):
             console.print(render.state_table(k, sample, value, full))
+
+
+class Names(str, Enum):
+    keras = "keras"
+    notebook = "notebook"
+
+
+@app.command("export")
+def export_cmd(
+    model: ModelArg,
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Where to write: .keras (a Keras 3 archive), .weights.h5 (Keras 3 "
+            "weights only, for model.load_weights) or .npz (arrays).",
+            show_default=False,
+        ),
+    ],
+    config: ConfigOpt = None,
+    names: Annotated[
+        Names,
+        typer.Option(
+            "--names",
+            help=".npz keys: keras (<layer>/<weight> and the model config in __config__; "
+            "reads back to the same model) or notebook (Wx, Wh, bh, Wo, bo: SimpleRNN + Dense).",
+        ),
+    ] = Names.keras,
+    debug: DebugOpt = False,
+) -> None:
+    """Write the model out again, from any file rnninspect reads: as a Keras 3 .keras
+    file that keras.saving.load_model opens (Keras 1/2, tf.keras, CuDNN layers and
+    weights-only files with their --config upgraded), Keras 3 weights, or .npz.
+
+    Example: rnninspect export old_model.h5 -o model.keras
+    """
+    DEBUG["on"] |= debug
+    from . import outputs
+    from .export import export, target_kind
+
+    target_kind(output)
+    outputs.check_target(output, (output.suffix.lower(),))
+    m = _load(model, config, _prepare(run=False, tables=False))
+    for note in export(m, output, names.value):
+        _warn(f"{model}: {note}")
+
+
+class PlotKind(str, Enum):
+    states = "states"
+    gates = "gates"
+    units = "units"
+    diagnose = "diagnose"
+
+
+@app.command()
+def plot(
+    model: ModelArg,
+    input: InputArg = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="The picture: .png, .svg or .pdf (required)."),
+    ] = None,
+    kind: Annotated[
+        PlotKind,
+        typer.Option(
+            "--kind",
+            help="states (h over steps x units, input above, Dense head below), gates "
+            "(LSTM i, f, g, o, c; GRU z, r, candidate; SimpleRNN: the terms of h_t), "
+            "units (chosen units over time, several samples), diagnose (needs diagnose).",
+        ),
+    ] = PlotKind.states,
+    config: ConfigOpt = None,
+    key: KeyOpt = None,
+    random: RandomOpt = None,
+    seed: SeedOpt = None,
+    length: LengthOpt = None,
+    layer: Annotated[
+        str | None,
+        typer.Option(
+            "--layer",
+            help="Recurrent layer to draw (default: the first); NAME/forward or "
+            "NAME/backward for one direction of a Bidirectional.",
+        ),
+    ] = None,
+    sample: Annotated[int, typer.Option("--sample", help="Sample to draw (0-based).")] = 0,
+    units: Annotated[
+        str | None,
+        typer.Option("--units", help="Units for --kind units, e.g. 0,3,5 (default: 0..3)."),
+    ] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Draw a run: hidden states, gates or unit trajectories as a PNG, SVG or PDF
+    (needs matplotlib: pip install 'rnninspect[plot]').
+
+    Example: rnninspect plot sample_models/seed/model.keras --random 1 --seed 0 -o h.png
+    """
+    DEBUG["on"] |= debug
+    from . import plot as pictures
+
+    if output is None:
+        raise UsageError("give the picture to write: -o OUT.png, OUT.svg or OUT.pdf")
+    pictures.check_target(output)
+    pictures.require()
+    if kind is PlotKind.diagnose:
+        pictures.insight()
+    chosen = None
+    if units is not None:
+        try:
+            chosen = [int(u) for u in units.split(",") if u.strip()]
+        except ValueError:
+            raise UsageError(f"--units takes unit numbers like 0,3,5, got {units!r}") from None
+    m = _load(model, config, _prepare(run=True, tables=False))
+    x, _ = _batch(m, input, key, random, seed, length)
+    pictures.plot(m, x, output, kind.value, layer, sample, chosen)
 
 
 def _fail(message: str, code: int) -> int:

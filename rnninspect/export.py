@@ -38,6 +38,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import time
 import zipfile
 from collections.abc import Iterator
@@ -192,8 +193,12 @@ class Plan:
         ]
         if renamed:
             self.notes.append(
-                "layer names made unique in the one flat graph: " + ", ".join(renamed)
+                "layer names made unique (and valid TensorFlow names) in the one flat graph: "
+                + ", ".join(renamed)
             )
+        self.model_name = clean_name(model.name)
+        if self.model_name != model.name:
+            self.notes.append(f"model name {model.name!r} written as {self.model_name!r}")
         self.written: dict[int, Layer] = {}
         rescaled: list[str] = []
         for layer in self.layers:
@@ -229,7 +234,7 @@ class Plan:
                 "module": "keras",
                 "class_name": "Sequential",
                 "config": {
-                    "name": m.name,
+                    "name": self.model_name,
                     "trainable": True,
                     "dtype": policy,
                     "layers": layers,
@@ -255,7 +260,7 @@ class Plan:
             "module": "keras.src.models.functional",
             "class_name": "Functional",
             "config": {
-                "name": m.name,
+                "name": self.model_name,
                 "trainable": True,
                 "layers": entries,
                 "input_layers": ins[0] if len(ins) == 1 else ins,
@@ -360,7 +365,7 @@ class Plan:
     def weight_paths(self) -> Iterator[tuple[str, str, list[Array]]]:
         """``(group path, its name attribute, arrays)`` for every group Keras 3
         writes, arrays in ``vars/0, 1, ...`` order (empty for weightless groups)."""
-        yield "vars", self.model.name, []
+        yield "vars", self.model_name, []
         used: dict[str, int] = {}
         for layer in self.layers:
             written = self.written[id(layer)]
@@ -609,17 +614,25 @@ def _mask_ops(model: Model, taken: set[str]) -> MaskOps:
     return ops
 
 
+def clean_name(name: str) -> str:
+    """A name TensorFlow takes for its ops (Keras 3 names ops after layers and
+    models): letters, digits, ``_ . -``, not starting with ``_`` or ``-``."""
+    out = re.sub(r"[^A-Za-z0-9_.\-]", "_", name) or "layer"
+    return out if re.match(r"[A-Za-z0-9.]", out) else f"x{out}"
+
+
 def _unique_names(layers: list[Layer], taken: set[str]) -> dict[int, str]:
     names: dict[int, str] = {}
     taken = set(taken)
     for layer in layers:
         if id(layer) in names:
             continue
-        name = layer.name
+        base = clean_name(layer.name)
+        name = base
         k = 0
         while name in taken:
             k += 1
-            name = f"{layer.name}_{k}"
+            name = f"{base}_{k}"
         taken.add(name)
         names[id(layer)] = name
     return names

@@ -229,7 +229,11 @@ def _node_of(key: str) -> str:
 
 
 def prepare(
-    model: Model, x: Any, initial: Mapping[str, Any] | None, finals: bool
+    model: Model,
+    x: Any,
+    initial: Mapping[str, Any] | None,
+    finals: bool,
+    source: str = "initial state",
 ) -> tuple[Rewired, list[Any]]:
     """The rewired model and its inputs (``x``'s, then the fed states, zeros for
     keys left out of a layer that has some given)."""
@@ -238,7 +242,7 @@ def prepare(
     xs = as_inputs(model, x)
     first = np.asarray(xs[0]) if not hasattr(xs[0], "shape") else xs[0]
     N = int(first.shape[0]) if first.ndim == len(model.inputs[0].shape) + 1 else 1
-    given = check_states(model, initial or {}, N)
+    given = check_states(model, initial or {}, N, source)
     feed = {_node_of(k) for k in given}
     plan = rewire(model, feed, finals)
     extra = []
@@ -277,12 +281,14 @@ def iter_chunks(
     collect: bool = False,
     gates: bool = False,
     where: str = "input",
+    source: str = "initial state",
 ) -> Iterator[tuple[int, int, tuple[Any, dict[str, Array]]]]:
     """``engine.iter_chunks`` from the given states, yielding for each chunk of
-    samples ``(start, stop, (result, final states))``."""
+    samples ``(start, stop, (result, final states))``. ``source``: where the
+    initial states came from, for error messages."""
     from .engine import iter_chunks as chunks
 
-    plan, xs = prepare(model, x, initial, finals)
+    plan, xs = prepare(model, x, initial, finals, source)
     feed = xs if len(xs) > 1 else xs[0]
     for start, stop, result in chunks(plan.model, feed, dtype, collect, gates, where=where):
         ends = dict(zip(plan.finals, result.outputs[plan.n_outputs :], strict=True))
