@@ -22,7 +22,9 @@ For each small model (N=3 samples, T=12 steps, D=4 features; random weights, sca
   ``<layer>/cell_0/h``, ...);
 * ``init/<state key>`` and ``y_init``: random initial states for the first recurrent
   layer and Keras's output with them, from a functional copy of the model (same
-  layers, so the same weights) calling that layer as ``layer(x, initial_state=[...])``.
+  layers, so the same weights) calling that layer as ``layer(x, initial_state=[...])``
+  (with ``mask=`` given explicitly after a Masking layer: Keras 3 does not pass the
+  mask on to a call with ``initial_state``, tf.keras did).
 
 It also prints what Keras's stateful Bidirectional does across pieces (each direction
 continues from its own final state: the backward one from where it stopped, at the
@@ -212,9 +214,15 @@ def main():
                 n = 2 if isinstance(cell, L.LSTMCell) else 1
                 nested.append(inits[k : k + n])
                 k += n
+        # Keras 3 passes no mask to a layer called with initial_state (tf.keras did):
+        # give a Masking layer's mask explicitly, as a model config would.
+        masking = next((layer for layer in base.layers if isinstance(layer, L.Masking)), None)
+        extra = {}
+        if masking is not None:
+            extra["mask"] = keras.ops.any(keras.ops.not_equal(xi, masking.mask_value), axis=-1)
         h = xi
         for layer in base.layers[1:]:
-            h = layer(h, initial_state=nested) if layer is rnn else layer(h)
+            h = layer(h, initial_state=nested, **extra) if layer is rnn else layer(h)
         mi = keras.Model([xi, *inits], h)
         given = [(rng.randn(N, m) * 0.7).astype(np.float32) for m in shapes]
         y_init = mi.predict([x, *given], verbose=0)

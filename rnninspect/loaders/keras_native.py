@@ -88,6 +88,9 @@ def _extract(
     if spec.class_name == "Bidirectional":
         out[key] = _bidi_arrays(group, where, size)
         return
+    if spec.class_name == "StackedRNN":
+        out[key] = _stacked_arrays(spec, group, where, size)
+        return
     if spec.inner is not None:  # TimeDistributed: the wrapped layer's variables
         sub = h5util.child(group, "layer", where)
         arrays = _leaf_arrays(spec.inner, sub if sub is not None else group, where, size)
@@ -103,6 +106,28 @@ def _bidi_arrays(group: Any, where: str, size: int) -> list[Array]:
         if sub is None or not h5util.is_group(sub):
             raise ModelError(f"{where}: Bidirectional group {group.name} has no {part}")
         arrays += _leaf_arrays(LayerSpec("", part, {}), sub, where, size)
+    return arrays
+
+
+def _stacked_arrays(spec: LayerSpec, group: Any, where: str, size: int) -> list[Array]:
+    """RNN(StackedRNNCells): ``cell/cells/<cell class>[_k]/vars``, cells matched in
+    order by class (as containers are)."""
+    cell = h5util.child(group, "cell", where)
+    cells = None if cell is None else h5util.child(cell, "cells", where)
+    if cells is None or not h5util.is_group(cells):
+        raise ModelError(f"{where}: RNN layer {spec.name!r} has no cell/cells group")
+    queues: dict[str, list[str]] = {}
+    for name in h5util.children(cells, where):
+        base, _ = h5util.split_suffix(name)
+        queues.setdefault(base, []).append(name)
+    for base, names in queues.items():
+        queues[base] = sorted(names, key=lambda x: h5util.split_suffix(x)[1])
+    arrays: list[Array] = []
+    for c in spec.cells:
+        found = queues.get(snake(c.keras_class)) or []
+        if not found:
+            raise ModelError(f"{where}: RNN layer {spec.name!r}: no weights for {c.keras_class}")
+        arrays += _vars(cells[found.pop(0)], where, size)
     return arrays
 
 
