@@ -422,6 +422,17 @@ def _fuse_keras1(cls: str, arrays: list[Array]) -> list[Array]:
     return [np.concatenate([gate[i] for gate in per_gate], axis=-1) for i in range(3)]
 
 
+def _from_cudnn(spec: LayerSpec, arrays: list[Array], where: str) -> list[Array]:
+    """A CuDNNLSTM / CuDNNGRU's saved weights in the LSTM / GRU(reset_after) layout."""
+    from .ops.cudnn import cudnn_gru_weights, cudnn_lstm_weights
+
+    convert = cudnn_lstm_weights if spec.keras_class == "CuDNNLSTM" else cudnn_gru_weights
+    try:
+        return list(convert(*arrays))
+    except ValueError as exc:
+        raise ModelError(f"{where}: layer {spec.name!r} ({spec.keras_class}): {exc}") from None
+
+
 def _build_recurrent(
     spec: LayerSpec, arrays: list[Array], where: str, width: int | None, major: int
 ) -> Recurrent:
@@ -432,6 +443,8 @@ def _build_recurrent(
     g = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}[cls]
     if g > 1 and len(arrays) == 3 * g:
         arrays = _fuse_keras1(cls, arrays)
+    if spec.keras_class in ("CuDNNLSTM", "CuDNNGRU") and len(arrays) == 3:
+        arrays = _from_cudnn(spec, arrays, where)
     use_bias = bool(cfg.get("use_bias", True))
     got = _take(spec, arrays, 2 + use_bias, where)
     kernel = _float(got[0], where, name, "kernel")

@@ -100,7 +100,7 @@ def chunk_rows(
     scratch = 0
     for layer in model.layers:
         for _, w in layer.weights():
-            scratch = max(scratch, 2 * int(w.shape[-1]))
+            scratch = max(scratch, 2 * int(w.shape[-1]) if w.ndim else 0)
     return max(16, CHUNK_BYTES // max(1, (per_row + scratch) * itemsize))
 
 

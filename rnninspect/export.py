@@ -1036,7 +1036,7 @@ def weights_h5_bytes(plan: Plan) -> bytes:
             group = h5.require_group(group_path)
             group.attrs["name"] = label
             for k, a in enumerate(arrays):
-                group.create_dataset(str(k), data=np.ascontiguousarray(a), track_times=False)
+                group.create_dataset(str(k), data=np.asarray(a), track_times=False)
     return buf.getvalue()
 
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env python
 """Check ``rnninspect export`` against Keras 3 itself: every model file in
-``sample_models/`` and every case in ``../shared/wild-models`` is exported to a Keras 3
+``sample_models/``, in ``tests/data/export_models/`` (layer families the others lack:
+CuDNN, attention, normalisation, stacked cells, ConvLSTM, graph features) and every
+case in ``../shared/wild-models`` is exported to a Keras 3
 ``.keras`` archive and a ``.weights.h5`` by rnninspect, then Keras 3 loads them and
 predicts on the reference input; the output must equal the reference Keras computed
 from the original file (``rtol=1e-4, atol=1e-5``).
@@ -80,6 +82,21 @@ def cases() -> list[dict]:
                     "y": ys,
                 }
             )
+    extra = ROOT / "tests" / "data" / "export_models"
+    with np.load(extra / "refs.npz") as z:
+        r = {k: z[k] for k in z.files}
+    for name in sorted({k.split("/")[0] for k in r}):
+        xs = [r[k] for k in sorted(k for k in r if k.startswith(f"{name}/x/"))]
+        ys = [r[k] for k in sorted(k for k in r if k.startswith(f"{name}/y/"))]
+        out.append(
+            {
+                "id": f"export_models/{name}",
+                "path": str(extra / name),
+                "config": None,
+                "x": xs,
+                "y": ys,
+            }
+        )
     if WILD.is_dir():
         index = json.loads((REFS / "index.json").read_text())
         for case, entry in sorted(index.items()):
@@ -248,7 +265,8 @@ def main() -> int:
             flush=True,
         )
     groups = {
-        "sample_models": [k for k in report if not k.startswith("wild/")],
+        "sample_models": [k for k in report if not k.startswith(("wild/", "export_models/"))],
+        "export_models": [k for k in report if k.startswith("export_models/")],
         "wild-models": [k for k in report if k.startswith("wild/")],
     }
     failed = 0

@@ -91,6 +91,16 @@ def _extract(
     if spec.class_name == "StackedRNN":
         out[key] = _stacked_arrays(spec, group, where, size)
         return
+    if spec.class_name == "MultiHeadAttention":
+        # Its projections are sub-layers: query_dense, key_dense, value_dense, output_dense.
+        arrays: list[Array] = []
+        for part in ("query", "key", "value", "output"):
+            sub = h5util.child(group, f"{part}_dense", where)
+            if sub is None or not h5util.is_group(sub):
+                raise ModelError(f"{where}: MultiHeadAttention {spec.name!r} has no {part}_dense")
+            arrays += _vars(sub, where, size)
+        out[key] = arrays
+        return
     if spec.inner is not None:  # TimeDistributed: the wrapped layer's variables
         sub = h5util.child(group, "layer", where)
         arrays = _leaf_arrays(spec.inner, sub if sub is not None else group, where, size)
