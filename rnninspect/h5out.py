@@ -73,7 +73,9 @@ class H5Sink:
             self._h5.close()
             with open(self._tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
-            os.replace(self._tmp, self.path)
+            from .outputs import publish
+
+            publish(self._tmp, self.path)
         except OSError as exc:
             raise OutputError(f"{self.path}: cannot write ({exc.strerror or exc})") from exc
         finally:

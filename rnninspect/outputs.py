@@ -45,6 +45,15 @@ def check_target(path: str | Path, allowed: tuple[str, ...] = SUFFIXES) -> Path:
     return path
 
 
+def publish(tmp: str, path: Path) -> None:
+    """Rename a finished temporary file over ``path``, with the permissions a plain
+    ``open(path, "w")`` would give (``mkstemp`` makes it owner-only)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 @contextlib.contextmanager
 def atomic(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; rename it over ``path`` on success."""
@@ -57,7 +66,7 @@ def atomic(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     except OSError as exc:
         _unlink(tmp)
         raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
@@ -218,7 +227,7 @@ class ArraySink:
             if self.suffix == ".npy":
                 ((tmp, fh),) = self._files.values()
                 _finish(fh)
-                os.replace(tmp, self.path)
+                publish(tmp, self.path)
             elif self.suffix == ".npz":
                 for _, fh in self._files.values():
                     _finish(fh)

@@ -389,3 +389,16 @@ def test_no_tensorflow_here() -> None:
     import sys
 
     assert "tensorflow" not in sys.modules and "keras" not in sys.modules
+
+
+def test_files_get_ordinary_permissions(tmp_path: Path) -> None:
+    """Written through a temporary file, exports still get open()'s permissions."""
+    m = load_sample("seed", "model.keras")
+    old = os.umask(0o022)
+    try:
+        for suffix in (".keras", ".weights.h5", ".npz"):
+            out = tmp_path / f"m{suffix}"
+            export(m, out)
+            assert out.stat().st_mode & 0o777 == 0o644, suffix
+    finally:
+        os.umask(old)
