@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import sys
 
-_LOADING = frozenset({"summary", "forward", "trace"})
+_LOADING = frozenset({"summary", "forward", "trace", "export", "plot"})
 _HELP = frozenset({"--help", "-h"})
 
 

@@ -475,7 +475,19 @@ def _parse_functional(config: Any, where: str, depth: int) -> Architecture:
         # the one that built it, which the config leaves out.
         return (h[0], h[1] - 1, h[2]) if shift.get(h[0]) and h[1] > 0 else h
 
-    outputs = [norm(h) for h in _endpoints(config.get("output_layers"), where)]
+    def norm_out(h: tuple[str, int, int]) -> tuple[str, int, int]:
+        # Keras 3 also numbers a nested Functional model's calls from 1 in
+        # output_layers (its loader's get_tensor takes one off: "Functional models
+        # start out with a built-in node").
+        entry = by_name.get(h[0], {})
+        nodes = entry.get("inbound_nodes")
+        keras3 = isinstance(nodes, list) and bool(nodes) and isinstance(nodes[0], dict)
+        nested = entry.get("class_name") in ("Functional", "Model")
+        if keras3 and nested and h[1] > 0:
+            return (h[0], h[1] - 1, h[2])
+        return norm(h)
+
+    outputs = [norm_out(h) for h in _endpoints(config.get("output_layers"), where)]
     inputs = _endpoints(config.get("input_layers"), where)
     arch = Architecture(name=_model_name(config, "functional"), layers=[], input_shape=None)
     arch.lists_input_layer = True
@@ -615,7 +627,10 @@ def _histories(call: _Call) -> list[tuple[str, int, int]]:
 
 
 def _endpoints(value: Any, where: str) -> list[tuple[str, int, int]]:
-    # [["dense", 0, 0]] (one endpoint each) or, in Keras 3, ["dense", 0, 0] for one.
+    # [["dense", 0, 0]] (one endpoint each) or, in Keras 3, ["dense", 0, 0] for one;
+    # nested lists and dicts (by sorted key) flatten as Keras flattens them.
+    if isinstance(value, dict):
+        value = [value[k] for k in sorted(value)]
     if not isinstance(value, list) or not value:
         raise ModelError(f"{where}: functional model config lacks input/output layers")
     if isinstance(value[0], str):
@@ -623,6 +638,9 @@ def _endpoints(value: Any, where: str) -> list[tuple[str, int, int]]:
     found = []
     for item in value:
         history = _history(item)
+        if history is None and isinstance(item, (list, dict)):
+            found += _endpoints(item, where)
+            continue
         if history is None:
             raise ModelError(f"{where}: malformed input/output layer list in model config")
         found.append(history)
@@ -695,6 +713,10 @@ def _sort_kwarg(
             f"{where}: layer {name!r} is called with an explicit {key} tensor, "
             "which rnninspect does not compute"
         )
+    if key == "mask" and found:
+        # Masks are propagated implicitly; that one was passed explicitly matters
+        # to Keras 3, which otherwise runs a call with initial states unmasked.
+        options["mask_given"] = True
     if key in _TENSOR_KWARGS and found:
         kwargs[key] = found
     elif not found and key != "mask" and isinstance(value, (bool, int, float, str)):

@@ -64,7 +64,8 @@ app = typer.Typer(
     help=(
         "Inspect, run and trace Keras recurrent networks with NumPy alone: "
         "summary (parameters and shapes), forward (the output, equal to Keras's "
-        "predict) and trace (the hidden state at every step).\n\n"
+        "predict), trace (the hidden state at every step), export (to Keras 3 or "
+        "arrays) and plot (pictures).\n\n"
         "\b\nExamples:\n"
         "  rnninspect summary model.keras\n"
         "  rnninspect forward model.keras x.npy -o y.npy\n"
@@ -371,9 +372,31 @@ def _input_where(m: Any, i: int, where: str, given: dict[str, str]) -> str:
     return f"{where} (input {name!r})" if len(m.inputs) > 1 else where
 
 
-def _chunks(m: Any, x: Any, where: str, dtype: str, quiet: bool, **kw: Any) -> Any:
-    """The engine's chunks, with a progress bar on stderr for long runs."""
-    from .engine import iter_chunks
+def _chunks(
+    m: Any,
+    x: Any,
+    where: str,
+    dtype: str,
+    quiet: bool,
+    states: tuple[Any, Any, str] | None = None,
+    **kw: Any,
+) -> Any:
+    """The engine's chunks, with a progress bar on stderr for long runs. ``states``:
+    (initial states or None, a sink for the final states or None), see ``_states``."""
+    from .engine import iter_chunks as plain
+
+    def iter_chunks(m: Any, x: Any, **kw: Any) -> Any:
+        if states is None:
+            yield from plain(m, x, **kw)
+            return
+        from .states import iter_chunks as from_states
+
+        initial, ends, source = states
+        found = from_states(m, x, initial, ends is not None, source=source, **kw)
+        for start, stop, (result, finals) in found:
+            if ends is not None:
+                ends.write(finals)
+            yield start, stop, result
 
     N = int(x[0].shape[0])
     warned = False
@@ -521,6 +544,49 @@ Examples:
 """
 
 
+InitialStateOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--initial-state",
+        metavar="PATH",
+        help="Start recurrent layers from these states instead of zeros: an .npz of (N, M) "
+        "arrays keyed LAYER/h, LAYER/c (LSTM), LAYER/forward/h ... (Bidirectional); "
+        "keys left out start from zeros.",
+    ),
+]
+FinalStateOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--final-state",
+        metavar="PATH",
+        help="Write each recurrent layer's final states to this .npz (the --initial-state "
+        "layout): pass it as --initial-state to continue the sequence.",
+    ),
+]
+
+
+def _states(initial: Path | None, final: Path | None, N: int) -> tuple[Any, Any, str] | None:
+    """The ``states`` argument of ``_chunks`` for --initial-state / --final-state."""
+    if initial is None and final is None:
+        return None
+    from . import outputs
+    from .states import read_states
+
+    given = read_states(initial) if initial is not None else None
+    ends = None
+    if final is not None:
+        ends = outputs.ArraySink(outputs.check_target(final, ("npz",)), N, several=True)
+    return given, ends, str(initial)
+
+
+def _finish_states(states: tuple[Any, Any, str] | None, ok: bool) -> None:
+    sink = None if states is None else states[1]
+    if sink is not None and ok:
+        sink.commit()
+    elif sink is not None:
+        sink.abort()
+
+
 @app.command(
     cls=_Command,
     help=FORWARD_HELP,
@@ -551,6 +617,8 @@ def forward(
     ] = None,
     fmt: FormatOpt = None,
     json_out: JsonOpt = False,
+    initial_state: InitialStateOpt = None,
+    final_state: FinalStateOpt = None,
     full: FullOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -561,6 +629,8 @@ def forward(
     args = _InputArgs(input, key, random, seed, length, save_input, named)
     save = args.check()
     target = _target(output, fmt, json_out, outputs.FORMATS, "npy")
+    if final_state is not None:
+        outputs.check_target(final_state, ("npz",))
     table = target is None and not json_out
     if full and not table:
         _warn("--full shapes the terminal table; --json and -o hold every value anyway")
@@ -570,8 +640,10 @@ def forward(
     keep = json_out or table  # stdout needs the whole output
     held: list[list[Any]] = []
     sink = None
+    carry = _states(initial_state, final_state, N)
+    done = False
     try:
-        for _, _, result in _chunks(m, x, where, dtype.value, quiet):
+        for _, _, result in _chunks(m, x, where, dtype.value, quiet, carry):
             ys = result.outputs
             if target is not None:
                 if sink is None:
@@ -582,9 +654,11 @@ def forward(
                 held.append(ys)
         if sink is not None:
             sink.commit()
+        done = True
     finally:
         if sink is not None:
             sink.abort()
+        _finish_states(carry, done)
     if not keep:
         return
     ys = [np.concatenate([part[i] for part in held]) for i in range(len(held[0]))]
@@ -716,6 +790,8 @@ def trace(
             help="Also record gate activations per step: LSTM i, f, g, o; GRU z, r, candidate.",
         ),
     ] = False,
+    initial_state: InitialStateOpt = None,
+    final_state: FinalStateOpt = None,
     full: FullOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
@@ -725,7 +801,11 @@ def trace(
 
     args = _InputArgs(input, key, random, seed, length, save_input, named)
     save = args.check()
-    target = _target(output, fmt, json_out, ("npz", "npy", "json"), "npz")
+    target = _target(output, fmt, json_out, ("npz", "npy", "json", "h5"), "npz")
+    if target is not None and target.format == "h5" and target.path is None:
+        raise UsageError("-o -: HDF5 cannot stream to stdout; give a file name")
+    if final_state is not None:
+        outputs.check_target(final_state, ("npz",))
     table = target is None and not json_out
     given = {"--sample": sample is not None, "--units": units is not None}
     _view_only(table, **given, **{"--steps": steps is not None})
@@ -775,12 +855,26 @@ def trace(
         return {k: v for k, v in states.items() if k == node.key or k.startswith(prefix)}
 
     held: dict[str, list[Any]] = {}
-    sink = None
-    if target is not None:
+    sink: Any = None
+    if target is not None and target.format == "h5":
+        from .h5out import H5Sink
+
+        sink = H5Sink(target.path, N)
+    elif target is not None:
         sink = outputs.ArraySink(target, N, several=target.format != "npy")
+    carry = _states(initial_state, final_state, N)
+    done = False
     try:
         for start, stop, result in _chunks(
-            m, x, where, dtype.value, quiet, collect=stateful, gates=gates, outputs_of=outputs_of
+            m,
+            x,
+            where,
+            dtype.value,
+            quiet,
+            carry,
+            collect=stateful,
+            gates=gates,
+            outputs_of=outputs_of,
         ):
             states = result.states
             if sink is not None:
@@ -792,9 +886,11 @@ def trace(
                 held = {k: [v[index - start : index - start + 1]] for k, v in states.items()}
         if sink is not None:
             sink.commit()
+        done = True
     finally:
         if sink is not None:
             sink.abort()
+        _finish_states(carry, done)
     if json_out:
         _emit(outputs.arrays_document({k: np.concatenate(v) for k, v in held.items()}))
         return
@@ -904,6 +1000,135 @@ def completion(
         prog_name="rnninspect", complete_var="_RNNINSPECT_COMPLETE", shell=shell.value
     )
     typer.echo(script)
+
+
+class Names(str, Enum):
+    keras = "keras"
+    notebook = "notebook"
+
+
+@app.command(
+    "export",
+    cls=_Command,
+    short_help="Write the model again: Keras 3 .keras, .weights.h5 or .npz.",
+    epilog=EPILOG,
+)
+def export_cmd(
+    model: ModelArg,
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="PATH",
+            help="Where to write: .keras (a Keras 3 archive), .weights.h5 (Keras 3 "
+            "weights only, for model.load_weights) or .npz (arrays).",
+            show_default=False,
+        ),
+    ],
+    config: ConfigOpt = None,
+    names: Annotated[
+        Names,
+        typer.Option(
+            "--names",
+            help=".npz keys: keras (<layer>/<weight> and the model config in __config__; "
+            "reads back to the same model) or notebook (Wx, Wh, bh, Wo, bo: SimpleRNN + Dense).",
+        ),
+    ] = Names.keras,
+    debug: DebugOpt = False,
+) -> None:
+    """Write the model out again, from any file rnninspect reads: as a Keras 3 .keras
+    file that keras.saving.load_model opens (Keras 1/2, tf.keras, CuDNN layers and
+    weights-only files with their --config upgraded), Keras 3 weights, or .npz.
+
+    Example: rnninspect export old_model.h5 -o model.keras
+    """
+    DEBUG["on"] |= debug
+    from . import outputs
+    from .export import export, target_kind
+
+    target_kind(output)
+    outputs.check_target(output, (output.suffix.lower().lstrip("."),))
+    m = _load(model, config, _prepare(run=False, tables=False))
+    for note in export(m, output, names.value):
+        _warn(f"{model}: {note}")
+
+
+class PlotKind(str, Enum):
+    states = "states"
+    gates = "gates"
+    units = "units"
+    diagnose = "diagnose"
+
+
+@app.command(
+    cls=_Command,
+    short_help="Pictures: hidden states, gates, unit trajectories.",
+    epilog=EPILOG,
+)
+def plot(
+    model: ModelArg,
+    input: InputArg = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", metavar="PATH", help="The picture: .png, .svg or .pdf (required)."
+        ),
+    ] = None,
+    kind: Annotated[
+        PlotKind,
+        typer.Option(
+            "--kind",
+            help="states (h over steps x units, input above, Dense head below), gates "
+            "(LSTM i, f, g, o, c; GRU z, r, candidate; SimpleRNN: the terms of h_t), "
+            "units (chosen units over time, several samples), diagnose (needs diagnose).",
+        ),
+    ] = PlotKind.states,
+    config: ConfigOpt = None,
+    key: KeyOpt = None,
+    random: RandomOpt = None,
+    seed: SeedOpt = None,
+    length: LengthOpt = None,
+    layer: Annotated[
+        str | None,
+        typer.Option(
+            "--layer",
+            help="Recurrent layer to draw (default: the first); NAME/forward or "
+            "NAME/backward for one direction of a Bidirectional.",
+        ),
+    ] = None,
+    sample: Annotated[int, typer.Option("--sample", help="Sample to draw (0-based).")] = 0,
+    units: Annotated[
+        str | None,
+        typer.Option("--units", help="Units for --kind units, e.g. 0,3,5 (default: 0..3)."),
+    ] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Draw a run: hidden states, gates or unit trajectories as a PNG, SVG or PDF
+    (needs matplotlib: pip install 'rnninspect[plot]').
+
+    Example: rnninspect plot sample_models/seed/model.keras --random 1 --seed 0 -o h.png
+    """
+    DEBUG["on"] |= debug
+    from . import plot as pictures
+
+    if output is None:
+        raise UsageError("give the picture to write: -o OUT.png, OUT.svg or OUT.pdf")
+    pictures.check_target(output)
+    pictures.require()
+    if kind is PlotKind.diagnose:
+        pictures.insight()
+    chosen = None
+    if units is not None:
+        try:
+            chosen = [int(u) for u in units.split(",") if u.strip()]
+        except ValueError:
+            raise UsageError(f"--units takes unit numbers like 0,3,5, got {units!r}") from None
+    m = _load(model, config, _prepare(run=True, tables=False))
+    args = _InputArgs(input, key, random, seed, length, None)
+    args.check()
+    xs, _ = _batch(m, args, None)
+    pictures.plot(m, xs if len(xs) > 1 else xs[0], output, kind.value, layer, sample, chosen)
 
 
 def _fail(message: str, code: int) -> int:

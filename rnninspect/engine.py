@@ -462,7 +462,7 @@ def apply(
     ft = ctx.ft
     if ctx.mask_of == node.key:
         # Keras 3 runs a recurrent call with initial states unmasked (see below).
-        keras3_states = bool(states) and ctx.major >= 3 and _is_recurrent(layer)
+        keras3_states = _unmasked_call(node, states, ctx) and _is_recurrent(layer)
         ctx.masks[node.key] = None if keras3_states else mask
     if isinstance(layer, Embedding):
         assert x is not None
@@ -491,7 +491,7 @@ def apply(
         return [x], [mask]
     if isinstance(layer, Recurrent | Bidirectional | StackedRNN):
         assert x is not None
-        if states and ctx.major >= 3 and mask is not None:
+        if _unmasked_call(node, states, ctx) and mask is not None:
             # Keras 3 fills in a call's mask only when the call has one tensor
             # argument: with initial states the layer runs unmasked, while its
             # output still carries the mask on.
@@ -562,6 +562,14 @@ def _recurrent(
         out += s.finals
         out_masks += [None] * len(s.finals)
     return out, out_masks
+
+
+def _unmasked_call(node: Node, states: list[Array], ctx: _Ctx) -> bool:
+    """Keras 3 fills in a call's mask only when the call has one tensor argument: a
+    recurrent call given initial states by the graph runs unmasked. States carried
+    over from an earlier call (``states.rewire``) continue a sequence, masked."""
+    given = node.options.get("carried") or node.options.get("mask_given")
+    return bool(states) and ctx.major >= 3 and not given
 
 
 def _states_layer(

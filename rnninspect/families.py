@@ -168,12 +168,9 @@ def _plumbing(layer: Plumbing, x: Array) -> Array:
 
 
 def _plumbing_mask(layer: Plumbing, mask: Array | None) -> Array | None:
-    """Keras passes no mask on through these layers but Cropping1D (cropped with
-    its steps)."""
-    if mask is None or layer.op != "cropping1d":
-        return None
-    a, b = layer.args
-    return mask[:, a : mask.shape[1] - b]
+    """Keras passes no mask on through any of these layers (``ops.masks.MASK_RULE``:
+    Cropping1D too drops it)."""
+    return None
 
 
 def _pool(layer: Pooling, x: Array, mask: Array | None, major: int) -> Array:

@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy.typing as npt
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from .stepper import Stepper
     from .summary import Summary
 
 Array = npt.NDArray[Any]
@@ -547,32 +550,92 @@ class Model:
         self.layer(key)  # raises with the list of layers
         raise AssertionError  # pragma: no cover
 
-    def forward(self, x: Any, dtype: str = "float32") -> Array:
+    def forward(
+        self,
+        x: Any,
+        dtype: str = "float32",
+        *,
+        initial_state: Mapping[str, Any] | None = None,
+        return_state: bool = False,
+    ) -> Any:
         """The model's output for a batch, as Keras's ``predict`` returns it.
         ``x``: one array, or (several inputs) a list or a dict by input name.
 
+        ``initial_state``: recurrent layers start from these states instead of zeros,
+        ``{"<layer>/h": (N, M), "<layer>/c": ..., "<bidi>/forward/h": ...}`` (keys left
+        out start from zeros); ``return_state``: return ``(output, final_states)``,
+        the final states in the same layout (``rnninspect.states``), so the next
+        piece of a sequence can start where this one ended.
+
         A model with several outputs: use ``forward_all``."""
-        from .engine import run
+        if initial_state is None and not return_state:
+            from .engine import run
 
-        return run(self, x, dtype=dtype).output
+            return run(self, x, dtype=dtype).output
+        from .states import run as run_from
 
-    def forward_all(self, x: Any, dtype: str = "float32") -> list[Array]:
-        """Every output of the model, in Keras's order."""
-        from .engine import run
+        result, finals = run_from(self, x, initial_state, return_state, dtype)
+        return (result.output, finals) if return_state else result.output
 
-        return run(self, x, dtype=dtype).outputs
+    def forward_all(
+        self,
+        x: Any,
+        dtype: str = "float32",
+        *,
+        initial_state: Mapping[str, Any] | None = None,
+        return_state: bool = False,
+    ) -> Any:
+        """Every output of the model, in Keras's order (``initial_state`` and
+        ``return_state`` as for ``forward``)."""
+        if initial_state is None and not return_state:
+            from .engine import run
 
-    def trace(self, x: Any, dtype: str = "float32", gates: bool = False) -> dict[str, Array]:
+            return run(self, x, dtype=dtype).outputs
+        from .states import run as run_from
+
+        result, finals = run_from(self, x, initial_state, return_state, dtype)
+        return (result.outputs, finals) if return_state else result.outputs
+
+    def trace(
+        self,
+        x: Any,
+        dtype: str = "float32",
+        gates: bool = False,
+        *,
+        initial_state: Mapping[str, Any] | None = None,
+    ) -> dict[str, Array]:
         """Hidden states: node key -> (N, T, M), as each recurrent layer returns
         them with ``return_sequences=True`` (processing order for go_backwards).
 
         Extra entries: ``<layer>/c`` (LSTM cell states), ``<layer>/forward`` and
         ``<layer>/backward`` (Bidirectional), and with ``gates`` the gate activations
         ``<layer>/i,f,g,o`` (LSTM) or ``<layer>/z,r,candidate`` (GRU). A shared
-        layer has one entry per call: ``name``, ``name#1``, ..."""
-        from .engine import run
+        layer has one entry per call: ``name``, ``name#1``, ...
+        ``initial_state``: as for ``forward``."""
+        if initial_state is None:
+            from .engine import run
 
-        return run(self, x, dtype=dtype, collect=True, gates=gates).states
+            return run(self, x, dtype=dtype, collect=True, gates=gates).states
+        from .states import run as run_from
+
+        result, _ = run_from(self, x, initial_state, False, dtype, collect=True, gates=gates)
+        states: dict[str, Array] = result.states
+        return states
+
+    def stepper(
+        self,
+        batch: int = 1,
+        dtype: str = "float32",
+        *,
+        initial_state: Mapping[str, Any] | None = None,
+    ) -> Stepper:
+        """A step-at-a-time runner for streams: ``y = s.step(x_t)`` takes one step's
+        input (N, D) and returns the model's output for the sequence so far;
+        ``s.reset()`` starts again from zeros (or ``initial_state``). See
+        ``rnninspect.stepper``."""
+        from .stepper import Stepper
+
+        return Stepper(self, batch=batch, dtype=dtype, initial_state=initial_state)
 
     def summary(self, print_fn: Any = None, line_length: int | None = None) -> Summary:
         """Prints the Keras-style table (through ``print_fn``, one line per call, as

@@ -115,6 +115,15 @@ def destination(target: Target, binary: bool) -> Iterator[IO[Any]]:
         yield out
 
 
+def publish(tmp: str, path: Path) -> None:
+    """Rename a finished temporary file over ``path``, with the permissions a plain
+    ``open(path, "w")`` would give (``mkstemp`` makes it owner-only)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 @contextlib.contextmanager
 def atomic(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; rename it over ``path`` on success."""
@@ -127,7 +136,7 @@ def atomic(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     except OSError as exc:
         _unlink(tmp)
         raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
@@ -313,7 +322,7 @@ class ArraySink:
                 ((tmp, fh),) = self._files.values()
                 _finish(fh)
                 if path is not None:
-                    os.replace(tmp, path)
+                    publish(tmp, path)
                 else:
                     with open(tmp, "rb") as src:
                         shutil.copyfileobj(src, _stdout_bytes(), 1 << 20)

@@ -196,9 +196,10 @@ def _merge(layer: Merge, ins: list[Shape]) -> Shape:
         rest_b = [d for i, d in enumerate(b) if i != axb]
         out = (*rest_a, *rest_b)
         return out if out else (1,)
-    for s in ins[1:]:
-        if len(s) != len(first):
-            raise ValueError("merged shapes differ")
+    if len({len(s) for s in ins}) > 1:
+        # Keras inserts axes after the batch axis into the lower-rank inputs.
+        rank = max(len(s) for s in ins)
+        ins = [(1,) * (rank - len(s)) + tuple(s) for s in ins]
     return tuple(
         next((d for d in dims if d is not None and d != 1), dims[0])
         for dims in zip(*ins, strict=True)

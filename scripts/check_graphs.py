@@ -1009,6 +1009,9 @@ def fam_nested(g):
         if l3 is not None:
             y = l3(y)
         outputs.insert(0, head(y))
+        if c.p(0.3):  # the nested model's own output as a model output too
+            outputs.append(ya)
+            g.d("+inner output")
     g.d(f"{'outer Sequential: ' if outer_seq else ''}{'Masking -> ' if mask_at == 'outer' else ''}"
         f"{'Sequential' if sequential else 'Functional'}[{'Masking -> ' if mask_at == 'inner' else ''}"
         f"{d1} -> {d2} -> {'TD(Dense)' if td else 'Dense'}{' +h out' if two_out else ''}]"

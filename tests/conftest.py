@@ -216,6 +216,15 @@ def semantics_of(name: str, with_config: bool = False) -> str:
     return TFKERAS if name in TFKERAS_FILES else KERAS3
 
 
+def golden_inputs(model: str) -> Any:
+    """The golden input: ``x``, or for a model with several inputs the list
+    ``x/0``, ``x/1``, ... in Keras's input order."""
+    g = golden(model)
+    if "x" in g:
+        return g["x"]
+    return [g[f"x/{i}"] for i in range(sum(k.startswith("x/") for k in g))]
+
+
 def golden_outputs(model: str, semantics: str = KERAS3) -> list[np.ndarray]:
     """Keras's ``predict`` output(s): ``y`` or ``y/0``, ``y/1``, ... (multi-output)."""
     g = golden(model)

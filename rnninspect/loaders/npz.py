@@ -10,6 +10,7 @@ Arrays load with ``allow_pickle=False``: a pickled object array is refused.
 
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 
@@ -138,17 +139,28 @@ def load(
     return arch, matched, notes, convention, False
 
 
+# Weight names within a layer (``Layer.weights()`` names), each ranked in Keras's
+# get_weights() order: a part (a Bidirectional direction, a stacked cell, an attention
+# projection) and the weight inside it.
+_WEIGHT_KEY = re.compile(
+    r"^(?:(forward|backward|cell_\d+|query|key|value|output)/)?"
+    r"(kernel|recurrent_kernel|bias|embeddings|gamma|beta|moving_mean|moving_variance"
+    r"|alpha|scale|concat_score_weight)$"
+)
+
+
 def _layer_groups(arrays: dict[str, Array], where: str) -> list[WeightGroup]:
     by_layer: dict[str, list[tuple[int, str, Array]]] = {}
     for key, value in arrays.items():
-        layer, weight = key.rsplit("/", 1)
+        layer, _, weight = key.rpartition("/")
         if weight not in _WEIGHT_ORDER:
             raise ModelError(
                 f"{where}: key {key!r}: weight name {weight!r} is not one of "
                 f"{', '.join(_WEIGHT_ORDER)}"
             )
         # <layer>/<part>/<weight>: a Bidirectional's forward/backward, an attention
-        # layer's query/key/value/attention_output, or <layer>/cells/<i>/<weight>.
+        # layer's query/key/value/attention_output, a stacked RNN's cells/<i> (or
+        # cell_<i>, as rnninspect's weights() names them).
         part = 0
         head, _, last = layer.rpartition("/")
         if head and last in _PARTS:
@@ -157,6 +169,9 @@ def _layer_groups(arrays: dict[str, Array], where: str) -> list[WeightGroup]:
         elif head.endswith("/cells") and last.isdigit():
             layer, part = head.removesuffix("/cells"), 1 + int(last)
             weight = f"cells/{last}/{weight}"
+        elif head and last.startswith("cell_") and last[5:].isdigit():
+            layer, part = head, 1 + int(last[5:])
+            weight = f"cells/{last[5:]}/{weight}"
         rank = 100 * part + _WEIGHT_ORDER[weight.rsplit("/", 1)[-1]]
         by_layer.setdefault(layer, []).append((rank, weight, value))
     groups = []

@@ -301,7 +301,8 @@ def scan(
     activations) of every step in ``Scan.extra``.
 
     Works feature-major inside (see ``Step``). A masked step keeps every state; its
-    output is the previous output, or zeros with ``zero_output_for_mask``.
+    output is the previous output (zeros before the first unmasked step), or zeros
+    with ``zero_output_for_mask``.
     Sequences come back as (N, T, M) views of (T, M, N) arrays, in processing order.
     """
     N, T, D = x.shape
