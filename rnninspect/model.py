@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
+    from .insight.explain import Explanation, StepExplanation
     from .summary import Summary
 
 Array = npt.NDArray[Any]
@@ -473,9 +474,7 @@ class Model:
         return (
             len(self.inputs) == 1
             and self.outputs == [Ref(len(self.nodes) - 1)]
-            and all(
-                n.inputs == [Ref(i)] and not n.states for i, n in enumerate(self.nodes[1:])
-            )
+            and all(n.inputs == [Ref(i)] and not n.states for i, n in enumerate(self.nodes[1:]))
         )
 
     @property
@@ -539,6 +538,18 @@ class Model:
         from .summary import summarize
 
         return summarize(self)
+
+    def explain(
+        self, x: Any = None, layer: str | None = None, sample: int = 0, step: int | None = None
+    ) -> Explanation | StepExplanation:
+        """Every layer's formula in the notebook's notation, its NumPy line and its
+        parameter arithmetic; with ``step`` (and the batch ``x``), every term of that
+        processing step of one recurrent layer for one sample (``rnninspect.insight``)."""
+        from .insight import explain as insight_explain
+
+        if step is None:
+            return insight_explain.explain(self)
+        return insight_explain.explain_step(self, x, layer, sample, step)
 
 
 RECURRENT_TYPES: tuple[type[Layer], ...] = (Recurrent, Bidirectional, StackedRNN, ConvLSTM)
