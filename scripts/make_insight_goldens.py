@@ -27,21 +27,39 @@ import json
 import os
 import sys
 
+import jax
 import numpy as np
 
-import jax
-
 jax.config.update("jax_enable_x64", True)
-import jax.numpy as jnp  # noqa: E402
+import jax.numpy as jnp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = os.path.join(ROOT, "sample_models")
 OUT = os.path.join(ROOT, "tests", "data", "insight_goldens.npz")
 MODELS = [
-    "seed", "functional", "nobias", "backwards", "stacked", "activations", "tanh_dense",
-    "seq2seq", "timedistributed", "variable_t", "embedding", "masking",
-    "lstm", "lstm_stack", "gru", "gru_v1", "masked_backwards",
-    "bidi_concat", "bidi_sum", "bidi_ave", "bidi_mul", "bidi_masked", "acceptance_chain",
+    "seed",
+    "functional",
+    "nobias",
+    "backwards",
+    "stacked",
+    "activations",
+    "tanh_dense",
+    "seq2seq",
+    "timedistributed",
+    "variable_t",
+    "embedding",
+    "masking",
+    "lstm",
+    "lstm_stack",
+    "gru",
+    "gru_v1",
+    "masked_backwards",
+    "bidi_concat",
+    "bidi_sum",
+    "bidi_ave",
+    "bidi_mul",
+    "bidi_masked",
+    "acceptance_chain",
 ]
 
 
@@ -140,7 +158,8 @@ def layer_weights(weights, name, prefix=""):
 
 
 def build(model):
-    cfg = json.load(open(os.path.join(SAMPLES, model, "config.json")))
+    with open(os.path.join(SAMPLES, model, "config.json")) as fh:
+        cfg = json.load(fh)
     with np.load(os.path.join(SAMPLES, model, "layers.npz")) as z:
         weights = {k: z[k] for k in z.files if k != "__config__"}
     layers = [e for e in cfg["config"]["layers"] if e["class_name"] != "InputLayer"]
@@ -189,7 +208,9 @@ def forward(layers, weights, x, mask, units=None, embed_input=False, concrete=No
                 go_back = bool(inner["config"].get("go_backwards", False))
                 if direction == "backward":
                     go_back = not go_back
-                cell = Cell(inner["class_name"], icfg, layer_weights(weights, name, direction + "/"))
+                cell = Cell(
+                    inner["class_name"], icfg, layer_weights(weights, name, direction + "/")
+                )
                 outs, states, xs, ms = cell.run(v, mask, go_back, seqs)  # zero_output = seqs
                 if units is not None:
                     units[f"{name}/{direction}"] = (cell, states, xs, ms)
@@ -200,12 +221,14 @@ def forward(layers, weights, x, mask, units=None, embed_input=False, concrete=No
             else:
                 f, b = f[-1], b[-1]
             mode = cfg.get("merge_mode", "concat")
-            v = {
-                "concat": lambda: jnp.concatenate([f, b], axis=-1),
-                "sum": lambda: f + b,
-                "ave": lambda: (f + b) / 2,
-                "mul": lambda: f * b,
-            }[mode]()
+            if mode == "concat":
+                v = jnp.concatenate([f, b], axis=-1)
+            elif mode == "sum":
+                v = f + b
+            elif mode == "ave":
+                v = (f + b) / 2
+            else:
+                v = f * b
             mask = mask if seqs else None
         elif cls in ("Dense", "TimeDistributed"):
             dcfg = cfg["layer"]["config"] if cls == "TimeDistributed" else cfg
@@ -267,10 +290,12 @@ def main():
                 name = first["config"]["name"]
                 E = jnp.asarray(weights[f"{name}/embeddings"], dtype=jnp.float64)
                 mask = (x[n] != 0) if first["config"].get("mask_zero") else None
-                fn = lambda e, mask=mask: forward(layers, weights, e, mask, embed_input=True)  # noqa: E731
+                fn = lambda e, mask=mask, ls=layers, ws=weights: forward(
+                    ls, ws, e, mask, embed_input=True
+                )  # noqa: E731
                 jac = jax.jacrev(fn)(E[x[n]])
             else:
-                fn = lambda v, c=x[n]: forward(layers, weights, v, None, concrete=c)  # noqa: E731
+                fn = lambda v, c=x[n], ls=layers, ws=weights: forward(ls, ws, v, None, concrete=c)  # noqa: E731
                 jac = jax.jacrev(fn)(xn)
             jac = np.asarray(jac)  # (*y, T, D)
             T = jac.shape[-2]
