@@ -79,6 +79,9 @@ class CellRun:
     pre: dict[str, Array] = field(default_factory=dict)  # gate -> (N, T, M) pre-activation
     act: dict[str, Array] = field(default_factory=dict)  # gate -> (N, T, M) activation
     rec: Array | None = None  # GRU reset_after: h_{k-1} Rh + b1, (N, T, M)
+    # Step Jacobians kept once computed, when they fit in CACHE_BYTES (reverse mode
+    # over many output entries walks the steps once per chunk of them).
+    cache: dict[int, tuple[Array, Array]] = field(default_factory=dict, repr=False)
 
     @property
     def samples(self) -> int:  # N
@@ -213,8 +216,22 @@ def _left(run: CellRun, gate: str, k: int, mat: Array) -> Array:
     return derivatives.left(name, run.major, u, y, full)
 
 
+CACHE_BYTES = 256 << 20
+
+
 def step_jacobians(run: CellRun, k: int) -> tuple[Array, Array]:
     """``(A_k, B_k)``: ds_k/ds_{k-1} (N, S, S) and ds_k/dx_k (N, S, D)."""
+    found = run.cache.get(k)
+    if found is not None:
+        return found
+    A, B = _step_jacobians(run, k)
+    S, D = run.width, int(run.x.shape[2])
+    if run.samples * run.steps * S * (S + D) * 8 <= CACHE_BYTES:
+        run.cache[k] = (A, B)
+    return A, B
+
+
+def _step_jacobians(run: CellRun, k: int) -> tuple[Array, Array]:
     layer = run.layer
     K, R, _ = _weights(layer)
     M = run.units
@@ -279,14 +296,27 @@ def step_jacobians(run: CellRun, k: int) -> tuple[Array, Array]:
 
 def state_jacobian_norms(run: CellRun) -> Array:
     """(N, T): the spectral norm of ds_{T-1}/ds_k for every processing step k
-    (the last is 1), by J_{T-1} = I, J_k = J_{k+1} A_{k+1}."""
+    (the last is 1), by J_{T-1} = I, J_k = J_{k+1} A_{k+1}.
+
+    J is carried as scale * J' with J' of unit Frobenius norm: a vanishing product
+    would otherwise sink into subnormal numbers, where arithmetic crawls."""
     N, T, S = run.samples, run.steps, run.width
     out = np.ones((N, T))
     J = np.broadcast_to(np.eye(S), (N, S, S)).copy()
+    log_scale = np.zeros(N)
     for k in range(T - 2, -1, -1):
         A, _ = step_jacobians(run, k + 1)
-        J = J @ A  # (N, S, S): ds_{T-1}/ds_k
-        out[:, k] = np.linalg.svd(J, compute_uv=False)[:, 0]
+        J = J @ A  # (N, S, S): ds_{T-1}/ds_k / scale
+        size = np.sqrt(np.einsum("nij,nij->n", J, J))  # (N,)
+        live = size > 0
+        J[live] /= size[live, None, None]
+        log_scale[live] += np.log(size[live])
+        # The largest singular value, as the root of J'^T J's largest eigenvalue
+        # (a symmetric eigenproblem: about 3x faster than an SVD, as accurate for it).
+        gram = np.einsum("nji,njk->nik", J, J)  # (N, S, S)
+        top = np.sqrt(np.maximum(np.linalg.eigvalsh(gram)[:, -1], 0.0))  # (N,)
+        with np.errstate(under="ignore", over="ignore"):
+            out[:, k] = np.where(live, top * np.exp(log_scale), 0.0)
     return out
 
 

@@ -20,7 +20,14 @@ import numpy as np
 from ..model import LSTM, Array, Model
 from . import derivatives
 from .cells import CellRun, gate_activation, gate_names, recurrent_blocks, state_jacobian_norms
-from .tape import NotDifferentiableError, Unit, input_sensitivity, record
+from .tape import (
+    SENSITIVITY_BUDGET,
+    NotDifferentiableError,
+    TooCostlyError,
+    Unit,
+    input_sensitivity,
+    record,
+)
 
 VANISHED = 0.01  # ||ds_{T-1}/ds_t|| below this: step t no longer reaches the end
 EXPLODING = 10.0  # above this: early perturbations grow on the way to the end
@@ -191,9 +198,10 @@ def _findings(d: LayerDiagnosis, run: CellRun) -> list[Finding]:
     return out
 
 
-def diagnose(model: Model, x: Any) -> Diagnosis:
+def diagnose(model: Model, x: Any, budget: float | None = SENSITIVITY_BUDGET) -> Diagnosis:
     """Diagnose ``model``'s recurrent layers over the batch ``x`` (one array, or one
-    per input as ``Model.forward`` takes them)."""
+    per input as ``Model.forward`` takes them). ``budget``: the most multiply-adds
+    the input sensitivity may take (None: no limit); past it, a finding says so."""
     tape = record(model, x)
     layers: dict[str, LayerDiagnosis] = {}
     findings: list[Finding] = []
@@ -213,9 +221,11 @@ def diagnose(model: Model, x: Any) -> Diagnosis:
     sens: list[float] | None = None
     by_input: dict[str, list[float]] = {}
     try:
-        per_input = input_sensitivity(tape)
+        per_input = input_sensitivity(tape, budget=budget)
     except NotDifferentiableError as exc:
         findings.append(Finding("info", exc.node.key, f"input_sensitivity {exc}"))
+    except TooCostlyError as exc:
+        findings.append(Finding("info", None, f"input_sensitivity {exc}"))
     else:
         for spec, s in zip(model.inputs, per_input, strict=True):
             by_input[spec.name] = [float(v) for v in s.mean(axis=0)]

@@ -50,6 +50,14 @@ Backward = Callable[[Grads], tuple[Grads, Grads]]
 
 # Cotangent elements held at once (N * P * the largest tensor's per-sample size).
 CHUNK_ELEMENTS = 1 << 23
+# Reverse mode costs about N * P * sum(T * S * (S + D)) multiply-adds over the
+# recurrent runs for P output entries; past this budget it is refused (a long
+# sequence-to-sequence model: P = T * K entries, each walking all T steps back).
+SENSITIVITY_BUDGET = 2e10
+
+
+class TooCostlyError(RnnInspectError):
+    """Exact reverse mode would take longer than the budget allows."""
 
 
 class NotDifferentiableError(RnnInspectError):
@@ -470,11 +478,22 @@ def _ancestors(model: Model, ref: Ref) -> list[int]:
     return sorted(seen)
 
 
-def input_sensitivity(tape: Tape, output: int = 0) -> list[Array]:
+def sensitivity_cost(tape: Tape, output: int = 0) -> float:
+    """About how many multiply-adds ``input_sensitivity`` takes."""
+    y = tape.values[tape.model.outputs[output]]
+    P = math.prod(int(d) for d in y.shape[1:])
+    per = sum(u.run.steps * u.run.width * (u.run.width + int(u.run.x.shape[2])) for u in tape.units)
+    return float(int(y.shape[0]) * P * max(per, 1))
+
+
+def input_sensitivity(
+    tape: Tape, output: int = 0, budget: float | None = SENSITIVITY_BUDGET
+) -> list[Array]:
     """For each model input, (N, T): the Frobenius norm of d y / d x_t per sample,
     y the model's output ``output`` (every entry of it), x_t the input's step t
     (for ids: the embedding vector the id looks up). Raises ``NotDifferentiableError``
-    for a layer between the inputs and y that reverse mode does not cross."""
+    for a layer between the inputs and y that reverse mode does not cross, and
+    ``TooCostlyError`` past ``budget`` multiply-adds (None: no limit)."""
     model = tape.model
     y_ref = model.outputs[output]
     order = _ancestors(model, y_ref)
@@ -495,6 +514,13 @@ def input_sensitivity(tape: Tape, output: int = 0) -> list[Array]:
                 if not isinstance(node.layer, Embedding):
                     raise NotDifferentiableError(node, "it reads integer ids")
                 sources[k] = position[id(src.layer)]
+    cost = sensitivity_cost(tape, output)
+    if budget is not None and cost > budget:
+        raise TooCostlyError(
+            f"skipped: exact reverse mode over {math.prod(tape.values[y_ref].shape[1:]):,} "
+            f"output entries would take about {cost:.2g} multiply-adds (budget {budget:.2g}); "
+            f"diagnose fewer samples or a shorter input"
+        )
     y = tape.values[y_ref]
     N = int(y.shape[0])
     P_total = math.prod(int(d) for d in y.shape[1:])
