@@ -290,12 +290,16 @@ def main():
                 name = first["config"]["name"]
                 E = jnp.asarray(weights[f"{name}/embeddings"], dtype=jnp.float64)
                 mask = (x[n] != 0) if first["config"].get("mask_zero") else None
-                fn = lambda e, mask=mask, ls=layers, ws=weights: forward(
-                    ls, ws, e, mask, embed_input=True
-                )  # noqa: E731
+
+                def fn(e, mask=mask, ls=layers, ws=weights):
+                    return forward(ls, ws, e, mask, embed_input=True)
+
                 jac = jax.jacrev(fn)(E[x[n]])
             else:
-                fn = lambda v, c=x[n], ls=layers, ws=weights: forward(ls, ws, v, None, concrete=c)  # noqa: E731
+
+                def fn(v, c=x[n], ls=layers, ws=weights):
+                    return forward(ls, ws, v, None, concrete=c)
+
                 jac = jax.jacrev(fn)(xn)
             jac = np.asarray(jac)  # (*y, T, D)
             T = jac.shape[-2]

@@ -186,7 +186,7 @@ def test_verify_npy_reference_with_input(tmp_path: Path) -> None:
     np.save(tmp_path / "x.npy", g["x"])
     np.save(tmp_path / "y.npy", g["y"])
     base = ("verify", SEED, str(tmp_path / "y.npy"))
-    code, out, err = run_cli(*base, "--input", str(tmp_path / "x.npy"))
+    code, _, err = run_cli(*base, "--input", str(tmp_path / "x.npy"))
     assert code == 0, err
     np.save(tmp_path / "y.npy", g["y"] * 1.01)
     code, _, _ = run_cli(*base, "--input", str(tmp_path / "x.npy"))

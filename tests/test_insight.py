@@ -223,7 +223,7 @@ def test_tape_forward_equals_the_engine(name: str) -> None:
         np.testing.assert_allclose(tape.output(i), y, rtol=1e-5, atol=1e-6)
 
 
-ACTIVATIONS = sorted(derivatives._SLOPES) + ["hard_sigmoid"]
+ACTIVATIONS = [*sorted(derivatives._SLOPES), "hard_sigmoid"]
 
 
 @pytest.mark.parametrize("name", ACTIVATIONS)
@@ -284,9 +284,9 @@ def test_seed_code_lines_run_the_notebook_loop() -> None:
         scope["x"], scope["h_last"] = X[n], np.zeros(5)
         for t in range(X.shape[1]):
             scope["t"] = t
-            exec(rnn.code[0], scope)  # noqa: S102
+            exec(rnn.code[0], scope)
             scope["h_last"] = scope["h"]
-        exec(dense.code[0], scope)  # noqa: S102
+        exec(dense.code[0], scope)
         np.testing.assert_allclose(scope["y"], golden("seed")["y"][n], rtol=1e-5, atol=1e-6)
 
 
