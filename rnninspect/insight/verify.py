@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputArrayError
+from ..errors import InputArrayError, RnnInspectError
 from ..model import Array, Bidirectional, Model, Recurrent
 
 RTOL = 1e-4
@@ -130,7 +130,7 @@ def _final_h(model: Model, key: str, states: dict[str, Array], x: Any) -> Array 
     base, _, direction = key.partition("/")
     try:
         layer = model.node(base).layer
-    except Exception:
+    except RnnInspectError:  # no such layer: the check fails as missing
         return None
     cell = getattr(layer, direction, None) if isinstance(layer, Bidirectional) else layer
     if not isinstance(cell, Recurrent) or not cell.zero_output_for_mask:
