@@ -43,6 +43,14 @@ def _model(name: str) -> Any:
     return load_sample(name, "model.keras")
 
 
+def _x(name: str) -> Any:
+    """The golden input: ``x``, or ``[x/0, x/1, ...]`` for several inputs."""
+    g = golden(name)
+    if "x" in g:
+        return g["x"]
+    return [g[f"x/{i}"] for i in range(sum(k.startswith("x/") for k in g))]
+
+
 def _cells(m: Any) -> dict[str, Recurrent]:
     out: dict[str, Recurrent] = {}
     for node in m.recurrent_nodes():
@@ -69,7 +77,7 @@ def test_autodiff_references_cover_every_kind() -> None:
 @pytest.mark.parametrize("name", AD_MODELS)
 def test_diagnose_equals_autodiff(name: str, autodiff: dict[str, np.ndarray]) -> None:
     m = _model(name)
-    x = golden(name)["x"]
+    x = _x(name)
     d = diagnose(m, x)
     assert sorted(d.layers) == sorted(AD_META[name]["units"])
     for key, ld in d.layers.items():
@@ -85,7 +93,7 @@ def test_diagnose_equals_autodiff(name: str, autodiff: dict[str, np.ndarray]) ->
 @pytest.mark.parametrize("name", AD_MODELS)
 def test_state_jacobian_matrices_equal_autodiff(name: str, autodiff: dict[str, np.ndarray]) -> None:
     """Not only the norms: every entry of ds_{T-1}/ds_k, sample 0, every k."""
-    tape = record(_model(name), golden(name)["x"])
+    tape = record(_model(name), _x(name))
     for unit in tape.units:
         want = autodiff[f"{name}/jacobian/{unit.key}"]
         got = state_jacobians(unit.run, 0)
@@ -95,14 +103,14 @@ def test_state_jacobian_matrices_equal_autodiff(name: str, autodiff: dict[str, n
 
 @pytest.mark.parametrize("name", AD_MODELS)
 def test_input_sensitivity_per_sample(name: str, autodiff: dict[str, np.ndarray]) -> None:
-    got = input_sensitivity(record(_model(name), golden(name)["x"]))[0]
+    got = input_sensitivity(record(_model(name), _x(name)))[0]
     np.testing.assert_allclose(got, autodiff[f"{name}/input_sensitivity"], rtol=AD_RTOL, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", ["seed", "lstm", "gru", "gru_v1", "bidi_concat", "lstm_stack"])
 def test_spectra_equal_numpy_linalg(name: str) -> None:
     m = _model(name)
-    d = diagnose(m, golden(name)["x"])
+    d = diagnose(m, _x(name))
     for key, cell in _cells(m).items():
         M = cell.units
         R = cell.recurrent_kernel.astype(np.float64)
@@ -119,7 +127,7 @@ def test_spectra_equal_numpy_linalg(name: str) -> None:
 def test_saturation_state_norm_and_dead_units_from_the_trace(name: str) -> None:
     """Recomputed from the engine's float32 trace (gates included)."""
     m = _model(name)
-    x = golden(name)["x"]
+    x = _x(name)
     d = diagnose(m, x)
     trace = m.trace(x, gates=True)
     tape = record(m, x)
@@ -217,7 +225,7 @@ def test_sensitivity_budget_refuses_with_a_finding() -> None:
 @pytest.mark.parametrize("name", MODELS)
 def test_tape_forward_equals_the_engine(name: str) -> None:
     m = _model(name)
-    x = golden(name)["x"]
+    x = _x(name)
     tape = record(m, x)
     for i, y in enumerate(m.forward_all(x)):
         np.testing.assert_allclose(tape.output(i), y, rtol=1e-5, atol=1e-6)
@@ -331,7 +339,7 @@ STEP_CASES = [
 @pytest.mark.parametrize(("name", "layer", "n", "step"), STEP_CASES)
 def test_step_terms_reproduce_the_trace(name: str, layer: str | None, n: int, step: int) -> None:
     m = _model(name)
-    x = golden(name)["x"]
+    x = _x(name)
     s = explain_step(m, x, layer, n, step)
     trace = m.trace(x, gates=True)
     key = s.layer
@@ -378,7 +386,9 @@ def test_verify_passes_on_every_golden(name: str) -> None:
     v = rnninspect.verify(_model(name), sample(name, "golden.npz"))
     assert v.passed, [(c.name, c.mismatched, c.max_abs_error) for c in v.checks if not c.passed]
     g = golden(name)
-    assert {c.name for c in v.checks} == {k for k in g if k != "x" and not k.startswith("y_tf")}
+    assert {c.name for c in v.checks} == {
+        k for k in g if k != "x" and not k.startswith(("x/", "y_tf"))
+    }
     assert [k for k in v.skipped if not k.startswith("y_tfkeras")] == []
 
 
@@ -432,7 +442,7 @@ def test_verify_fails_on_a_perturbed_model(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", MODELS)
 def test_diff_keras_against_h5_is_identical(name: str) -> None:
-    d = rnninspect.diff(_model(name), load_sample(name, "model.h5"), golden(name)["x"])
+    d = rnninspect.diff(_model(name), load_sample(name, "model.h5"), _x(name))
     assert d.identical, d.architecture
     assert d.weights and not any(w.changed for w in d.weights)
     d = rnninspect.diff(_model(name), load_sample(name, "layers.npz"))

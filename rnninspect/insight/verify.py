@@ -1,7 +1,8 @@
 """``verify``: does this model compute what a reference says it computes?
 
-A reference holds the input ``x`` and the expected output (``y``; several outputs as
-``y/0, y/1, ...``, or ``output``, ``output_0, ...`` as ``forward -o`` writes them),
+A reference holds the input ``x`` (several: ``x/0, x/1, ...``) and the expected
+output (``y``; several outputs as ``y/0, y/1, ...``, or ``output``, ``output_0, ...``
+as ``forward -o`` writes them),
 and optionally expected states: ``state/<key>`` (a ``trace`` entry) and
 ``final/<key>/h``, ``final/<key>/c`` (the states a layer ends with): the layout of
 ``sample_models/*/golden.npz``. Each array is compared like Polygraphy's comparison
@@ -165,10 +166,15 @@ def verify(
     model = as_model(model)
     ref = _read(reference)
     where = "reference" if isinstance(reference, Mapping) else str(reference)
+    inputs: list[str] = ["x"] if "x" in ref else []
+    while "x" not in ref and f"x/{len(inputs)}" in ref:
+        inputs.append(f"x/{len(inputs)}")
     if x is None:
-        if "x" not in ref:
-            raise InputArrayError(f"{where}: holds no input 'x': give the input with --input")
-        x = ref["x"]
+        if not inputs:
+            raise InputArrayError(
+                f"{where}: holds no input 'x' (or x/0, x/1, ...): give the input with --input"
+            )
+        x = ref["x"] if inputs == ["x"] else [ref[k] for k in inputs]
     expected = _expected_outputs(ref)
     if not expected:
         keys = ", ".join(sorted(ref)) or "none"
@@ -184,7 +190,7 @@ def verify(
     checks = [
         compare(k, got, want, rtol, atol) for (k, want), got in zip(expected, outs, strict=True)
     ]
-    used = {k for k, _ in expected} | {"x"}
+    used = {k for k, _ in expected} | set(inputs)
     wanted = [k for k in ref if k.startswith(("state/", "final/"))]
     states = model.trace(x) if wanted else {}
     for k in wanted:
