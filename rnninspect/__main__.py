@@ -11,12 +11,13 @@ import contextlib
 import sys
 
 _LOADING = frozenset({"summary", "forward", "trace"})
+_HELP = frozenset({"--help", "-h"})
 
 
 def main() -> None:
     args = sys.argv[1:]
     ahead: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
-    if "--help" not in args and _LOADING.intersection(args):
+    if not _HELP.intersection(args) and _LOADING.intersection(args):
         import numpy  # noqa: F401  (before the fork: imported once, for both)
 
         from .loaders import parser_started

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ModelError, UnsupportedLayerError
+from .model import Ref
 
 # Layers that are the identity at inference time.
 PASSTHROUGH = frozenset(
@@ -190,19 +191,12 @@ class LayerSpec:
         return 0
 
 
-@dataclass(frozen=True)
-class Ref:
-    """A tensor: output ``index`` of node ``node`` (a position in ``nodes``)."""
-
-    node: int
-    index: int = 0
-
-
 @dataclass
 class InputSpec:
     name: str
     shape: tuple[int | None, ...] | None  # per sample; None when unknown
     dtype: str = "float32"
+    batch: int | None = None  # a fixed batch size (stateful models declare one)
 
 
 @dataclass
@@ -224,6 +218,7 @@ class Architecture:
     input_shape: tuple[int | None, ...] | None  # the first input's, per sample
     input_dtype: str = "float32"
     input_layer_name: str | None = None
+    input_batch: int | None = None
     lists_input_layer: bool = False  # Keras's model.layers shows the InputLayer(s)
     keras_version: str | None = None
     # The graph. ``nodes`` is in topological order, inputs first; empty for a chain
@@ -272,17 +267,31 @@ class _Graph:
         args: list[Ref],
         states: list[Ref] | None = None,
         options: dict[str, Any] | None = None,
+        call: int | None = None,
     ) -> int:
-        call = self.calls.get(key, 0)
-        self.calls[key] = call + 1
+        """A node for a call of layer ``key``: ``call`` is its index among the
+        layer's calls, as the config numbers them (default: the next one)."""
+        if call is None:
+            call = self.calls.get(key, 0)
+        self.calls[key] = max(self.calls.get(key, 0), call + 1)
         self.nodes.append(NodeSpec(key, list(args), list(states or []), dict(options or {}), call))
         return len(self.nodes) - 1
 
     def inline(
-        self, sub: Architecture, prefix: tuple[str, ...], args: list[Ref], where: str
+        self,
+        sub: Architecture,
+        prefix: tuple[str, ...],
+        args: list[Ref],
+        where: str,
+        call: int = 0,
     ) -> list[Ref]:
-        """Append ``sub``'s graph called on ``args``; returns its outputs here."""
+        """Append ``sub``'s graph called on ``args`` (the nested model's call number
+        ``call``); returns its outputs here."""
         sub.graph()
+        per_call: dict[tuple[str, ...], int] = {}
+        for node in sub.nodes:
+            if node.key is not None:
+                per_call[node.key] = per_call.get(node.key, 0) + 1
         if len(args) != len(sub.inputs):
             raise ModelError(
                 f"{where}: nested model {prefix[-1]!r} takes {len(sub.inputs)} input(s) "
@@ -305,6 +314,7 @@ class _Graph:
                 [here(r) for r in node.args],
                 [here(r) for r in node.states],
                 node.options,
+                call * per_call[node.key] + node.call,
             )
             mapped[i] = j
         return [remap.get(r) or Ref(mapped[r.node], r.index) for r in sub.outputs]
@@ -315,7 +325,12 @@ def _lay_out_chain(arch: Architecture) -> None:
     layer's output; a nested model is inlined where it stands."""
     g = _Graph()
     arch.inputs = [
-        InputSpec(arch.input_layer_name or "input_layer", arch.input_shape, arch.input_dtype)
+        InputSpec(
+            arch.input_layer_name or "input_layer",
+            arch.input_shape,
+            arch.input_dtype,
+            arch.input_batch,
+        )
     ]
     current = g.add_input(0)
     for spec in arch.layers:
@@ -403,8 +418,10 @@ def _parse_sequential(config: Any, where: str, depth: int) -> Architecture:
         if cls == "InputLayer":
             arch.input_shape, arch.input_dtype = _input_from(cfg, where)
             arch.input_layer_name = str(cfg.get("name", "input_layer"))
+            arch.input_batch = _batch_of(cfg)
             continue
         if i == 0 or arch.input_shape is None:
+            arch.input_batch = arch.input_batch or _batch_of(cfg)
             # Keras 1/2 Sequential put the input shape on the first layer.
             found = _shape_on_first_layer(cls, cfg, where)
             if found is not None and arch.input_shape is None:
@@ -467,14 +484,14 @@ def _parse_functional(config: Any, where: str, depth: int) -> Architecture:
     # models) the tensors standing for its outputs.
     done: dict[tuple[str, int], int | list[Ref]] = {}
     for position, (name, _, _) in enumerate(inputs):
-        entry = by_name.get(name)
-        if entry is None:
+        found_entry = by_name.get(name)
+        if found_entry is None:
             raise ModelError(f"{where}: model input {name!r} is not among its layers")
-        cls, cfg = _class_and_config(entry, where)
+        cls, cfg = _class_and_config(found_entry, where)
         if cls != "InputLayer":
             raise ModelError(f"{where}: model input {name!r} is a {cls}, not an InputLayer")
         shape, dtype = _input_from(cfg, where)
-        arch.inputs.append(InputSpec(name, shape, dtype))
+        arch.inputs.append(InputSpec(name, shape, dtype, _batch_of(cfg)))
         done[(name, 0)] = [g.add_input(position)]
     specs: dict[str, LayerSpec] = {}
 
@@ -503,7 +520,7 @@ def _parse_functional(config: Any, where: str, depth: int) -> Architecture:
         args = [tensor(h) for h in call.args]
         if spec.is_container:
             assert spec.sub is not None
-            done[(name, index)] = g.inline(spec.sub, (name,), args, where)
+            done[(name, index)] = g.inline(spec.sub, (name,), args, where, index)
             return
         states = [tensor(h) for h in call.kwargs.get("initial_state", [])]
         if spec.class_name == "MultiHeadAttention":
@@ -512,7 +529,7 @@ def _parse_functional(config: Any, where: str, depth: int) -> Architecture:
         elif _takes_states(spec) and len(args) > 1:
             # tf.keras lists initial states as inputs after the sequence.
             args, states = args[:1], args[1:] + states
-        done[(name, index)] = g.add((name,), args, states, call.options)
+        done[(name, index)] = g.add((name,), args, states, call.options, index)
 
     pending: list[tuple[str, int]] = [(n, i) for n, i, _ in outputs]
     on_path: set[tuple[str, int]] = set()
@@ -570,7 +587,9 @@ def _skips_first_node(entry: dict[str, Any]) -> bool:
     if not isinstance(layers, list) or not layers or not isinstance(layers[0], dict):
         return False
     head = layers[0]
-    return head.get("class_name") == "InputLayer" or "batch_input_shape" in (head.get("config") or {})
+    return head.get("class_name") == "InputLayer" or "batch_input_shape" in (
+        head.get("config") or {}
+    )
 
 
 def _takes_states(spec: LayerSpec) -> bool:
@@ -737,6 +756,15 @@ def _input_from(cfg: dict[str, Any], where: str) -> tuple[tuple[int | None, ...]
     return tuple(_dim(d, where) for d in shape[1:]), dtype
 
 
+def _batch_of(cfg: dict[str, Any]) -> int | None:
+    """The fixed batch size a config declares (``batch_shape[0]``), if any."""
+    shape = cfg.get("batch_shape", cfg.get("batch_input_shape"))
+    first = shape[0] if isinstance(shape, list) and shape else None
+    if isinstance(first, int) and not isinstance(first, bool) and first > 0:
+        return int(first)
+    return None
+
+
 def _shape_on_first_layer(
     cls: str, cfg: dict[str, Any], where: str
 ) -> tuple[int | None, ...] | None:
@@ -834,7 +862,9 @@ def _rnn_spec(cfg: dict[str, Any], name: str, where: str, depth: int) -> LayerSp
         if not isinstance(entries, list) or not entries:
             raise ModelError(f"{where}: RNN layer {name!r}: StackedRNNCells without cells")
         cells = [_cell_spec(c, f"{name}/cell_{i}", where) for i, c in enumerate(entries)]
-        return LayerSpec("StackedRNN", name, {"name": name, **flags}, cells=cells, keras_class="RNN")
+        return LayerSpec(
+            "StackedRNN", name, {"name": name, **flags}, cells=cells, keras_class="RNN"
+        )
     spec = _cell_spec(cell, name, where)
     spec.config.update(flags, name=name)
     spec.keras_class = "RNN"

@@ -16,38 +16,26 @@ from . import activations
 from .architecture import PASSTHROUGH, Architecture, LayerSpec
 from .errors import ModelError, UnsupportedLayerError
 from .model import (
-    ELU,
     GRU,
     LSTM,
-    MHA_WEIGHTS,
     Activation,
     Array,
     Attention,
-    BatchNormalization,
     Bidirectional,
-    Conv,
-    ConvLSTM,
     Dense,
     Embedding,
     InputLayer,
     Layer,
-    LayerNormalization,
-    LeakyReLU,
     Masking,
     Merge,
     Model,
     MultiHeadAttention,
     Node,
     Passthrough,
-    Plumbing,
-    Pooling,
-    PReLU,
     Recurrent,
     Ref,
-    ReLU,
     Shape,
     SimpleRNN,
-    Softmax,
     Source,
     StackedRNN,
     TimeDistributed,
@@ -78,13 +66,24 @@ def build_model(arch: Architecture, weights: WeightMap, source: Source) -> Model
     arch = arch.graph()
     major = keras_major(source.keras_version, 3)
     specs = dict(walk(arch.layers))
-    _writer_defaults(specs.values(), source.keras_version)
-    inputs = [InputLayer(name=s.name, shape=s.shape or (), dtype=s.dtype) for s in arch.inputs]
+    if _writer_defaults(specs.values(), source.keras_version) == "hard_sigmoid":
+        # The inferred chain's note says what the file's Keras defaulted to.
+        said = f" gates, the default of Keras {source.keras_version} that wrote the file"
+        source.assumptions = [
+            note.replace("sigmoid ", "hard_sigmoid ", 1).replace(" gates", said, 1)
+            if note.startswith("no architecture in the file")
+            else note
+            for note in source.assumptions
+        ]
+    inputs = [
+        InputLayer(name=s.name, shape=s.shape or (), dtype=s.dtype, batch=s.batch)
+        for s in arch.inputs
+    ]
     if any(s.shape is None for s in arch.inputs):
         guess, dtype = _guess_input(arch, weights, where)
-        for spec, layer in zip(arch.inputs, inputs, strict=True):
-            if spec.shape is None:
-                layer.shape, layer.dtype = guess, dtype
+        for given, made in zip(arch.inputs, inputs, strict=True):
+            if given.shape is None:
+                made.shape, made.dtype = guess, dtype
         source.assumptions.append(
             "input shape " + _shape_text(guess) + " inferred from the first layer's weights"
         )
@@ -94,9 +93,7 @@ def build_model(arch: Architecture, weights: WeightMap, source: Source) -> Model
     for ns in arch.nodes:
         if ns.key is None:
             assert ns.input is not None
-            layer: Layer = inputs[ns.input]
-            node = Node(layer=layer, output_shapes=[inputs[ns.input].shape])
-            nodes.append(node)
+            nodes.append(Node(layer=inputs[ns.input], output_shapes=[inputs[ns.input].shape]))
             continue
         ins = [nodes[r.node].output_shapes[r.index] for r in ns.args]
         key = ns.key
@@ -135,7 +132,11 @@ def build_model(arch: Architecture, weights: WeightMap, source: Source) -> Model
             )
     return Model(
         name=arch.name,
-        layers=[built[key] for key, _ in walk(arch.layers) if key in built],
+        # As Keras lists them: a Functional model's InputLayers first.
+        layers=[
+            *(inputs if arch.lists_input_layer else []),
+            *(built[key] for key, _ in walk(arch.layers) if key in built),
+        ],
         inputs=inputs,
         nodes=nodes,
         outputs=[Ref(r.node, r.index) for r in arch.outputs],
@@ -146,7 +147,7 @@ def build_model(arch: Architecture, weights: WeightMap, source: Source) -> Model
     )
 
 
-def _writer_defaults(specs: Any, version: str | None) -> None:
+def _writer_defaults(specs: Any, version: str | None) -> str | None:
     """What a config leaves out is what the Keras that wrote the file defaulted to:
     recurrent layers of Keras 1 and Keras < 2.3 used hard_sigmoid gates."""
     # tf.keras says "2.2.4-tf" in TF 1.13 to 2.1, whose default differs; the TF 2
@@ -154,11 +155,13 @@ def _writer_defaults(specs: Any, version: str | None) -> None:
     tf_keras = bool(version) and str(version).endswith("-tf")
     default = "hard_sigmoid" if older_than(version, (2, 3)) and not tf_keras else "sigmoid"
     todo = list(specs)
+    used = None
     while todo:
         spec = todo.pop()
         todo += [s for s in (spec.inner, spec.backward) if s is not None] + spec.cells
         if spec.class_name in ("LSTM", "GRU") and spec.config.get("recurrent_activation") is None:
-            spec.config["recurrent_activation"] = default
+            spec.config["recurrent_activation"] = used = default
+    return used
 
 
 def _is_ids(nodes: list[Node], ref: Ref) -> bool:
@@ -175,10 +178,10 @@ def _ids_for_embeddings(arch: Architecture, inputs: list[InputLayer]) -> None:
         for r in ns.args:
             source = arch.nodes[r.node]
             if source.input is not None:
-                layer = inputs[source.input]
-                layer.dtype = "int32"
-                if len(layer.shape) == 2 and layer.shape[1] == 1:
-                    layer.shape = layer.shape[:1]  # Keras 1 gives (T, 1) in rare cases
+                found = inputs[source.input]
+                found.dtype = "int32"
+                if len(found.shape) == 2 and found.shape[1] == 1:
+                    found.shape = found.shape[:1]  # Keras 1 gives (T, 1) in rare cases
 
 
 # How many tensors each kind of layer takes (positional), when it is not one.
@@ -206,17 +209,17 @@ def _check_states(node: Node, shapes: list[Shape], where: str) -> None:
     if not node.states:
         return
     layer = node.layer
-    want: list[Shape]
+    want: list[Shape] = []
     if isinstance(layer, Recurrent):
-        want = [(layer.units,)] * layer.STATES
+        want += [(layer.units,) for _ in range(layer.STATES)]
     elif isinstance(layer, Bidirectional):
-        want = [(layer.forward.units,)] * layer.forward.STATES + [
-            (layer.backward.units,)
-        ] * layer.backward.STATES
+        fwd, bwd = layer.forward, layer.backward
+        want += [(fwd.units,) for _ in range(fwd.STATES)]
+        want += [(bwd.units,) for _ in range(bwd.STATES)]
     elif isinstance(layer, StackedRNN):
-        want = [(c.units,) for c in layer.cells for _ in range(c.STATES)]
+        want += [(c.units,) for c in layer.cells for _ in range(c.STATES)]
     else:
-        want = [s for s in node.output_shapes[1:3]] or shapes
+        want += node.output_shapes[1:3] or shapes
     if [tuple(s) for s in shapes] != [tuple(s) for s in want]:
         raise ModelError(
             f"{where}: layer {layer.name!r} ({layer.class_name}) gets initial states shaped "
@@ -232,9 +235,9 @@ def _shape_text(shape: tuple[int | None, ...]) -> str:
 def _guess_input(
     arch: Architecture, weights: WeightMap, where: str
 ) -> tuple[tuple[int | None, ...], str]:
-    for key, spec in walk(arch.layers):
+    for key, leaf in walk(arch.layers):
         arrays = weights.get(key) or []
-        if spec.class_name == "Embedding":
+        if leaf.class_name == "Embedding":
             return (None,), "int32"
         if arrays and getattr(arrays[0], "ndim", 0) == 2:
             return (None, int(arrays[0].shape[0])), "float32"
@@ -358,6 +361,8 @@ def _build_layer_of(
         for direction in (fwd, bwd):
             direction.zero_output_for_mask = fwd.return_sequences
         bwd.return_state = fwd.return_state
+        if fwd.time_major:
+            raise UnsupportedLayerError(f"{ctx}: Bidirectional with time_major=True")
         merge = cfg.get("merge_mode", "concat")
         if merge not in ("concat", "sum", "ave", "mul", None):
             raise ModelError(f"{ctx}: unknown merge_mode {merge!r}")
@@ -422,6 +427,23 @@ def _fuse_keras1(cls: str, arrays: list[Array]) -> list[Array]:
     return [np.concatenate([gate[i] for gate in per_gate], axis=-1) for i in range(3)]
 
 
+def _from_cudnn(spec: LayerSpec, arrays: list[Array], where: str) -> list[Array]:
+    """CuDNNLSTM / CuDNNGRU weights (their own kernel layout and two biases) in the
+    LSTM / GRU(reset_after) layout, as Keras's own legacy loader converts them."""
+    from .ops import cudnn
+
+    if len(arrays) != 3:
+        raise ModelError(
+            f"{where}: layer {spec.name!r} ({spec.keras_class}) has {len(arrays)} weight "
+            "arrays, expected 3"
+        )
+    convert = cudnn.cudnn_lstm_weights if spec.class_name == "LSTM" else cudnn.cudnn_gru_weights
+    try:
+        return list(convert(*arrays))
+    except ValueError as exc:
+        raise ModelError(f"{where}: layer {spec.name!r} ({spec.keras_class}): {exc}") from exc
+
+
 def _build_recurrent(
     spec: LayerSpec, arrays: list[Array], where: str, width: int | None, major: int
 ) -> Recurrent:
@@ -432,6 +454,8 @@ def _build_recurrent(
     g = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}[cls]
     if g > 1 and len(arrays) == 3 * g:
         arrays = _fuse_keras1(cls, arrays)
+    if spec.keras_class in ("CuDNNLSTM", "CuDNNGRU"):
+        arrays = _from_cudnn(spec, arrays, where)
     use_bias = bool(cfg.get("use_bias", True))
     got = _take(spec, arrays, 2 + use_bias, where)
     kernel = _float(got[0], where, name, "kernel")

@@ -6,9 +6,8 @@ width of the tensor it meets, here, once (``build`` does the core layers).
 
 from __future__ import annotations
 
+import math
 from typing import Any
-
-import numpy as np
 
 from . import activations
 from .architecture import LayerSpec
@@ -268,7 +267,9 @@ def _conv(spec: LayerSpec, arrays: list[Array], where: str, width: int | None, r
     C = kernel.shape[-2] * groups
     if width is not None and not channels_first and width != C:
         raise _fail(
-            spec, where, f"kernel {_shape(kernel)} expects {C} input channels, the input has {width}"
+            spec,
+            where,
+            f"kernel {_shape(kernel)} expects {C} input channels, the input has {width}",
         )
     F = int(kernel.shape[-1])
     filters = cfg.get("filters")
@@ -344,7 +345,7 @@ def _layer_norm(
     axes = _norm_axes(spec, where, ins, -1)
     want = tuple(ins[0][a - 1] for a in axes) if ins else None
     for a in got:
-        if want is not None and None not in want and a.size != int(np.prod(want)):
+        if want is not None and None not in want and a.size != math.prod(int(d or 0) for d in want):
             raise _fail(spec, where, f"a weight shaped {_shape(a)} does not fit {want}")
     return LayerNormalization(
         name=spec.name,
@@ -379,9 +380,7 @@ def _attention(spec: LayerSpec, arrays: list[Array], where: str, ins: list[Shape
     )
 
 
-def _mha(
-    spec: LayerSpec, arrays: list[Array], where: str, ins: list[Shape]
-) -> MultiHeadAttention:
+def _mha(spec: LayerSpec, arrays: list[Array], where: str, ins: list[Shape]) -> MultiHeadAttention:
     cfg = spec.config
     use_bias = bool(cfg.get("use_bias", True))
     got = _arrays(spec, arrays, where, 4 * (1 + use_bias))
@@ -414,8 +413,15 @@ def _mha(
         raise UnsupportedLayerError(
             f"{where}: MultiHeadAttention {spec.name!r}: a multi-axis output_shape"
         )
+    if cfg.get("use_gate"):
+        raise UnsupportedLayerError(f"{where}: MultiHeadAttention {spec.name!r}: use_gate=True")
     return MultiHeadAttention(
-        name=spec.name, num_heads=H, key_dim=key_dim, kernels=kernels, biases=biases
+        name=spec.name,
+        num_heads=H,
+        key_dim=key_dim,
+        kernels=kernels,
+        biases=biases,
+        dropout=_float(spec, where, "dropout", 0.0) or 0.0,
     )
 
 

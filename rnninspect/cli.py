@@ -7,38 +7,108 @@ raises ``RnnInspectError`` subclasses, each carrying its ``ExitCode``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import gc
 import os
 import sys
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import numpy as np
 import typer
+from typer.core import TyperCommand
 
 from .errors import DifferenceFoundError, ExitCode, OutputError, RnnInspectError, UsageError
+
+EXIT_MEANINGS = {
+    ExitCode.OK: "success",
+    1: "internal error (a bug: report it with the --debug traceback)",
+    ExitCode.USAGE: "usage error: bad option or argument, or options that clash",
+    ExitCode.MODEL: "model file unreadable, inconsistent or unsupported",
+    ExitCode.INPUT: "input array unreadable or not fitting the model",
+    ExitCode.OUTPUT: "output cannot be written",
+    ExitCode.DIFFERENT: "compared, and found different (verify, diff)",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+}
+# Each line of the epilog fits 80 columns ("\b" keeps Click from re-wrapping them).
+ENVIRONMENT = {
+    "RNNINSPECT_THREADS": [
+        "engine threads (default: one per usable core;",
+        "OPENBLAS_NUM_THREADS, OMP_NUM_THREADS as well)",
+    ],
+    "RNNINSPECT_DEBUG=1": ["a traceback for errors, as --debug"],
+    "RNNINSPECT_PARSE_SECONDS": ["time limit to parse a model (10, +1 s/20 MB)"],
+    "NO_COLOR": ["no colours (FORCE_COLOR: colours off a terminal)"],
+    "COLUMNS": [
+        "the width tables fit (default: the terminal's;",
+        "no terminal at all: whole tables)",
+    ],
+}
+
+
+def _epilog() -> str:
+    codes = "\n".join(f"  {int(code):<5}{text}" for code, text in EXIT_MEANINGS.items())
+    env = "\n".join(
+        f"  {name if i == 0 else '':<26}{line}"
+        for name, lines in ENVIRONMENT.items()
+        for i, line in enumerate(lines)
+    )
+    return f"\b\nExit codes:\n{codes}\n\n\b\nEnvironment:\n{env}"
+
+
+EPILOG = _epilog()
 
 app = typer.Typer(
     name="rnninspect",
     help=(
         "Inspect, run and trace Keras recurrent networks with NumPy alone: "
         "summary (parameters and shapes), forward (the output, equal to Keras's "
-        "predict) and trace (the hidden state at every step)."
+        "predict) and trace (the hidden state at every step).\n\n"
+        "\b\nExamples:\n"
+        "  rnninspect summary model.keras\n"
+        "  rnninspect forward model.keras x.npy -o y.npy\n"
+        "  rnninspect trace model.keras --random 1 --seed 0 --gates\n"
+        "  rnninspect COMMAND -h            # each command's options and examples\n"
+        '  eval "$(rnninspect completion bash)"  # Tab completion (or zsh, fish)'
     ),
-    no_args_is_help=True,
-    add_completion=False,
+    epilog=EPILOG,
+    no_args_is_help=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 DEBUG = {"on": bool(os.environ.get("RNNINSPECT_DEBUG"))}
+USAGE = "Usage: rnninspect [OPTIONS] COMMAND [ARGS]..."
+
+
+class _Command(TyperCommand):
+    """Usage lines in Click's own style: ``MODEL [INPUT]`` (Typer writes ``{model}``)."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if getattr(param, "param_type_name", "") == "argument":
+                name = param.metavar or (param.name or "").upper()
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
 
 
 class Dtype(str, Enum):
     float32 = "float32"
     float64 = "float64"
+
+
+class Format(str, Enum):
+    npy = "npy"
+    npz = "npz"
+    csv = "csv"
+    tsv = "tsv"
+    txt = "txt"
+    json = "json"
 
 
 def _version(value: bool) -> None:
@@ -65,10 +135,11 @@ def _root(
         DEBUG["on"] = True
 
 
-# Options shared by several commands.
+# Options shared by several commands. Placeholders in Click's style: upper case.
 ModelArg = Annotated[
     Path,
     typer.Argument(
+        metavar="MODEL",
         help="Model file: .keras, legacy .h5, .weights.h5 or .npz (family detected by content).",
         show_default=False,
     ),
@@ -77,42 +148,115 @@ ConfigOpt = Annotated[
     Path | None,
     typer.Option(
         "--config",
+        metavar="FILE",
         help="Architecture for a weights-only file: Keras model JSON (model.to_json() output "
-        "or a .keras file's config.json) or a .keras file.",
+        "or a .keras file's config.json), a .keras file, or an .npz with __config__. Given "
+        "with a full model file, it replaces the file's own architecture (with a warning).",
     ),
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show a traceback for errors.")]
 InputArg = Annotated[
     str | None,
     typer.Argument(
+        metavar="INPUT",
         help="Input batch: .npy (N,T,D) or (T,D); .npz (--key); .csv/.tsv/.txt (one sample, "
         "T rows of D values); '-' for stdin. Integer ids (N,T) for Embedding models. "
         "Omit with --random.",
         show_default=False,
     ),
 ]
-KeyOpt = Annotated[str | None, typer.Option("--key", help="Array to use from an .npz input.")]
+KeyOpt = Annotated[
+    str | None, typer.Option("--key", metavar="NAME", help="Array to use from an .npz INPUT.")
+]
+NamedInputsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--input",
+        metavar="NAME=PATH",
+        help="One model input from its own file (repeat for each input of a model with "
+        "several; an .npz INPUT may instead hold one array per input name).",
+    ),
+]
 RandomOpt = Annotated[
     int | None,
-    typer.Option("--random", metavar="N", help="Use N standard-normal samples instead of INPUT."),
+    typer.Option(
+        "--random",
+        metavar="N",
+        help="Instead of INPUT, N samples exactly as the notebook's np.random.seed(S); "
+        "X = np.random.randn(N, T, D) makes them (legacy RandomState, cast to float32). "
+        "Embedding models: ids np.random.RandomState(S).randint(1, V, (N, T)).",
+    ),
 ]
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed for --random.")]
+SeedOpt = Annotated[
+    int | None, typer.Option("--seed", metavar="S", help="Seed for --random (as np.random.seed).")
+]
 LengthOpt = Annotated[
     int | None,
     typer.Option("--length", metavar="T", help="T for --random (needed when T is variable)."),
 ]
-DtypeOpt = Annotated[Dtype, typer.Option("--dtype", help="Compute precision (Keras uses float32).")]
-FullOpt = Annotated[bool, typer.Option("--full", help="Show every row and column; no eliding.")]
+SaveInputOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--save-input",
+        metavar="PATH",
+        help="Write the --random input to feed the same X to Keras: .npy, .npz (key x), "
+        "or .csv/.tsv/.txt for one sample.",
+    ),
+]
+DtypeOpt = Annotated[
+    Dtype,
+    typer.Option(
+        "--dtype", metavar="[float32|float64]", help="Compute precision (Keras uses float32)."
+    ),
+]
+FormatOpt = Annotated[
+    Format | None,
+    typer.Option(
+        "--format",
+        metavar="[npy|npz|csv|tsv|txt|json]",
+        help="Format of -o where its suffix cannot say (-o -, no suffix); alone, "
+        "it writes that format to stdout.",
+        show_default=False,
+    ),
+]
+FullOpt = Annotated[
+    bool,
+    typer.Option(
+        "--full", help="Show every row and column; no eliding (a wide table is printed whole)."
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bar (it shows only on a terminal).")
+]
 
 
-def _console(stderr: bool = False) -> Any:
+def _width() -> int | None:
+    """The width tables must fit: COLUMNS, else the terminal's (TERM=dumb too: it
+    says nothing of the width), found on stdout or, when stdout is piped (to head,
+    less, a file), on stderr: the terminal its reader sits at. None with no terminal
+    at all (scripts, CI): whole tables."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream.isatty():
+                return os.get_terminal_size(stream.fileno()).columns or 80
+        except (AttributeError, ValueError, OSError):
+            continue
+    return None
+
+
+def _console(stderr: bool = False, width: int | None = None) -> Any:
     from rich.console import Console
 
-    stream = sys.stderr if stderr else sys.stdout
-    # Piped output is for reading in full: never squeeze tables to 80 columns.
-    width = None if stream.isatty() else 4096
-    return Console(stderr=stderr, highlight=False, width=width)
+    # Without a width to fit (no terminal), never squeeze tables: they are read whole.
+    return Console(stderr=stderr, highlight=False, width=width or 4096)
+
+
+def _colour(console: Any) -> bool:
+    return console.color_system is not None and not console.no_color
 
 
 def _warn(message: str) -> None:
@@ -152,41 +296,90 @@ def _prepare(run: bool, tables: bool) -> Callable[[], None]:
     return prepare
 
 
-def _batch(
-    m: Any,
-    source: str | None,
-    key: str | None,
-    random: int | None,
-    seed: int | None,
-    length: int | None,
-) -> tuple[Any, str]:
-    """The input batch (shape and dtype checked; values are checked chunk by chunk)."""
+class _InputArgs(NamedTuple):
+    source: str | None
+    key: str | None
+    random: int | None
+    seed: int | None
+    length: int | None
+    save: Path | None
+    named: list[str] | None = None  # --input NAME=PATH, one per model input
+
+    def check(self) -> Any:
+        """Option combinations, before any work; the --save-input target."""
+        given = self.source is not None or bool(self.named)
+        if given == (self.random is not None):
+            raise UsageError(
+                "give either INPUT (or --input NAME=PATH for each input) or --random N "
+                "(not both, not neither)"
+            )
+        if self.random is None:
+            for name, value in (
+                ("--seed", self.seed),
+                ("--length", self.length),
+                ("--save-input", self.save),
+            ):
+                if value is not None:
+                    raise UsageError(f"{name} goes with --random (INPUT {self.source} is given)")
+            return None
+        if self.key is not None:
+            raise UsageError("--key picks an array of an .npz INPUT; --random makes its own input")
+        if self.save is None:
+            return None
+        if str(self.save) == "-":
+            raise UsageError("--save-input -: stdout carries the results; give a file name")
+        from . import outputs
+        from .inputs import SAVE_FORMATS
+
+        save = outputs.check_target(self.save, SAVE_FORMATS)
+        if save.format in outputs.DELIMITERS and self.random > 1:
+            raise UsageError(
+                f"--save-input {self.save}: a text input holds one sample and --random "
+                f"{self.random} makes {self.random}: use .npy or .npz"
+            )
+        return save
+
+
+def _batch(m: Any, args: _InputArgs, save: Any) -> tuple[list[Any], str]:
+    """The input batch, one array per model input (shape and dtype checked; values
+    are checked chunk by chunk)."""
     from . import inputs
     from .diagnostics import nonfinite_weights
 
-    if (source is None) == (random is None):
-        raise UsageError("give either INPUT or --random N (not both, not neither)")
-    if random is not None:
-        x = inputs.random_input(m, random, seed, length)
+    given = inputs.named_inputs(m, args.named or [])
+    if args.random is not None:
+        xs = inputs.random_inputs(m, args.random, args.seed, args.length)
         where = "--random"
+        if save is not None:
+            inputs.save_inputs(m, xs, save)
     else:
-        if seed is not None or length is not None:
-            raise UsageError("--seed and --length go with --random")
-        x = inputs.read_input(source, key, ids=m.takes_ids)  # type: ignore[arg-type]
-        where = "<stdin>" if source == "-" else str(source)
-    x = inputs.conform(m, x, where)
+        where = "<stdin>" if args.source == "-" else str(args.source or "--input")
+        xs = inputs.read_inputs(m, args.source, args.key, given)
+    xs = [inputs.conform(m, x, _input_where(m, i, where, given), index=i) for i, x in enumerate(xs)]
+    for i, x in enumerate(xs):
+        note = inputs.length_note(m, x, _input_where(m, i, where, given), index=i)
+        if note is not None:
+            _warn(note)
     for note in nonfinite_weights(m):
         _warn(note)
-    return x, where
+    return xs, where
+
+
+def _input_where(m: Any, i: int, where: str, given: dict[str, str]) -> str:
+    name = m.inputs[i].name
+    if name in given:
+        return given[name]
+    return f"{where} (input {name!r})" if len(m.inputs) > 1 else where
 
 
 def _chunks(m: Any, x: Any, where: str, dtype: str, quiet: bool, **kw: Any) -> Any:
     """The engine's chunks, with a progress bar on stderr for long runs."""
     from .engine import iter_chunks
 
-    N = int(x.shape[0])
+    N = int(x[0].shape[0])
     warned = False
-    show = not quiet and sys.stderr.isatty() and N * int(np.prod(x.shape[1:])) > 5_000_000
+    size = sum(int(np.prod(a.shape)) for a in x)
+    show = not quiet and sys.stderr.isatty() and size > 5_000_000
     progress = None
     if show:
         from rich.progress import Progress
@@ -214,7 +407,64 @@ def _emit(text: str) -> None:
     sys.stdout.flush()
 
 
-@app.command()
+def _target(
+    output: Path | None, fmt: Format | None, json_out: bool, allowed: tuple[str, ...], default: str
+) -> Any:
+    """The ``-o``/``--format`` target (``--format`` alone: stdout), checked up front."""
+    from . import outputs
+
+    if output is None and fmt is None:
+        return None
+    path = output if output is not None else Path(outputs.STDOUT)
+    if json_out and str(path) == outputs.STDOUT:
+        raise UsageError(
+            f"--json and {'-o -' if output is not None else '--format'} both write to "
+            "stdout: choose one"
+        )
+    return outputs.check_target(path, allowed, fmt.value if fmt else None, default)
+
+
+def _view_only(table: bool, **given: bool) -> None:
+    """Options that shape the terminal view, given when none is printed."""
+    if table:
+        return
+    for name, on in given.items():
+        if on:
+            raise UsageError(
+                f"{name} shapes the terminal table, and --json / -o print none "
+                "(they hold every value)"
+            )
+
+
+def _print(shown: list[Any], width: int | None) -> None:
+    """Views printed at the terminal's width (a --full table wider than it: whole)."""
+    need = max((r.width for r in shown), default=0)
+    console = _console(width=None if width is None else max(width, need))
+    for i, r in enumerate(shown):
+        if i:
+            console.print()
+        for item in r.items:
+            console.print(item)
+
+
+SUMMARY_HELP = """Keras-style parameter summary: layers, output shapes, parameter counts, and every
+weight's shape with its symbol ((D,M), (M,M), (M,), ...).
+
+\b
+Examples:
+  rnninspect summary model.keras
+  rnninspect summary model.keras --weights --layer simple_rnn  # Wx, Wh, bh
+  rnninspect summary model.weights.h5 --config config.json  # weights only
+  rnninspect summary model.keras --json | jq .total_params
+"""
+
+
+@app.command(
+    cls=_Command,
+    help=SUMMARY_HELP,
+    short_help="Layers, shapes, parameters and weights, as model.summary().",
+    epilog=EPILOG,
+)
 def summary(
     model: ModelArg,
     config: ConfigOpt = None,
@@ -222,71 +472,103 @@ def summary(
     weights: Annotated[
         bool,
         typer.Option(
-            "--weights", help="Also print each weight array's values, as get_weights() shows them."
+            "--weights",
+            help="Also print each weight array's values, as get_weights() shows them "
+            "(with --json: a values list per weight).",
         ),
     ] = False,
-    layer: Annotated[str | None, typer.Option("--layer", help="Only this layer.")] = None,
-    full: FullOpt = False,
+    layer: Annotated[
+        str | None,
+        typer.Option("--layer", metavar="NAME", help="Only this layer (or nested model)."),
+    ] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="With --weights: every value, no eliding.")
+    ] = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Keras-style parameter summary: layers, output shapes, parameter counts, and every
-    weight's shape with its symbol ((D,M), (M,M), (M,), ...).
-
-    Example: rnninspect summary sample_models/seed/model.keras
-    """
     DEBUG["on"] |= debug
+    if full and (json_out or not weights):
+        why = "JSON holds every value" if json_out else "it shows every value --weights prints"
+        _warn(f"--full goes with --weights in a table: {why}")
     m = _load(model, config, _prepare(run=False, tables=not json_out))
     from . import render
+    from .summary import summarize
 
-    if layer is not None:
-        m.layer(layer)  # a clear error for an unknown name
-    s = m.summary()
+    s = summarize(m)
+    if layer is not None and layer not in render.layer_names(s):
+        raise UsageError(
+            f"no layer named {layer!r} in {model} (layers: {', '.join(render.layer_names(s))})"
+        )
     if json_out:
-        _emit(render.summary_json(s, layer))
+        _emit(render.summary_json(s, layer, values=weights))
         return
-    console = _console()
-    for item in render.summary_tables(s, layer, weights, full):
+    width = _width()
+    console = _console(width=width)
+    for item in render.summary_tables(s, layer, weights, full, width):
         console.print(item)
 
 
-QuietOpt = Annotated[
-    bool, typer.Option("--quiet", "-q", help="No progress bar (it shows only on a terminal).")
-]
+FORWARD_HELP = """The model's output for a batch, computed in NumPy: equal to Keras's predict.
+
+\b
+Examples:
+  rnninspect forward model.keras x.npy                # a table of y
+  rnninspect forward model.keras --random 3 --seed 0  # the notebook's X:
+      # np.random.seed(0); X = np.random.randn(3, T, D)
+  rnninspect forward model.keras --random 3 --seed 0 --save-input x.npy
+  rnninspect forward model.keras x.npy -o y.npy  # .npz .csv .tsv .txt .json
+  rnninspect forward model.keras x.npy --json | jq .shape
+  python make_x.py | rnninspect forward model.keras - -o - --format csv
+"""
 
 
-@app.command()
+@app.command(
+    cls=_Command,
+    help=FORWARD_HELP,
+    short_help="The output for a batch, equal to Keras's predict.",
+    epilog=EPILOG,
+)
 def forward(
     model: ModelArg,
     input: InputArg = None,
     config: ConfigOpt = None,
     key: KeyOpt = None,
+    named: NamedInputsOpt = None,
     random: RandomOpt = None,
     seed: SeedOpt = None,
     length: LengthOpt = None,
+    save_input: SaveInputOpt = None,
     dtype: DtypeOpt = Dtype.float32,
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", help="Write the output array: .npy, .npz, .csv (2-D) or .json."
+            "--output",
+            "-o",
+            metavar="PATH",
+            help="Write the output array: .npy, .npz (key output), .json, or .csv/.tsv/.txt "
+            "(2-D); '-' for stdout (.npy unless --format says). A model with several "
+            "outputs: .npz (output_0, output_1, ... in Keras's order) or .json.",
         ),
     ] = None,
+    fmt: FormatOpt = None,
     json_out: JsonOpt = False,
     full: FullOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """The model's output for a batch, computed in NumPy: equal to Keras's predict.
-
-    Example: rnninspect forward sample_models/seed/model.keras --random 3 --seed 0
-    """
     DEBUG["on"] |= debug
     from . import outputs
 
-    target = outputs.check_target(output) if output is not None else None
-    m = _load(model, config, _prepare(run=True, tables=target is None and not json_out))
-    x, where = _batch(m, input, key, random, seed, length)
-    N = int(x.shape[0])
-    keep = json_out or target is None  # stdout needs the whole output
+    args = _InputArgs(input, key, random, seed, length, save_input, named)
+    save = args.check()
+    target = _target(output, fmt, json_out, outputs.FORMATS, "npy")
+    table = target is None and not json_out
+    if full and not table:
+        _warn("--full shapes the terminal table; --json and -o hold every value anyway")
+    m = _load(model, config, _prepare(run=True, tables=table))
+    x, where = _batch(m, args, save)
+    N = int(x[0].shape[0])
+    keep = json_out or table  # stdout needs the whole output
     held: list[list[Any]] = []
     sink = None
     try:
@@ -307,57 +589,126 @@ def forward(
     if not keep:
         return
     ys = [np.concatenate([part[i] for part in held]) for i in range(len(held[0]))]
+    from .summary import output_names
+
+    names = output_names(m)
     if json_out:
         if len(ys) == 1:
             _emit(outputs.array_document(ys[0]))
         else:
-            _emit('{"outputs": [' + ", ".join(outputs.array_document(y) for y in ys) + "]}")
+            docs = [outputs.named_document(n, y) for n, y in zip(names, ys, strict=True)]
+            _emit('{"outputs": [' + ", ".join(docs) + "]}")
     else:
         from . import render
 
-        console = _console()
-        for y in ys:
-            console.print(render.output_table(y, full))
+        width = _width()
+        titled = [None] if len(ys) == 1 else [f"output {i} ({n})" for i, n in enumerate(names)]
+        shown = [render.output_view(y, width, full, t) for y, t in zip(ys, titled, strict=True)]
+        _print(shown, width)
 
 
-def _output_sink(target: Path, N: int, ys: list[Any]) -> Any:
+def _output_sink(target: Any, N: int, ys: list[Any]) -> Any:
     from . import outputs
 
-    suffix = target.suffix.lower()
-    if len(ys) > 1 and suffix not in (".npz", ".json"):
-        # An unmerged Bidirectional ends the model: two outputs.
-        raise OutputError(f"{target}: the model has {len(ys)} outputs: use .npz or .json")
-    if suffix == ".csv" and ys[0].ndim > 2:
+    fmt = target.format
+    if len(ys) > 1 and fmt not in ("npz", "json"):
+        raise OutputError(f"{target.name}: the model has {len(ys)} outputs: use .npz or .json")
+    if fmt in outputs.DELIMITERS and ys[0].ndim > 2:
         raise OutputError(
-            f"{target}: .csv holds 2-D arrays; the output is {(N, *ys[0].shape[1:])}: use .npy"
+            f"{target.name}: .{fmt} holds 2-D arrays; the output is {(N, *ys[0].shape[1:])}: "
+            "use .npy"
         )
     return outputs.ArraySink(target, N, several=len(ys) > 1)
 
 
-@app.command()
+def _span(text: str | None, n: int, what: str, option: str) -> range | None:
+    """``A:B`` (either end may be left out) or ``I`` as a range within 0..n-1."""
+    if text is None:
+        return None
+    try:
+        if ":" in text:
+            a_text, _, b_text = text.partition(":")
+            a = int(a_text) if a_text.strip() else 0
+            b = int(b_text) if b_text.strip() else n
+        else:
+            a = int(text)
+            b = a + 1
+    except ValueError:
+        raise UsageError(f"{option} {text}: expected A:B (like 0:8, 8:, :4) or one index") from None
+    if not 0 <= a < b <= n:
+        raise UsageError(f"{option} {text}: out of range: the layer has {n} {what} (0..{n - 1})")
+    return range(a, b)
+
+
+TRACE_HELP = """The hidden state at every timestep of every recurrent layer, for every sample:
+(N,T,M) arrays, exactly what Keras returns with return_sequences=True.
+
+The terminal view shows one sample of one layer as a heatmap fitted to the terminal
+(fewer decimals, units as rows, or elided middle units, with a note saying how many
+and how to see them).
+
+\b
+Examples:
+  rnninspect trace model.keras --random 2 --seed 0 --sample 1
+  rnninspect trace model.keras x.npy --gates --units 0:8  # LSTM/GRU gates
+  rnninspect trace model.keras x.npy -o states.npz  # all layers and samples
+  rnninspect trace model.keras x.npy --layer lstm --json | jq '.layers|keys'
+  cat x.npy | rnninspect trace model.keras - -o - > states.npz
+"""
+
+
+@app.command(
+    cls=_Command,
+    help=TRACE_HELP,
+    short_help="The hidden state at every step, as a heatmap.",
+    epilog=EPILOG,
+)
 def trace(
     model: ModelArg,
     input: InputArg = None,
     config: ConfigOpt = None,
     key: KeyOpt = None,
+    named: NamedInputsOpt = None,
     random: RandomOpt = None,
     seed: SeedOpt = None,
     length: LengthOpt = None,
+    save_input: SaveInputOpt = None,
     dtype: DtypeOpt = Dtype.float32,
-    sample: Annotated[int, typer.Option("--sample", help="Sample to show (0-based).")] = 0,
+    sample: Annotated[
+        int | None,
+        typer.Option("--sample", metavar="I", help="Sample the table shows (0-based; default 0)."),
+    ] = None,
     layer: Annotated[
-        str | None, typer.Option("--layer", help="Recurrent layer to show (default: the first).")
+        str | None,
+        typer.Option(
+            "--layer",
+            metavar="NAME",
+            help="Layer: the one the table shows (default: the first recurrent one), the "
+            "one .npy holds; with .npz/.json/--json only its entries are written. A layer "
+            "without states (Dense, Embedding, attention, ...) gives its output; a shared "
+            "layer's later calls are NAME#1, NAME#2, ...",
+        ),
+    ] = None,
+    units: Annotated[
+        str | None,
+        typer.Option("--units", metavar="A:B", help="Units the table shows (0-based, B excluded)."),
+    ] = None,
+    steps: Annotated[
+        str | None,
+        typer.Option("--steps", metavar="A:B", help="Steps the table shows (processing order)."),
     ] = None,
     output: Annotated[
         Path | None,
         typer.Option(
             "--output",
             "-o",
+            metavar="PATH",
             help="Write states: .npz (one (N,T,M) array per recurrent layer, keyed by layer "
             "name, plus LSTM cell states and Bidirectional directions), .npy (the --layer "
-            "layer), or .json.",
+            "layer), or .json; '-' for stdout (.npz unless --format says).",
         ),
     ] = None,
+    fmt: FormatOpt = None,
     json_out: JsonOpt = False,
     gates: Annotated[
         bool,
@@ -370,52 +721,76 @@ def trace(
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """The hidden state at every timestep of every recurrent layer, for every sample:
-    (N,T,M) arrays, exactly what Keras returns with return_sequences=True.
-
-    Example: rnninspect trace sample_models/seed/model.keras --random 2 --seed 0
-    """
     DEBUG["on"] |= debug
     from . import outputs
 
-    allowed = (".npz", ".npy", ".json")
-    target = outputs.check_target(output, allowed) if output is not None else None
-    m = _load(model, config, _prepare(run=True, tables=target is None and not json_out))
+    args = _InputArgs(input, key, random, seed, length, save_input, named)
+    save = args.check()
+    target = _target(output, fmt, json_out, ("npz", "npy", "json"), "npz")
+    table = target is None and not json_out
+    given = {"--sample": sample is not None, "--units": units is not None}
+    _view_only(table, **given, **{"--steps": steps is not None})
+    if full and not table:
+        _warn("--full shapes the terminal table; --json and -o hold every value anyway")
+    m = _load(model, config, _prepare(run=True, tables=table))
     from . import render
     from .engine import head_after
-    from .model import Bidirectional, Recurrent
+    from .model import GRU, LSTM, Bidirectional, is_recurrent
 
     recurrent = m.recurrent_layers
-    if not recurrent:
-        raise UsageError(f"{model}: the model has no recurrent layer to trace")
-    chosen = m.layer(layer) if layer is not None else recurrent[0]
-    if not isinstance(chosen, (Recurrent, Bidirectional)):
-        names = ", ".join(r.name for r in recurrent)
-        raise UsageError(f"layer {chosen.name!r} is not recurrent (recurrent layers: {names})")
-    x, where = _batch(m, input, key, random, seed, length)
-    N = int(x.shape[0])
-    if not 0 <= sample < N:
-        raise UsageError(f"--sample {sample} is out of range: the batch has N={N} samples")
+    nodes = m.recurrent_nodes()
+    node = m.node(layer) if layer is not None else (nodes[0] if nodes else None)
+    if node is None:
+        raise UsageError(
+            f"{model}: the model has no recurrent layer to trace; "
+            "give --layer NAME for any layer's output"
+        )
+    chosen = node.layer
+    stateful = is_recurrent(chosen)
+    outputs_of = frozenset() if stateful else frozenset({node.key})
+    if gates and stateful:
+        scope = [chosen] if table or layer is not None else recurrent
+        cells = [r.forward if isinstance(r, Bidirectional) else r for r in scope]
+        if not any(isinstance(c, (LSTM, GRU)) for c in cells):
+            kinds = ", ".join(f"{r.name} ({r.class_name})" for r in scope)
+            verb = "has" if len(scope) == 1 else "have"
+            _warn(f"--gates records LSTM and GRU gates; {kinds} {verb} none")
+    x, where = _batch(m, args, save)
+    N = int(x[0].shape[0])
+    index = 0 if sample is None else sample
+    if not 0 <= index < N:
+        raise UsageError(f"--sample {index} is out of range: the batch has N={N} samples")
     # The selected layer's main sequence: a Bidirectional with merge_mode=None has
     # no merged one, so its forward direction stands in.
-    main_key = chosen.name
+    main_key = node.key
     if isinstance(chosen, Bidirectional) and chosen.merge_mode is None:
-        main_key = f"{chosen.name}/forward"
-    single = target is not None and target.suffix.lower() == ".npy"
+        main_key = f"{node.key}/forward"
+    prefix = node.key + "/"
+
+    def wanted(states: dict[str, Any]) -> dict[str, Any]:
+        """What a file or JSON holds: every layer's entries, or the --layer layer's."""
+        if target is not None and target.format == "npy":
+            return {main_key: states[main_key]}
+        if layer is None:
+            return states
+        return {k: v for k, v in states.items() if k == node.key or k.startswith(prefix)}
+
     held: dict[str, list[Any]] = {}
-    sink = outputs.ArraySink(target, N, several=not single) if target is not None else None
+    sink = None
+    if target is not None:
+        sink = outputs.ArraySink(target, N, several=target.format != "npy")
     try:
         for start, stop, result in _chunks(
-            m, x, where, dtype.value, quiet, collect=True, gates=gates
+            m, x, where, dtype.value, quiet, collect=stateful, gates=gates, outputs_of=outputs_of
         ):
             states = result.states
             if sink is not None:
-                sink.write({main_key: states[main_key]} if single else states)
+                sink.write(wanted(states))
             if json_out:
-                for k, v in states.items():
+                for k, v in wanted(states).items():
                     held.setdefault(k, []).append(v)
-            elif target is None and start <= sample < stop:
-                held = {k: [v[sample - start : sample - start + 1]] for k, v in states.items()}
+            elif table and start <= index < stop:
+                held = {k: [v[index - start : index - start + 1]] for k, v in states.items()}
         if sink is not None:
             sink.commit()
     finally:
@@ -424,35 +799,132 @@ def trace(
     if json_out:
         _emit(outputs.arrays_document({k: np.concatenate(v) for k, v in held.items()}))
         return
-    if target is not None:
+    if not table:
         return
+    import dataclasses
+
+    from .inputs import step_mask
+
     one = {k: v[0][0] for k, v in held.items()}  # this sample: (T, M) each
     seq = one[main_key]
-    head = head_after(m, chosen)
+    width = _width()
+    if not stateful or seq.ndim != 2:
+        # A layer without states (or a ConvLSTM's maps): its output, values per row.
+        plain = render.StepOptions(width=width, full=full, color=_colour(_console(width=width)))
+        shown = []
+        for k, value in one.items():
+            rows = value.reshape(1, -1) if value.ndim < 2 else value.reshape(value.shape[0], -1)
+            shown.append(render.state_view(k, index, rows, plain))
+        _print(shown, width)
+        return
+    T, M = seq.shape
+    head = head_after(m, chosen) if node.call == 0 else None
+    mask = step_mask(m, node.key, [a[index : index + 1] for a in x])
+    probe = _console(width=width)
+    opts = render.StepOptions(
+        width=width,
+        full=full,
+        color=_colour(probe),
+        units=_span(units, M, "units", "--units"),
+        steps=_span(steps, T, "steps", "--steps"),
+        mask=None if mask is None else mask[0],
+        backwards=_backwards(chosen, main_key),
+    )
+    # The step's input beside the state: the model's input, when it is the layer's.
+    fed = _fed_by_input(m, node)
+    x_sample = None if fed is None else np.asarray(x[fed][index])
     y_steps = None if head is None else head(seq)
-    backwards = isinstance(chosen, Recurrent) and chosen.go_backwards
-    x_sample = np.asarray(x[sample])
-    console = _console()
-    console.print(render.trace_table(main_key, sample, seq, x_sample, backwards, y_steps, full))
-    prefix = chosen.name + "/"
+    shown = [render.trace_view(main_key, index, seq, x_sample, y_steps, opts)]
     for k, value in one.items():
-        # LSTM cell states always; gate activations with --gates.
+        # LSTM cell states always; gate activations (and directions) with --gates.
         if k.startswith(prefix) and (gates or k.endswith("/c")):
-            console.print(render.state_table(k, sample, value, full))
+            each = dataclasses.replace(opts, backwards=_backwards(chosen, k))
+            shown.append(render.state_view(k, index, value, each))
+    _print(shown, width)
+
+
+def _fed_by_input(m: Any, node: Any) -> int | None:
+    """The model input a node reads, through Masking, no-ops and an Embedding (its
+    steps are then the input's), or None."""
+    from .model import Embedding, InputLayer, Masking, Passthrough
+
+    while node.inputs:
+        source = m.nodes[node.inputs[0].node]
+        if isinstance(source.layer, InputLayer):
+            return int(m.inputs.index(source.layer))
+        if not isinstance(source.layer, (Masking, Passthrough, Embedding)):
+            return None
+        node = source
+    return None
+
+
+def _backwards(layer: Any, key: str) -> bool:
+    """Whether ``key``'s rows run backwards over the input (processing order)."""
+    from .model import Bidirectional
+
+    if isinstance(layer, Bidirectional):
+        rest = key[len(layer.name) + 1 :]
+        if rest.startswith("forward"):
+            return bool(layer.forward.go_backwards)
+        if rest.startswith("backward"):
+            return bool(layer.backward.go_backwards)
+        return False  # the merged sequence: input order
+    return bool(layer.go_backwards)
+
+
+class Shell(str, Enum):
+    bash = "bash"
+    zsh = "zsh"
+    fish = "fish"
+
+
+COMPLETION_HELP = """Print the shell completion script for SHELL (bash, zsh or fish): commands,
+options, choices and file names complete on Tab. (--install-completion writes
+the current shell's into its startup file.)
+
+\b
+Examples:
+  eval "$(rnninspect completion bash)"     # in ~/.bashrc
+  eval "$(rnninspect completion zsh)"      # in ~/.zshrc, after compinit
+  rnninspect completion fish > ~/.config/fish/completions/rnninspect.fish
+"""
+
+
+@app.command(
+    cls=_Command,
+    help=COMPLETION_HELP,
+    short_help="Print the shell completion script (bash, zsh, fish).",
+)
+def completion(
+    shell: Annotated[Shell, typer.Argument(metavar="SHELL", help="bash, zsh or fish.")],
+) -> None:
+    # Typer's own scripts (what --show-completion prints for the detected shell).
+    from typer._completion_shared import get_completion_script
+
+    script = get_completion_script(
+        prog_name="rnninspect", complete_var="_RNNINSPECT_COMPLETE", shell=shell.value
+    )
+    typer.echo(script)
 
 
 # --- insight: diagnose, explain, verify, diff ---------------------------------
 
 
-@app.command()
+@app.command(
+    cls=_Command,
+    short_help="Gradient flow, saturation and memory of the recurrent layers.",
+    epilog=EPILOG,
+)
 def diagnose(
     model: ModelArg,
     input: InputArg = None,
     config: ConfigOpt = None,
     key: KeyOpt = None,
+    named: NamedInputsOpt = None,
     random: RandomOpt = None,
     seed: SeedOpt = None,
     length: LengthOpt = None,
+    save_input: SaveInputOpt = None,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -461,15 +933,20 @@ def diagnose(
     exact state Jacobian norm ||ds_T/ds_t|| over time, memory and dead units; the
     input sensitivity ||dy/dx_t||; and findings in words.
 
-    Example: rnninspect diagnose sample_models/lstm/model.keras --random 16 --seed 0
+    \b
+    Examples:
+      rnninspect diagnose model.keras --random 16 --seed 0
+      rnninspect diagnose model.keras x.npy --json | jq .findings
     """
     DEBUG["on"] |= debug
+    args = _InputArgs(input, key, random, seed, length, save_input, named)
+    save = args.check()
     m = _load(model, config, _prepare(run=True, tables=not json_out))
-    x, _ = _batch(m, input, key, random, seed, length)
+    xs, _ = _batch(m, args, save)
     from . import render_insight
     from .insight.diagnose import diagnose as diagnose_model
 
-    result = diagnose_model(m, x)
+    result = diagnose_model(m, xs[0] if len(xs) == 1 else xs)
     if json_out:
         _emit(render_insight.diagnose_json(result))
         return
@@ -478,15 +955,21 @@ def diagnose(
         console.print(item)
 
 
-@app.command()
+@app.command(
+    cls=_Command,
+    short_help="Formulas, notebook lines, parameter arithmetic; one step's terms.",
+    epilog=EPILOG,
+)
 def explain(
     model: ModelArg,
     input: InputArg = None,
     config: ConfigOpt = None,
     key: KeyOpt = None,
+    named: NamedInputsOpt = None,
     random: RandomOpt = None,
     seed: SeedOpt = None,
     length: LengthOpt = None,
+    save_input: SaveInputOpt = None,
     layer: Annotated[
         str | None,
         typer.Option(
@@ -508,7 +991,11 @@ def explain(
     notebook's NumPy line, its parameter count as arithmetic; with --step t, every
     term of that step with its values.
 
-    Example: rnninspect explain sample_models/seed/model.keras --random 1 --seed 0 --step 3
+    \b
+    Examples:
+      rnninspect explain model.keras
+      rnninspect explain model.keras x.npy --step 3 --sample 0
+      rnninspect explain model.keras x.npy --step 0 --layer bidi/backward --json
     """
     DEBUG["on"] |= debug
     m = _load(model, config, _prepare(run=step is not None, tables=not json_out))
@@ -516,8 +1003,8 @@ def explain(
     from .insight import explain as insight_explain
 
     if step is None:
-        if input is not None or random is not None:
-            raise UsageError("INPUT and --random go with --step t")
+        if input is not None or random is not None or named:
+            raise UsageError("INPUT, --input and --random go with --step t")
         result = insight_explain.explain(m)
         if layer is not None:
             m.layer(layer)  # a clear error for an unknown name
@@ -529,8 +1016,9 @@ def explain(
         for item in render_insight.explain_tables(result):
             console.print(item)
         return
-    x, _ = _batch(m, input, key, random, seed, length)
-    found = insight_explain.explain_step(m, x, layer, sample, step)
+    args = _InputArgs(input, key, random, seed, length, save_input, named)
+    xs, _ = _batch(m, args, args.check())
+    found = insight_explain.explain_step(m, xs[0] if len(xs) == 1 else xs, layer, sample, step)
     if json_out:
         _emit(render_insight.explain_json(found))
         return
@@ -539,8 +1027,8 @@ def explain(
         console.print(item)
 
 
-RtolOpt = Annotated[float, typer.Option("--rtol", help="Relative tolerance.")]
-AtolOpt = Annotated[float, typer.Option("--atol", help="Absolute tolerance.")]
+RtolOpt = Annotated[float, typer.Option("--rtol", metavar="R", help="Relative tolerance.")]
+AtolOpt = Annotated[float, typer.Option("--atol", metavar="A", help="Absolute tolerance.")]
 CompareInputOpt = Annotated[
     str | None,
     typer.Option(
@@ -558,12 +1046,17 @@ def _read_batch(m: Any, source: str, key: str | None) -> Any:
     return inputs.conform(m, inputs.read_input(source, key, ids=m.takes_ids), where)
 
 
-@app.command()
+@app.command(
+    cls=_Command,
+    short_help="Compare the model's outputs and states with a reference.",
+    epilog=EPILOG,
+)
 def verify(
     model: ModelArg,
     reference: Annotated[
         Path,
         typer.Argument(
+            metavar="REFERENCE",
             help="Reference: .npz with the input x, the expected output y (or y/0, ..., "
             "output, output_0, ...) and optionally state/<layer>, final/<layer>/h|c; or a "
             ".npy of the expected output, with --input.",
@@ -582,7 +1075,11 @@ def verify(
     relative error, mean absolute error, values out of tolerance and the worst index.
     Exit 0 when all are within tolerance, 6 otherwise.
 
-    Example: rnninspect verify sample_models/lstm/model.keras sample_models/lstm/golden.npz
+    \b
+    Examples:
+      rnninspect verify model.keras golden.npz
+      rnninspect verify model.keras y.npy --input x.npy --rtol 1e-3
+      rnninspect verify model.keras golden.npz --json | jq .passed
     """
     DEBUG["on"] |= debug
     m = _load(model, config, _prepare(run=True, tables=not json_out))
@@ -605,10 +1102,14 @@ def verify(
         )
 
 
-@app.command()
+@app.command(
+    cls=_Command,
+    short_help="What differs between two models (architecture, weights, outputs).",
+    epilog=EPILOG,
+)
 def diff(
-    a: Annotated[Path, typer.Argument(help="First model file.", show_default=False)],
-    b: Annotated[Path, typer.Argument(help="Second model file.", show_default=False)],
+    a: Annotated[Path, typer.Argument(metavar="A", help="First model file.", show_default=False)],
+    b: Annotated[Path, typer.Argument(metavar="B", help="Second model file.", show_default=False)],
     input: CompareInputOpt = None,
     key: KeyOpt = None,
     config: ConfigOpt = None,
@@ -620,7 +1121,11 @@ def diff(
     and ||a-b||/||a||; with --input, how far the outputs are apart. Exit 0 when
     identical, 6 otherwise. --config applies to both files.
 
-    Example: rnninspect diff sample_models/seed/model.keras sample_models/seed/model.h5
+    \b
+    Examples:
+      rnninspect diff model.keras model.h5
+      rnninspect diff before.weights.h5 after.weights.h5 --config config.json
+      rnninspect diff a.keras b.keras --input x.npy --json
     """
     DEBUG["on"] |= debug
     ma = _load(a, config, _prepare(run=input is not None, tables=not json_out))
@@ -679,7 +1184,33 @@ def main(argv: list[str] | None = None) -> None:
     raise SystemExit(code)
 
 
+def _short_usage() -> int:
+    """``rnninspect`` alone: what to type next, on stderr; a usage error (exit 2)."""
+    sys.stderr.write(
+        f"{USAGE}\n"
+        "Commands: summary (parameters and shapes), forward (the output, as Keras's "
+        "predict), trace (the state at every step), completion (shell completion)\n"
+        "Try 'rnninspect -h' for help, 'rnninspect COMMAND -h' for a command's.\n"
+    )
+    return int(ExitCode.USAGE)
+
+
+def _app_for(args: list[str]) -> typer.Typer:
+    """The app with the one command asked for: Typer builds every command's options
+    from its signature at each start (a few ms apiece), and a run needs only its own.
+    Help, completion and anything unrecognised get the whole app."""
+    name = next((a for a in args if not a.startswith("-")), None)
+    names = [c.name or getattr(c.callback, "__name__", "") for c in app.registered_commands]
+    if name not in names or "_RNNINSPECT_COMPLETE" in os.environ:
+        return app
+    only = copy.copy(app)
+    only.registered_commands = [app.registered_commands[names.index(name)]]
+    return only
+
+
 def _run(args: list[str]) -> int:
+    if not args and "_RNNINSPECT_COMPLETE" not in os.environ:
+        return _short_usage()
     click = _click()
     exits: tuple[type[BaseException], ...] = (typer.Exit, *_exc(click.exceptions, "Exit"))
     aborts: tuple[type[BaseException], ...] = (
@@ -688,7 +1219,7 @@ def _run(args: list[str]) -> int:
         *_exc(click.exceptions, "Abort"),
     )
     usage: tuple[type[BaseException], ...] = _exc(click.exceptions, "ClickException")
-    command = typer.main.get_command(app)
+    command = typer.main.get_command(_app_for(args))
     if "--debug" in args:
         DEBUG["on"] = True
     try:
@@ -715,7 +1246,7 @@ def _run(args: list[str]) -> int:
         # Usage errors: bad option, missing argument, bad value.
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         ctx = getattr(exc, "ctx", None)
-        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        hint = f" (see '{ctx.command_path} -h')" if ctx is not None else ""
         return _fail(message + hint, int(getattr(exc, "exit_code", 2) or 2))
     except BrokenPipeError:
         # The reader went away (`| head -1`): stop quietly, without a traceback.

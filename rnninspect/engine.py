@@ -59,9 +59,7 @@ class RunResult:
     @property
     def output(self) -> Array:
         if len(self.outputs) != 1:
-            raise ValueError(
-                f"the model has {len(self.outputs)} outputs: use Model.forward_all"
-            )
+            raise ValueError(f"the model has {len(self.outputs)} outputs: use Model.forward_all")
         return self.outputs[0]
 
 
@@ -72,6 +70,8 @@ class _Ctx:
     states: dict[str, Array] | None  # where trace entries go, when tracing
     gates: bool  # also record gate activations
     outputs_of: frozenset[str] = frozenset()  # node keys whose outputs trace records
+    mask_of: str | None = None  # a node whose input mask to record (``masks_at``)
+    masks: dict[str, Array | None] = field(default_factory=dict)
 
 
 CHUNK_BYTES = 48 << 20  # working memory per chunk of samples
@@ -81,9 +81,7 @@ def _elements(shape: Sequence[int | None], T: int) -> int:
     return math.prod(T if d is None else int(d) for d in shape)
 
 
-def chunk_rows(
-    model: Model, T: int, D: int, itemsize: int, collect: bool, gates: bool
-) -> int:
+def chunk_rows(model: Model, T: int, D: int, itemsize: int, collect: bool, gates: bool) -> int:
     """Samples per chunk: as many as fit in ``CHUNK_BYTES`` of activations, so memory
     stays bounded however large N is and products are as large as that allows."""
     # Per sample: the inputs (as read, as the compute dtype, and a masked or
@@ -100,7 +98,7 @@ def chunk_rows(
     scratch = 0
     for layer in model.layers:
         for _, w in layer.weights():
-            scratch = max(scratch, 2 * int(w.shape[-1]))
+            scratch = max(scratch, 2 * int(w.shape[-1]) if w.ndim else 0)
     return max(16, CHUNK_BYTES // max(1, (per_row + scratch) * itemsize))
 
 
@@ -125,6 +123,13 @@ def as_inputs(model: Model, x: Any) -> list[Any]:
                 f"{', '.join(map(str, extra)) or 'none'} (the model takes {', '.join(names)})"
             )
         return [x[n] for n in names]
+    if (
+        isinstance(x, (list, tuple))
+        and len(names) == 1
+        and len(x) == 1
+        and isinstance(x[0], np.ndarray)
+    ):
+        return [x[0]]  # one array per input, for a one-input model
     if isinstance(x, (list, tuple)) and len(names) > 1:
         if len(x) != len(names):
             from .errors import InputArrayError
@@ -174,6 +179,8 @@ def iter_chunks(
     workers = _threads() if blas.controlled() else 1
     D = sum(int(np.prod(a.shape[2:], dtype=np.int64)) or 1 for a in xs)
     step = rows or chunk_rows(model, T, D, ft.itemsize, collect, gates) * workers
+    if _time_major(model):
+        step = max(N, 1)  # axis 0 is a time_major layer's time: one chunk
     # Split the batch across threads (BLAS single-threaded) only when it pays;
     # otherwise BLAS keeps its own threads.
     if workers > 1 and not _split_pays(model, min(N, step) // workers):
@@ -188,9 +195,7 @@ def iter_chunks(
                     rows_in = np.array(a[start:stop])  # a copy, out of any memory map
                     _release(a, stop)
                     chunk.append(check_rows(model, rows_in, where, start, index=i))
-                result = _run_parallel(
-                    model, chunk, ft, collect, gates, pool, workers, outputs_of
-                )
+                result = _run_parallel(model, chunk, ft, collect, gates, pool, workers, outputs_of)
                 for rows_in in chunk:
                     if rows_in.dtype.kind == "f" and not np.isfinite(rows_in).all():
                         n, *rest = (int(i) for i in np.argwhere(~np.isfinite(rows_in))[0])
@@ -266,8 +271,15 @@ def _cells(layer: Layer) -> list[Recurrent]:
     return [layer] if isinstance(layer, Recurrent) else []
 
 
+def _time_major(model: Model) -> bool:
+    """Has the model a (tf.keras) time_major layer, for which axis 0 is time?"""
+    return any(getattr(cell, "time_major", False) for n in model.nodes for cell in _cells(n.layer))
+
+
 def _split_pays(model: Model, rows_per_worker: int) -> bool:
     """Is a batch split into ``rows_per_worker`` rows per thread faster than one?"""
+    if _time_major(model):
+        return False  # axis 0 is time for a time_major layer: it cannot be split
     work = calls = 0
     for node in model.nodes:
         for cell in _cells(node.layer):
@@ -369,6 +381,13 @@ def _run_rows(
     """Walk the graph once over these rows (every input holds the same samples)."""
     major = keras_major(model.source.keras_version)
     ctx = _Ctx(ft, major, {} if collect or outputs_of else None, gates, outputs_of)
+    return RunResult(outputs=_walk(model, xs, ctx), states=ctx.states or {})
+
+
+def _walk(model: Model, xs: list[Array], ctx: _Ctx) -> list[Array]:
+    """The nodes in order, each tensor dropped after its last use; the outputs."""
+    ft = ctx.ft
+    outputs_of = ctx.outputs_of
     uses = _uses(model)
     left = dict(uses)
     values: dict[Ref, Array] = {}
@@ -398,22 +417,33 @@ def _run_rows(
                 ref = Ref(i, j)
                 if uses.get(ref):
                     values[ref], masks[ref] = out, out_masks[j]
-    outputs = [values[r] for r in model.outputs]
-    return RunResult(outputs=outputs, states=ctx.states if collect else {})
+    return [values[r] for r in model.outputs]
+
+
+def masks_at(model: Model, x: Any, key: str) -> Array | None:
+    """The mask node ``key``'s layer computes with, (N, T) bool (None: no mask):
+    which of its steps are real, as the graph carries masks to it."""
+    from .inputs import check_rows, conform
+
+    xs = [
+        check_rows(model, conform(model, a, index=i), "input", index=i)
+        for i, a in enumerate(as_inputs(model, x))
+    ]
+    ctx = _Ctx(np.dtype("float32"), keras_major(model.source.keras_version), None, False)
+    ctx.mask_of = key
+    _walk(model, xs, ctx)
+    return ctx.masks.get(key)
 
 
 def _uses(model: Model) -> dict[Ref, int]:
     """How many times each tensor is read (by later nodes, and as a model output)."""
-    found = getattr(model, "_uses", None)
-    if found is None:
-        found = {}
-        for node in model.nodes:
-            for r in node.inputs + node.states:
-                found[r] = found.get(r, 0) + 1
-        for r in model.outputs:
+    found: dict[Ref, int] = {}
+    for node in model.nodes:
+        for r in node.inputs + node.states:
             found[r] = found.get(r, 0) + 1
-        object.__setattr__(model, "_uses", found)
-    return dict(found)
+    for r in model.outputs:
+        found[r] = found.get(r, 0) + 1
+    return found
 
 
 Apply = Callable[
@@ -430,6 +460,10 @@ def apply(
     x = xs[0] if xs else None
     mask = masks[0] if masks else None
     ft = ctx.ft
+    if ctx.mask_of == node.key:
+        # Keras 3 runs a recurrent call with initial states unmasked (see below).
+        keras3_states = bool(states) and ctx.major >= 3 and _is_recurrent(layer)
+        ctx.masks[node.key] = None if keras3_states else mask
     if isinstance(layer, Embedding):
         assert x is not None
         E = layer.embeddings.astype(ft, copy=False)  # (V, E)
@@ -455,15 +489,17 @@ def apply(
     if isinstance(layer, Passthrough):
         assert x is not None
         return [x], [mask]
-    if isinstance(layer, Recurrent):
+    if isinstance(layer, Recurrent | Bidirectional | StackedRNN):
         assert x is not None
-        return _recurrent(node, layer, x, mask, states, ctx)
-    if isinstance(layer, Bidirectional):
-        assert x is not None
-        return _bidirectional(node, layer, x, mask, states, ctx)
-    if isinstance(layer, StackedRNN):
-        assert x is not None
-        return _stacked(node, layer, x, mask, states, ctx)
+        if states and ctx.major >= 3 and mask is not None:
+            # Keras 3 fills in a call's mask only when the call has one tensor
+            # argument: with initial states the layer runs unmasked, while its
+            # output still carries the mask on.
+            outs, out_masks = _states_layer(node, layer, x, None, states, ctx)
+            if _returns_sequences(layer):
+                out_masks[0] = mask
+            return outs, out_masks
+        return _states_layer(node, layer, x, mask, states, ctx)
     from . import families
 
     return families.apply(node, xs, masks, states, ctx)
@@ -493,6 +529,11 @@ def _recurrent(
 ) -> tuple[list[Array], list[Array | None]]:
     """[output] or, with return_state, [output, h] / [output, h, c]."""
     record = ctx.states is not None and not ctx.outputs_of
+    if layer.time_major:
+        # (tf.keras) the tensor's first axis is time: the layer sees (T, N, D). The
+        # batch is never split for such a model (``_time_major``).
+        x = x.transpose(1, 0, 2)
+        mask = None if mask is None else mask.T
     s = scan(
         layer,
         x,
@@ -506,15 +547,40 @@ def _recurrent(
     )
     if record and ctx.states is not None:
         assert s.seq is not None
-        ctx.states[node.key] = s.seq
+        # As the layer returns sequences: time first for a time_major layer.
+        first = (1, 0, 2) if layer.time_major else (0, 1, 2)
+        ctx.states[node.key] = s.seq.transpose(first)
         for name, value in s.extra.items():
-            ctx.states[f"{node.key}/{name}"] = value
+            ctx.states[f"{node.key}/{name}"] = value.transpose(first)
     out: list[Array] = [s.seq if layer.return_sequences else s.last]  # type: ignore[list-item]
     out_masks: list[Array | None] = [mask if layer.return_sequences else None]
+    if layer.time_major and layer.return_sequences:
+        assert s.seq is not None
+        out[0] = s.seq.transpose(1, 0, 2)  # back to (T, N, M), time first
+        out_masks[0] = None if mask is None else mask.T
     if layer.return_state:
         out += s.finals
         out_masks += [None] * len(s.finals)
     return out, out_masks
+
+
+def _states_layer(
+    node: Node,
+    layer: Recurrent | Bidirectional | StackedRNN,
+    x: Array,
+    mask: Array | None,
+    states: list[Array],
+    ctx: _Ctx,
+) -> tuple[list[Array], list[Array | None]]:
+    if isinstance(layer, Recurrent):
+        return _recurrent(node, layer, x, mask, states, ctx)
+    if isinstance(layer, Bidirectional):
+        return _bidirectional(node, layer, x, mask, states, ctx)
+    return _stacked(node, layer, x, mask, states, ctx)
+
+
+def _returns_sequences(layer: Layer) -> bool:
+    return bool(getattr(layer, "return_sequences", False))
 
 
 def _merge(mode: str | None, a: Array, b: Array) -> list[Array]:
@@ -601,7 +667,9 @@ def _stacked(
         init = [a.astype(ctx.ft, copy=False) for a in given[: cell.STATES]] or None
         given = given[cell.STATES :]
         keep = not last or layer.return_sequences or record
-        s = scan(cell, np.ascontiguousarray(seq), mask, ctx.ft, ctx.major, keep, record, ctx.gates, init)
+        s = scan(
+            cell, np.ascontiguousarray(seq), mask, ctx.ft, ctx.major, keep, record, ctx.gates, init
+        )
         finals += s.finals
         if record and ctx.states is not None:
             assert s.seq is not None

@@ -240,7 +240,7 @@ def _mha(
         weights[f"{part}_kernel"] = layer.kernels[part].astype(ft, copy=False)
         weights[f"{part}_bias"] = _cast(layer.biases.get(part), ft)
     want_scores = bool(node.options.get("return_attention_scores", False))
-    y, scores = attention.multi_head_attention(
+    found: Array | tuple[Array, Array] = attention.multi_head_attention(  # type: ignore[call-overload]
         xs[0],
         xs[1],
         xs[2] if len(xs) > 2 else None,
@@ -251,10 +251,11 @@ def _mha(
         value_mask=masks[1],
         key_mask=masks[2] if len(masks) > 2 else None,
         causal=bool(node.options.get("use_causal_mask", False)),
-        return_scores=True,
+        dropout=layer.dropout,
+        return_scores=want_scores,
         keras_major=major,
     )
-    outs = [y, scores] if want_scores else [y]
+    outs = list(found) if isinstance(found, tuple) else [found]
     return outs, [masks[0]] + [None] * (len(outs) - 1)
 
 

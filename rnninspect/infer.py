@@ -191,14 +191,36 @@ def infer_architecture(
     assumptions.insert(
         0,
         f"no architecture in the file; inferred {chain} from the weight shapes, "
-        "with Keras's defaults (tanh activations; sigmoid gates, hard_sigmoid for files "
-        "written by Keras 1 and Keras < 2.3; linear Dense, "
-        "concat Bidirectional merge, "
-        "return_sequences on all but the last recurrent layer, variable T); "
+        f"with Keras's defaults ({', '.join(_defaults(specs))}); "
         "pass --config to use the real architecture",
     )
     arch = Architecture(name=name, layers=specs, input_shape=input_shape, input_dtype=dtype)
     return arch, weights, assumptions
+
+
+def _defaults(specs: list[LayerSpec]) -> list[str]:
+    """The defaults an inferred chain assumed, for the layers it has only."""
+    classes = {s.class_name for s in specs} | {s.inner.class_name for s in specs if s.inner}
+    recurrent = [c for c in ("SimpleRNN", "LSTM", "GRU") if c in classes]
+    out = []
+    if recurrent:
+        out.append(f"tanh {'/'.join(recurrent)}")
+    gated = [c for c in ("LSTM", "GRU") if c in classes]
+    if gated:
+        # build._writer_defaults says hard_sigmoid where the file's Keras defaulted to it.
+        out.append(f"sigmoid {'/'.join(gated)} gates")
+    if "Bidirectional" in classes:
+        out.append("concat Bidirectional merge")
+    if "Dense" in classes:
+        out.append("linear Dense")
+    if "Embedding" in classes:
+        out.append("Embedding without mask_zero")
+    if sum(s.class_name in _RECURRENT for s in specs) > 1:
+        out.append("return_sequences on all but the last recurrent layer")
+    if "TimeDistributed" in classes:
+        out.append("sequences into the TimeDistributed layer")
+    out.append("variable T")
+    return out
 
 
 def _chain_order(

@@ -8,13 +8,22 @@ import io
 import sys
 import zipfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
 from . import npyfile
 from .errors import InputArrayError, UsageError
-from .model import Array, Embedding, InputLayer, Model, TimeDistributed
+from .model import (
+    Array,
+    Embedding,
+    InputLayer,
+    Model,
+    TimeDistributed,
+)
+
+if TYPE_CHECKING:
+    from .outputs import Target
 
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -64,9 +73,7 @@ def conform(model: Model, x: Array, where: str = "input", index: int = 0) -> Arr
     return x
 
 
-def check_rows(
-    model: Model, x: Array, where: str, first_row: int = 0, index: int = 0
-) -> Array:
+def check_rows(model: Model, x: Array, where: str, first_row: int = 0, index: int = 0) -> Array:
     """Value checks on rows of a conformed batch: ids must be integers in [0, V).
     Returns the rows ready for the engine (ids as integers, bools as floats)."""
     if model.inputs[index].dtype == "int32":
@@ -111,9 +118,18 @@ def _ids(model: Model, x: Array, where: str, first_row: int, index: int = 0) -> 
 
 
 def random_input(
-    model: Model, n: int, seed: int | None, length: int | None, index: int = 0
+    model: Model,
+    n: int,
+    seed: int | None,
+    length: int | None,
+    index: int = 0,
+    rng: np.random.RandomState | None = None,
 ) -> Array:
-    """Like the notebook's ``np.random.randn(N, T, D)`` (ids in [1, V) for Embeddings)."""
+    """The notebook's input: ``np.random.seed(seed); np.random.randn(n, T, D)`` (the
+    legacy RandomState stream, so the same seed gives the same X there), cast to
+    float32 as Keras casts it. Ids for an Embedding model:
+    ``np.random.RandomState(seed).randint(1, V, (n, T))``. ``index``: which model
+    input; ``rng``: the stream to draw from (several inputs share one)."""
     if n < 1:
         raise UsageError(f"--random takes a positive number of samples, got {n}")
     spec: InputLayer = model.inputs[index]
@@ -122,18 +138,162 @@ def random_input(
         raise UsageError("the model's T is variable: give --length T with --random")
     if T < 1:
         raise UsageError(f"--length must be positive, got {T}")
-    rng = np.random.default_rng(None if seed is None else seed + 7919 * index)
+    rng = np.random.RandomState(seed) if rng is None else rng
     if spec.dtype == "int32":
         first = embedding_for(model, index)
         V = int(first.embeddings.shape[0]) if first is not None else 2
-        return rng.integers(1, max(V, 2), size=(n, T), dtype=np.int64)
+        if V < 2:  # only id 0 (often the mask) exists
+            return np.zeros((n, T), dtype=np.int64)
+        return rng.randint(1, V, (n, T)).astype(np.int64)
     rest = tuple(int(d) for d in spec.shape[1:] if d is not None)
-    return rng.standard_normal((n, T, *rest)).astype(np.float32)
+    return rng.randn(n, T, *rest).astype(np.float32)
 
 
 def random_inputs(model: Model, n: int, seed: int | None, length: int | None) -> list[Array]:
-    """One random batch per model input (see ``random_input``)."""
-    return [random_input(model, n, seed, length, i) for i in range(len(model.inputs))]
+    """One random batch per model input, drawn one after the other from one stream,
+    as ``np.random.seed(S); x1 = np.random.randn(...); x2 = np.random.randn(...)``."""
+    rng = np.random.RandomState(seed)
+    return [random_input(model, n, seed, length, i, rng) for i in range(len(model.inputs))]
+
+
+def named_inputs(model: Model, given: list[str]) -> dict[str, str]:
+    """``--input NAME=PATH`` options as {input name: path}, names checked."""
+    names = [spec.name for spec in model.inputs]
+    out: dict[str, str] = {}
+    for item in given:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise UsageError(f"--input takes NAME=PATH, got {item!r}")
+        if name not in names:
+            raise UsageError(
+                f"--input {name}=...: the model has no input {name!r} (inputs: {', '.join(names)})"
+            )
+        if name in out:
+            raise UsageError(f"--input {name}=... is given twice")
+        out[name] = path
+    return out
+
+
+def read_inputs(
+    model: Model, source: str | None, key: str | None, given: dict[str, str]
+) -> list[Array]:
+    """One array per model input: from ``--input NAME=PATH`` files, else from INPUT
+    (for several inputs, an .npz holding one array per input name)."""
+    specs = model.inputs
+    if len(specs) == 1:
+        spec = specs[0]
+        path = given.get(spec.name, source)
+        if source is not None and given:
+            raise UsageError("give INPUT or --input NAME=PATH, not both")
+        assert path is not None
+        return [read_input(path, key, ids=spec.dtype == "int32")]
+    found: dict[str, Array] = {}
+    if source is not None:
+        if key is not None:
+            raise UsageError(
+                "--key picks one array; a model with several inputs reads the .npz "
+                "arrays named after its inputs"
+            )
+        found = read_npz_inputs(source, [s.name for s in specs if s.name not in given])
+    for spec in specs:
+        if spec.name in given:
+            found[spec.name] = read_input(given[spec.name], None, ids=spec.dtype == "int32")
+    missing = [s.name for s in specs if s.name not in found]
+    if missing:
+        raise UsageError(
+            f"the model takes {len(specs)} inputs ({', '.join(s.name for s in specs)}); "
+            f"missing {', '.join(missing)}: give an .npz INPUT with those keys or "
+            "--input NAME=PATH for each"
+        )
+    return [found[s.name] for s in specs]
+
+
+def read_npz_inputs(source: str, names: list[str]) -> dict[str, Array]:
+    """The arrays named ``names`` from an .npz INPUT (a path, or - for stdin)."""
+    data = sys.stdin.buffer.read() if source == "-" else None  # stdin is read once
+    out = {}
+    for name in names:
+        out[name] = _read_named(source, name, data)
+    return out
+
+
+def _read_named(source: str, name: str, data: bytes | None) -> Array:
+    try:
+        if data is not None:
+            return _from_bytes(data, "<stdin>", name, False)
+        return read_input(source, name)
+    except InputArrayError as exc:
+        if f"no array {name!r}" in str(exc) or ".npz" not in str(exc):
+            raise InputArrayError(
+                f"{source}: a model with several inputs reads an .npz holding one array per "
+                f"input name; {exc}"
+            ) from None
+        raise
+
+
+def length_note(model: Model, x: Array, where: str, index: int = 0) -> str | None:
+    """A warning when ``x``'s T is not the model's fixed T: Keras 3 refuses such an
+    input and tf.keras warns; the recurrence itself runs over any T."""
+    shape = model.inputs[index].shape
+    T = shape[0] if shape else None
+    if T is None or x.ndim < 2 or x.shape[1] == T:
+        return None
+    return (
+        f"{where}: T={x.shape[1]} steps, but the model was built for T={T} "
+        "(Keras 3 would refuse this input, tf.keras warns); running over all "
+        f"{x.shape[1]} steps"
+    )
+
+
+def step_mask(model: Model, key: str, x: Any) -> Array | None:
+    """Which steps of the layer call ``key`` are real, (N, T) bool (None: no mask),
+    as the graph carries masks to it (for marking masked steps in views)."""
+    from .engine import masks_at
+
+    return masks_at(model, x, key)
+
+
+SAVE_FORMATS = ("npy", "npz", "csv", "tsv", "txt")
+
+
+def save_inputs(model: Model, xs: list[Array], target: Target) -> None:
+    """``save_input`` for one or several inputs: several go to an .npz keyed by the
+    model's input names (what an INPUT .npz for the model holds)."""
+    if len(xs) == 1:
+        save_input(xs[0], target)
+        return
+    from . import outputs
+
+    if target.format != "npz":
+        raise UsageError(
+            f"{target.name}: the model takes {len(xs)} inputs: --save-input writes them "
+            "to an .npz keyed by input name"
+        )
+    outputs.write_arrays(target, {spec.name: x for spec, x in zip(model.inputs, xs, strict=True)})
+
+
+def save_input(x: Array, target: str | Path | Target) -> None:
+    """Write a generated input for Keras (or a later run) to read: ``.npy``; ``.npz``
+    (key ``x``); ``.csv``/``.tsv``/``.txt``, one sample as T rows (the text inputs'
+    own layout)."""
+    from . import outputs
+
+    if not isinstance(target, outputs.Target):
+        target = outputs.check_target(target, SAVE_FORMATS)
+    fmt = target.format
+    if fmt == "npz":
+        outputs.write_arrays(target, {"x": x})
+        return
+    if fmt in outputs.DELIMITERS:
+        if x.shape[0] != 1:
+            raise UsageError(
+                f"{target.name}: a text input holds one sample; --random {x.shape[0]} "
+                "makes several: use .npy or .npz"
+            )
+        one = x[0]
+        outputs.write_array(target, one.reshape(-1, 1) if one.ndim == 1 else one)
+        return
+    outputs.write_array(target, x)
 
 
 def read_input(source: str, key: str | None = None, ids: bool = False) -> Array:
@@ -149,6 +309,8 @@ def read_input(source: str, key: str | None = None, ids: bool = False) -> Array:
     if path.is_dir():
         raise InputArrayError(f"{where}: is a directory, not an input file")
     suffix = path.suffix.lower()
+    if key is not None and suffix in (".npy", ".csv", ".tsv", ".txt"):
+        raise UsageError(f"--key {key} names an array in an .npz input; {where} is a {suffix} file")
     try:
         if suffix == ".npy":
             return _npy_path(path, where)
@@ -164,6 +326,9 @@ def read_input(source: str, key: str | None = None, ids: bool = False) -> Array:
 def _from_bytes(data: bytes, where: str, key: str | None, ids: bool) -> Array:
     if not data:
         raise InputArrayError(f"{where}: no input data")
+    if key is not None and not data.startswith(ZIP_MAGIC):
+        kind = ".npy data" if data.startswith(NPY_MAGIC) else "text"
+        raise UsageError(f"--key {key} names an array in an .npz input; {where} holds {kind}")
     if data.startswith(NPY_MAGIC):
         return _npy(io.BytesIO(data), where)
     if data.startswith(ZIP_MAGIC):

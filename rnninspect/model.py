@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
@@ -45,6 +44,14 @@ class Layer:
         """Names of the weights Keras counts as non-trainable (moving statistics)."""
         return frozenset()
 
+    def get_weights(self) -> list[Array]:
+        """The arrays, as Keras's ``layer.get_weights()`` returns them: SimpleRNN
+        ``[Wx (D,M), Wh (M,M), bh (M,)]``, Dense ``[Wo (M,K), bo (K,)]``, ..."""
+        return [a for _, a in self.weights()]
+
+    def count_params(self) -> int:
+        return sum(int(a.size) for _, a in self.weights())
+
 
 @dataclass(kw_only=True)
 class InputLayer(Layer):
@@ -53,6 +60,7 @@ class InputLayer(Layer):
 
     shape: tuple[int | None, ...]
     dtype: str = "float32"
+    batch: int | None = None  # a fixed batch size the config declares (stateful models)
 
 
 @dataclass(kw_only=True)
@@ -299,7 +307,7 @@ class BatchNormalization(Layer):
     def weights(self) -> list[tuple[str, Array]]:
         out = [] if self.gamma is None else [("gamma", self.gamma)]
         out += [] if self.beta is None else [("beta", self.beta)]
-        return out + [("moving_mean", self.moving_mean), ("moving_variance", self.moving_variance)]
+        return [*out, ("moving_mean", self.moving_mean), ("moving_variance", self.moving_variance)]
 
     def non_trainable(self) -> frozenset[str]:
         return frozenset({"moving_mean", "moving_variance"})
@@ -380,6 +388,9 @@ class MultiHeadAttention(Layer):
     kernels: dict[str, Array]  # query, key, value, output
     biases: dict[str, Array]  # the same keys, when use_bias
     attention_axes: tuple[int, ...] | None = None
+    # Inference ignores dropout, but Keras 3 takes another code path when the config
+    # has some, which treats rows with every key masked differently.
+    dropout: float = 0.0
 
     def weights(self) -> list[tuple[str, Array]]:
         out: list[tuple[str, Array]] = []
@@ -451,10 +462,18 @@ class Model:
     # Keras does, one row each.
     containers: dict[str, str] = field(default_factory=dict)
 
-    # The first input's description, for the common one-input model.
+    # Keras's model.input_shape / output_shape: with the batch axis, a list of them
+    # for several inputs or outputs. Per sample: ``model.inputs[i].shape``.
     @property
-    def input_shape(self) -> tuple[int | None, ...]:
-        return self.inputs[0].shape
+    def input_shape(self) -> tuple[int | None, ...] | list[tuple[int | None, ...]]:
+        shapes = [(i.batch, *i.shape) for i in self.inputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @property
+    def output_shape(self) -> tuple[int | None, ...] | list[tuple[int | None, ...]]:
+        batch = self.inputs[0].batch
+        shapes = [(batch, *self.nodes[r.node].output_shapes[r.index]) for r in self.outputs]
+        return shapes[0] if len(shapes) == 1 else shapes
 
     @property
     def input_dtype(self) -> str:
@@ -498,6 +517,29 @@ class Model:
 
         raise UsageError(f"no layer named {name!r} in {self.source.path} (layers: {known})")
 
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
+        """Keras's ``model.get_layer(name)`` or ``get_layer(index=i)``."""
+        if (name is None) == (index is None):
+            raise ValueError("give a layer name or an index")
+        if index is not None:
+            return self.layers[index]
+        assert name is not None
+        return self.layer(name)
+
+    def get_weights(self) -> list[Array]:
+        """Every layer's arrays in Keras's ``model.get_weights()`` order."""
+        return [a for layer in self.layers for a in layer.get_weights()]
+
+    def count_params(self) -> int:
+        return sum(layer.count_params() for layer in self.layers)
+
+    def predict(self, x: Any, batch_size: int | None = None, verbose: Any = None) -> Any:
+        """Keras's ``model.predict(x)``: the output array, or a list of them for a
+        model with several outputs (``batch_size`` and ``verbose`` change nothing:
+        every batch size gives the same numbers)."""
+        outs = self.forward_all(x)
+        return outs[0] if len(outs) == 1 else outs
+
     def node(self, key: str) -> Node:
         """A node by its trace key (``name`` or ``name#k``)."""
         for node in self.nodes:
@@ -533,11 +575,18 @@ class Model:
 
         return run(self, x, dtype=dtype, collect=True, gates=gates).states
 
-    def summary(self) -> Summary:
-        """Parameter counts, shapes and symbols, like Keras's ``model.summary()``."""
+    def summary(self, print_fn: Any = None, line_length: int | None = None) -> Summary:
+        """Prints the Keras-style table (through ``print_fn``, one line per call, as
+        Keras 2 does; default ``print``) and returns the parameter counts, shapes and
+        symbols as data (``Summary``). ``line_length``: the table's width."""
+        from .render import summary_text
         from .summary import summarize
 
-        return summarize(self)
+        found = summarize(self)
+        emit = print if print_fn is None else print_fn
+        for line in summary_text(found, line_length or 100).splitlines():
+            emit(line)
+        return found
 
     def explain(
         self, x: Any = None, layer: str | None = None, sample: int = 0, step: int | None = None

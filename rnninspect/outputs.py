@@ -1,8 +1,9 @@
-"""Writing result arrays: ``.npy``, ``.npz``, ``.csv`` (2-D at most), ``.json``.
+"""Writing result arrays: ``.npy``, ``.npz``, ``.json``, and ``.csv``, ``.tsv``,
+``.txt`` (2-D at most), to a file or to stdout (``-o -``).
 
-Every write goes to a temporary file beside the target and is renamed over it only
-when complete, so a failed write (no space, no permission, interrupted) never leaves
-a partial file or destroys an earlier result.
+Every write to a file goes to a temporary file beside the target and is renamed over
+it only when complete, so a failed write (no space, no permission, interrupted) never
+leaves a partial file or destroys an earlier result.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import io
 import json
 import os
 import shutil
+import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,26 +26,93 @@ import numpy as np
 from .errors import OutputError
 from .model import Array
 
-SUFFIXES = (".npy", ".npz", ".csv", ".json")
+# Output formats by name (--format) and by suffix; the text ones hold 2-D arrays.
+FORMATS = ("npy", "npz", "csv", "tsv", "txt", "json")
+SUFFIXES = tuple(f".{f}" for f in FORMATS)
+DELIMITERS = {"csv": ",", "tsv": "\t", "txt": " "}
+BINARY = ("npy", "npz")
+STDOUT = "-"
 
 
-def check_target(path: str | Path, allowed: tuple[str, ...] = SUFFIXES) -> Path:
-    """Validate an output path before any work is done."""
+@dataclass(frozen=True)
+class Target:
+    """Where an output goes: a file, or stdout (``path`` None, ``-o -``), and in
+    which format."""
+
+    path: Path | None
+    format: str
+
+    @property
+    def name(self) -> str:
+        return "<stdout>" if self.path is None else str(self.path)
+
+
+def check_target(
+    path: str | Path,
+    allowed: tuple[str, ...] = FORMATS,
+    fmt: str | None = None,
+    default: str = "npy",
+) -> Target:
+    """Validate an output path (``-``: stdout) and its format before any work is done.
+    ``fmt`` (``--format``) names the format where the suffix cannot (``-``, no suffix
+    or an unknown one); ``default`` is stdout's format without it."""
+    if str(path) == STDOUT:
+        chosen = fmt or default
+        if chosen not in allowed:
+            raise OutputError(f"-o -: cannot write {chosen}; use --format {'|'.join(allowed)}")
+        if chosen in BINARY and _stdout_is_terminal():
+            raise OutputError(
+                f"-o -: stdout is a terminal and .{chosen} is binary: redirect it "
+                f"(> out.{chosen}) or choose a text --format (csv, tsv, txt, json)"
+            )
+        return Target(None, chosen)
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in allowed:
+    if path.is_dir() or str(path).endswith(os.sep):
+        raise OutputError(f"{path}: is a directory; give a file name, e.g. {path / 'out.npy'}")
+    suffix = path.suffix.lower().lstrip(".")
+    if fmt is not None and suffix in FORMATS and suffix != fmt:
+        raise OutputError(f"{path}: the suffix says .{suffix} but --format says {fmt}: drop one")
+    chosen = fmt or suffix
+    if chosen not in allowed:
+        known = ", ".join(f".{a}" for a in allowed)
         raise OutputError(
-            f"{path}: unknown output extension {suffix or '(none)'!r}; "
-            f"use one of {', '.join(allowed)}"
+            f"{path}: unknown output extension {'.' + suffix if suffix else '(none)'!r}; "
+            f"use one of {known} (or --format {'|'.join(allowed)})"
         )
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"{path}: directory {parent} does not exist")
-    if path.is_dir():
-        raise OutputError(f"{path}: is a directory")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"{path}: no permission to write in {parent}")
-    return path
+    return Target(path, chosen)
+
+
+def _stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _stdout_bytes() -> IO[bytes]:
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:
+        raise OutputError("<stdout>: cannot write binary data to this stdout")
+    sys.stdout.flush()
+    return buffer  # type: ignore[no-any-return]
+
+
+@contextlib.contextmanager
+def destination(target: Target, binary: bool) -> Iterator[IO[Any]]:
+    """The file to write ``target`` through: stdout as it is, or a temporary file
+    renamed over the target's path on success (``atomic``)."""
+    if target.path is None:
+        fh: IO[Any] = _stdout_bytes() if binary else sys.stdout
+        yield fh
+        fh.flush()
+        return
+    with atomic(target.path, "wb" if binary else "w") as out:
+        yield out
 
 
 @contextlib.contextmanager
@@ -89,6 +159,18 @@ def json_array(a: Array) -> str:
     return _nest(flat, a.shape)
 
 
+def exact_list(a: Array) -> Any:
+    """A nested list of Python numbers that JSON prints as the shortest text reading
+    back to the same ``a.dtype`` values (NaN/Inf: None)."""
+    if a.dtype.kind in "iub":
+        return a.tolist()
+    flat = [
+        None if text == "null" else float(text)
+        for text in (float_text(v, a.dtype) for v in a.reshape(-1).tolist())
+    ]
+    return np.array(flat, dtype=object).reshape(a.shape).tolist() if a.ndim else flat[0]
+
+
 def _nest(flat: list[str], shape: tuple[int, ...]) -> str:
     if not shape:
         return flat[0]
@@ -97,6 +179,11 @@ def _nest(flat: list[str], shape: tuple[int, ...]) -> str:
     step = int(np.prod(shape[1:], dtype=np.int64))
     parts = [_nest(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
     return "[" + ", ".join(parts) + "]"
+
+
+def named_document(name: str, a: Array) -> str:
+    """``{"name", "shape", "dtype", "output"}`` as JSON text (one of several outputs)."""
+    return '{"name": ' + json.dumps(name) + ", " + array_document(a)[1:]
 
 
 def array_document(a: Array, key: str = "output") -> str:
@@ -118,42 +205,46 @@ def arrays_document(arrays: Mapping[str, Array], key: str = "states") -> str:
     return '{"layers": {' + ", ".join(parts) + "}}"
 
 
-def write_array(path: Path, a: Array) -> None:
-    """One array to ``.npy``/``.npz``/``.csv``/``.json`` by extension."""
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        with atomic(path) as fh:
+def write_array(target: Target, a: Array) -> None:
+    """One array in ``target``'s format (``.npz``: key ``output``)."""
+    fmt = target.format
+    if fmt == "npz":
+        write_arrays(target, {"output": a})
+        return
+    if fmt in DELIMITERS and a.ndim > 2:
+        raise OutputError(
+            f"{target.name}: .{fmt} holds 2-D arrays; this one is {a.shape}: "
+            "use .npy, .npz or .json"
+        )
+    with destination(target, binary=fmt == "npy") as fh:
+        if fmt == "npy":
             np.save(fh, a, allow_pickle=False)
-    elif suffix == ".npz":
-        write_arrays(path, {"output": a})
-    elif suffix == ".csv":
-        if a.ndim > 2:
-            raise OutputError(
-                f"{path}: .csv holds 2-D arrays; this one is {a.shape}: use .npy, .npz or .json"
-            )
-        text = io.StringIO()
-        fmt = "%d" if a.dtype.kind in "iub" else ("%.9g" if a.dtype == np.float32 else "%.17g")
-        np.savetxt(text, np.atleast_2d(a) if a.ndim else a.reshape(1, 1), fmt=fmt, delimiter=",")
-        with atomic(path, "w") as fh:
-            fh.write(text.getvalue())
-    elif suffix == ".json":
-        with atomic(path, "w") as fh:
+        elif fmt == "json":
             fh.write(array_document(a) + "\n")
-    else:
-        raise OutputError(f"{path}: unknown output extension {suffix!r}")
+        elif fmt in DELIMITERS:
+            fh.write(delimited(a, DELIMITERS[fmt]))
+        else:
+            raise OutputError(f"{target.name}: unknown output format {fmt!r}")
 
 
-def write_arrays(path: Path, arrays: Mapping[str, Array]) -> None:
+def delimited(a: Array, delimiter: str) -> str:
+    """A 2-D array as text, one row a line; floats read back to the same values."""
+    text = io.StringIO()
+    fmt = "%d" if a.dtype.kind in "iub" else ("%.9g" if a.dtype == np.float32 else "%.17g")
+    np.savetxt(text, np.atleast_2d(a) if a.ndim else a.reshape(1, 1), fmt=fmt, delimiter=delimiter)
+    return text.getvalue()
+
+
+def write_arrays(target: Target, arrays: Mapping[str, Array]) -> None:
     """Several named arrays: ``.npz`` (one entry each) or ``.json``."""
-    suffix = path.suffix.lower()
-    if suffix == ".npz":
-        with atomic(path) as fh:
+    if target.format == "npz":
+        with destination(target, binary=True) as fh:
             np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]
-    elif suffix == ".json":
-        with atomic(path, "w") as fh:
+    elif target.format == "json":
+        with destination(target, binary=False) as fh:
             fh.write(arrays_document(arrays) + "\n")
     else:
-        raise OutputError(f"{path}: several arrays need .npz or .json, not {suffix!r}")
+        raise OutputError(f"{target.name}: several arrays need .npz or .json, not .{target.format}")
 
 
 class ArraySink:
@@ -166,11 +257,14 @@ class ArraySink:
     at ``path`` is untouched.
     """
 
-    def __init__(self, path: Path, total_rows: int, several: bool) -> None:
-        self.path = path
+    def __init__(self, target: Target, total_rows: int, several: bool) -> None:
+        self.target = target
         self.total = total_rows
         self.several = several  # several named arrays (.npz/.json) or one
-        self.suffix = path.suffix.lower()
+        self.format = target.format
+        # Streamed parts go beside the target (renamed into place), or to the
+        # temporary directory when the target is stdout.
+        self._dir = str(target.path.parent) if target.path is not None else None
         self._files: dict[str, tuple[str, IO[bytes]]] = {}  # key -> (temp path, handle)
         self._held: dict[str, list[Array]] = {}
 
@@ -184,10 +278,10 @@ class ArraySink:
             self.abort()
 
     def write(self, arrays: Mapping[str, Array]) -> None:
-        if self.suffix == ".npy" and len(arrays) != 1:
-            raise OutputError(f"{self.path}: .npy holds one array; use .npz for several")
+        if self.format == "npy" and len(arrays) != 1:
+            raise OutputError(f"{self.target.name}: .npy holds one array; use .npz for several")
         for key, chunk in arrays.items():
-            if self.suffix in (".npy", ".npz"):
+            if self.format in BINARY:
                 self._stream(key, np.ascontiguousarray(chunk))
             else:
                 self._held.setdefault(key, []).append(np.asarray(chunk))
@@ -195,9 +289,8 @@ class ArraySink:
     def _stream(self, key: str, chunk: Array) -> None:
         try:
             if key not in self._files:
-                fd, tmp = tempfile.mkstemp(
-                    prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent or "."
-                )
+                name = self.target.path.name if self.target.path is not None else "stdout"
+                fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self._dir)
                 fh = os.fdopen(fd, "wb")
                 self._files[key] = (tmp, fh)
                 header = {
@@ -211,18 +304,27 @@ class ArraySink:
                     np.lib.format.write_array_header_2_0(fh, header)
             self._files[key][1].write(chunk.data)
         except OSError as exc:
-            raise OutputError(f"{self.path}: cannot write ({exc.strerror or exc})") from exc
+            raise OutputError(f"{self.target.name}: cannot write ({exc.strerror or exc})") from exc
 
     def commit(self) -> None:
+        path = self.target.path
         try:
-            if self.suffix == ".npy":
+            if self.format == "npy":
                 ((tmp, fh),) = self._files.values()
                 _finish(fh)
-                os.replace(tmp, self.path)
-            elif self.suffix == ".npz":
+                if path is not None:
+                    os.replace(tmp, path)
+                else:
+                    with open(tmp, "rb") as src:
+                        shutil.copyfileobj(src, _stdout_bytes(), 1 << 20)
+                    sys.stdout.flush()
+            elif self.format == "npz":
                 for _, fh in self._files.values():
                     _finish(fh)
-                with atomic(self.path) as out, zipfile.ZipFile(out, "w") as zf:
+                with (
+                    destination(self.target, binary=True) as out,
+                    zipfile.ZipFile(out, "w") as zf,
+                ):
                     for key, (tmp, _) in self._files.items():
                         with (
                             open(tmp, "rb") as src,
@@ -232,11 +334,11 @@ class ArraySink:
             else:
                 arrays = {k: np.concatenate(v) for k, v in self._held.items()}
                 if self.several:
-                    write_arrays(self.path, arrays)
+                    write_arrays(self.target, arrays)
                 else:
-                    write_array(self.path, next(iter(arrays.values())))
+                    write_array(self.target, next(iter(arrays.values())))
         except OSError as exc:
-            raise OutputError(f"{self.path}: cannot write ({exc.strerror or exc})") from exc
+            raise OutputError(f"{self.target.name}: cannot write ({exc.strerror or exc})") from exc
         finally:
             self.abort()
 

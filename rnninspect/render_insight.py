@@ -13,13 +13,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .render import MAX_COLS, _indices, shape_text
+from .render import shape_text
+
+MAX_COLS = 12  # value columns of a step's terms before eliding the middle (unless --full)
 
 if TYPE_CHECKING:
     from .insight.diagnose import Diagnosis
     from .insight.diff import ModelDiff
     from .insight.explain import Explanation, StepExplanation
     from .insight.verify import Verification
+
+
+def _indices(n: int, limit: int, full: bool) -> list[int | None]:
+    """Column indices to show; None marks an elided gap."""
+    if full or n <= limit:
+        return list(range(n))
+    half = limit // 2
+    return [*range(half), None, *range(n - half, n)]
 
 
 def _num(v: float | None) -> float | None:

@@ -58,10 +58,7 @@ def conv_length(length: int | None, k: int, padding: str, stride: int, dilation:
     if length is None:
         return None
     span = (k - 1) * dilation + 1
-    if padding in ("same", "causal"):
-        out = length
-    else:  # valid
-        out = length - span + 1
+    out = length if padding in ("same", "causal") else length - span + 1  # else valid
     return max(0, (out + stride - 1) // stride)
 
 
@@ -203,7 +200,8 @@ def _merge(layer: Merge, ins: list[Shape]) -> Shape:
         if len(s) != len(first):
             raise ValueError("merged shapes differ")
     return tuple(
-        next((d for d in dims if d is not None and d != 1), dims[0]) for dims in zip(*ins, strict=True)
+        next((d for d in dims if d is not None and d != 1), dims[0])
+        for dims in zip(*ins, strict=True)
     )
 
 

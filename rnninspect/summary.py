@@ -79,7 +79,9 @@ class Summary:
     @property
     def non_trainable_params(self) -> int:
         return sum(
-            inner.non_trainable_params for layer in self.layers for inner in (layer.layers or [layer])
+            inner.non_trainable_params
+            for layer in self.layers
+            for inner in (layer.layers or [layer])
         )
 
     @property
@@ -97,16 +99,20 @@ def _symbols(model: Model) -> dict[str, str]:
     Dense layers, F (F1, ...) for convolution filters."""
     out: dict[str, str] = {}
     heads = {id(model.nodes[r.node].layer) for r in model.outputs}
-    groups: dict[str, list[Layer]] = {"M": [], "H": [], "K": [], "F": []}
+    groups: dict[str, list[Layer]] = {"M": [], "H": [], "K": [], "F": [], "E": []}
     for layer in model.layers:
         inner = layer.layer if isinstance(layer, TimeDistributed) else layer
-        if is_recurrent(inner):
+        if isinstance(inner, Embedding):
+            groups["E"].append(layer)
+        elif is_recurrent(inner):
             groups["M"].append(layer)
         elif isinstance(inner, Dense):
             groups["K" if id(layer) in heads else "H"].append(layer)
         elif isinstance(inner, Conv):
             groups["F"].append(layer)
     for letter, layers in groups.items():
+        if letter == "E" and len(layers) == 1:
+            continue  # one Embedding: (V,D), its width the D of what follows
         for i, layer in enumerate(layers, start=1):
             out[layer.name] = letter if len(layers) == 1 else f"{letter}{i}"
     return out
@@ -167,6 +173,10 @@ class _Syms:
         sym = self.names.get(layer.name)
         if isinstance(inner, Embedding):
             V, E = inner.embeddings.shape
+            if sym:  # one of several Embeddings: V1 and E1, V2 and E2, ...
+                v, e = f"V{sym[1:]}", f"E{sym[1:]}"
+                self.dims[v], self.dims[e] = int(V), int(E)
+                return [_info("embeddings", inner.embeddings, f"({v},{e})")], e
             self.dims["V"] = int(V)
             self.dims.setdefault("D", int(E))
             return [_info("embeddings", inner.embeddings, "(V,D)")], "D"
@@ -194,9 +204,9 @@ class _Syms:
             return infos, sym
         if isinstance(inner, Conv) and sym:
             self.dims.setdefault(sym, inner.filters)
-            k = ",".join(str(d) for d in inner.kernel.shape[: inner.rank])
+            taps = ",".join(str(d) for d in inner.kernel.shape[: inner.rank])
             c = x_sym if inner.groups == 1 else str(inner.kernel.shape[-2])
-            infos = [_info("kernel", inner.kernel, f"({k},{c},{sym})")]
+            infos = [_info("kernel", inner.kernel, f"({taps},{c},{sym})")]
             if inner.bias is not None:
                 infos.append(_info("bias", inner.bias, f"({sym},)"))
             return infos, sym
@@ -219,7 +229,8 @@ def _keeps_width(node: Node, model: Model) -> bool:
 
 def summarize(model: Model) -> Summary:
     syms = _Syms(model)
-    T = model.input_shape[0] if model.input_shape else None
+    first_shape = model.inputs[0].shape
+    T = first_shape[0] if first_shape else None
     dims: dict[str, int | None] = {"T": T}
     first: dict[int, Node] = {}
     calls: dict[int, list[Node]] = {}
@@ -239,19 +250,23 @@ def summarize(model: Model) -> Summary:
             syms.of[Ref(i, 0)] = out_sym
     dims.update(syms.dims)
     graph = not model.is_chain
+    # Keras shows a fixed batch size (a stateful model's) on every layer.
+    lead = model.inputs[0].batch if all(i.batch for i in model.inputs) else None
     names = {id(n.layer): (n.layer.parent or n.layer.name) for n in model.nodes}
     layers: list[LayerInfo] = []
     if model.lists_input_layer:
         for spec in model.inputs:
-            shape = (None, *spec.shape)
+            shape = (spec.batch, *spec.shape)
             layers.append(LayerInfo(spec.name, "InputLayer", shape, 0, True, output_shapes=[shape]))
     for layer in model.layers:
+        if isinstance(layer, InputLayer):
+            continue  # listed above, with the model's inputs
         node = first[id(layer)]
         infos = infos_of[id(layer)][0]
-        shapes = [(None, *s) for s in node.output_shapes]
+        shapes = [(lead, *s) for s in node.output_shapes]
         connected = [
             f"{names[id(model.nodes[r.node].layer)]}[{model.nodes[r.node].call}][{r.index}]"
-            for n in calls[id(layer)]
+            for n in sorted(calls[id(layer)], key=lambda n: n.call)
             for r in n.inputs + n.states
         ]
         params = sum(int(w.value.size) for w in infos)
@@ -294,7 +309,7 @@ def summarize(model: Model) -> Summary:
         format=model.source.format,
         keras_version=model.source.keras_version,
         architecture=model.source.architecture,
-        input_shape=model.input_shape,
+        input_shape=model.inputs[0].shape,
         input_dtype=model.input_dtype,
         layers=layers,
         dims=dims,
@@ -317,6 +332,10 @@ def _output_names(model: Model) -> list[str]:
         names.append(layer.parent or layer.name)
     if model.output_names and len(model.output_names) == len(names):
         names = list(model.output_names)
+    from .versions import keras_major
+
+    if keras_major(model.source.keras_version) >= 3:
+        return names  # Keras 3 names each output after its layer, repeats and all
     counts: dict[str, int] = {}
     for n in names:
         counts[n] = counts.get(n, 0) + 1

@@ -22,13 +22,19 @@ Then, from the repo root::
     /tmp/kerasenv/bin/python scripts/make_sample_models.py               # all models
     /tmp/kerasenv/bin/python scripts/make_sample_models.py seed stacked  # a subset
     /tmp/kerasenv/bin/python scripts/make_sample_models.py --out /tmp/s --only lstm gru
+    /tmp/kerasenv/bin/python scripts/make_sample_models.py --check mha stateful  # no writes
 
-Options: ``--out DIR`` (default ``sample_models/`` in the repo; the README is written
+Options: ``--check`` (write nothing; reload every existing file of the models with the
+Keras that wrote it and compare its predictions with ``golden.npz``), ``--out DIR`` (default ``sample_models/`` in the repo; the README is written
 there too), ``--only NAME ...`` (same as positional names), ``--jax-python PY`` (the
 JAX venv's interpreter; default ``$RNNINSPECT_JAX_PYTHON``, else a ``jaxenv`` venv next
 to the running one, e.g. ``/work/jaxenv`` beside ``/work/kerasenv``). Without a usable
 JAX interpreter ``lstm_jax`` is skipped with a warning (an error if asked for by name).
 ``--jax-worker`` is internal: the script re-runs itself under the JAX interpreter.
+
+The chain models (``seed`` ... ``lstm_jax``) are made by ``generate()``, the graph
+models (``seq2seq_states`` ... ``time_major``: several inputs/outputs, shared layers,
+initial_state, attention, convolutions, cells, ...) by ``generate_graph()``.
 
 Each ``<out>/<model>/`` directory is deleted and regenerated. Weights and inputs
 come from fixed numpy seeds, so the arrays are reproducible; the zip/HDF5 containers may
@@ -43,6 +49,9 @@ Per model directory (see also the README.md this script writes):
 * ``tfkeras.h5``           tf_keras legacy full save (``save_format="h5"``)
 * ``tfkeras_weights.h5``   tf_keras legacy weights-only HDF5 (root attr ``layer_names``)
 * ``SKIPPED_tfkeras.txt``  instead of the three tf_keras files when a model has none
+* ``SKIPPED_keras3.txt``   instead of the three Keras 3 files (tf_keras-only models)
+* ``SKIPPED_<file>.txt``   instead of a file Keras failed to write (graph models)
+* ``NOTE_<file>.txt``      a file Keras writes but cannot ``load_model()`` itself
 * ``layers.npz``           ``<layer name>/<weight>`` arrays + ``__config__`` (JSON text)
 * ``notebook.npz``         ``Wx, Wh, bh, Wo, bo`` (only one-SimpleRNN + one-Dense models)
 * ``config.json``          Keras 3 ``model.to_json()`` pretty-printed
@@ -101,6 +110,17 @@ WEIGHT_KEYS = ("kernel", "recurrent_kernel", "bias", "embeddings")
 
 
 def build_seed(K):
+    # As the notebook builds it: i = Input(shape=(T, D)); x = SimpleRNN(M)(i);
+    # x = Dense(K)(x); model = Model(i, x).
+    i = K.Input(shape=(10, 3))
+    x = K.layers.SimpleRNN(5)(i)
+    x = K.layers.Dense(2)(x)
+    return K.Model(i, x)
+
+
+def build_seed_sequential(K):
+    # The seed model as a Sequential one (the first round's seed), for tests that
+    # edit a chain's config layer by layer.
     return K.Sequential(
         [K.Input(shape=(10, 3)), K.layers.SimpleRNN(5), K.layers.Dense(2)]
     )
@@ -414,11 +434,16 @@ def build_masked_merge(K, tfkeras_semantics=False):
     e2 = K.layers.Embedding(20, 3)(inp)                  # no mask
     a = K.layers.LSTM(4, return_sequences=True)(e1)      # mask passes on
     b = K.layers.GRU(4, return_sequences=True)(e2)       # no mask
-    s = K.layers.Add()([a, b])          # both flavours: AND of the non-None masks = a's
-    c = K.layers.Concatenate()([a, b])  # Keras 3: ANY over [a's mask, ones] = all True;
-    #                                     tf_keras: ALL = a's mask
+    # Output masks with one masked and one unmasked input:
+    #   Add:         Keras 3 None (any None mask -> None; else OR), tf_keras AND of the
+    #                non-None masks = a's mask
+    #   Concatenate: Keras 3 ANY over [a's mask, all-True] = all True, tf_keras ALL = a's
+    # so Keras 3's lstm_1 / gru_1 run unmasked, tf_keras's masked. tfkeras_semantics=True
+    # (Keras 3 only) passes a's mask explicitly to both.
+    s = K.layers.Add()([a, b])
+    c = K.layers.Concatenate()([a, b])
     extra = {"mask": a._keras_mask} if tfkeras_semantics else {}
-    hs = K.layers.LSTM(3)(s)
+    hs = K.layers.LSTM(3)(s, **extra)
     hc = K.layers.GRU(3)(c, **extra)
     # named: Keras 3's mask ops share the layer-name counters (its mask concatenate op
     # takes "concatenate_1"), so a default name would differ between the flavours
@@ -549,19 +574,24 @@ def build_convlstm1d(K):
     return K.Sequential(
         [
             K.Input(shape=(6, 8, 2)),
-            K.layers.ConvLSTM1D(3, 3, padding="same", return_sequences=True),
-            K.layers.ConvLSTM1D(2, 2),
+            # explicit sigmoid: the default recurrent_activation is "sigmoid" in Keras 3
+            # but "hard_sigmoid" in tf_keras (convlstm2d keeps the defaults)
+            K.layers.ConvLSTM1D(3, 3, padding="same", return_sequences=True,
+                                recurrent_activation="sigmoid"),
+            K.layers.ConvLSTM1D(2, 2, recurrent_activation="sigmoid"),
             K.layers.Flatten(),
             K.layers.Dense(2),
         ]
     )
 
 
-def build_convlstm2d(K):
+def build_convlstm2d(K, recurrent_activation=None):
+    # default recurrent_activation: Keras 3 "sigmoid", tf_keras "hard_sigmoid"
+    extra = {"recurrent_activation": recurrent_activation} if recurrent_activation else {}
     return K.Sequential(
         [
             K.Input(shape=(5, 6, 6, 1)),
-            K.layers.ConvLSTM2D(2, (3, 3), padding="valid"),
+            K.layers.ConvLSTM2D(2, (3, 3), padding="valid", **extra),
             K.layers.Flatten(),
             K.layers.Dense(2),
         ]
@@ -675,7 +705,9 @@ def build_time_major(K):
 # name -> (builder, seed, golden T, input kind, notebook.npz?, description)
 MODELS = {
     "seed": (build_seed, 101, 10, "float", True,
-             "the notebook model: Sequential Input(10,3) -> SimpleRNN(5) -> Dense(2), 57 params"),
+             "the notebook model, built as the notebook builds it: Functional Model(i, x), Input(10,3) -> SimpleRNN(5) -> Dense(2), 57 params"),
+    "seed_sequential": (build_seed_sequential, 101, 10, "float", True,
+             "the seed model as Sequential: Input(10,3) -> SimpleRNN(5) -> Dense(2), 57 params (same weights as seed)"),
     "functional": (build_functional, 102, 10, "float", True,
                    "seed architecture as a Functional model, layers named rnn, head"),
     "stacked": (build_stacked, 103, 12, "float", False,
@@ -801,16 +833,19 @@ MODELS = {
     "masked_merge": (build_masked_merge, 155, 9, "ids", False,
                      "Input(9,) int32 -> a = LSTM(4, seq)(Embedding(20, 4, mask_zero)), "
                      "b = GRU(4, seq)(Embedding(20, 3)) (unmasked); LSTM(3)(Add(a, b)), "
-                     "GRU(3)(Concatenate(a, b)) -> Concatenate (named heads) -> Dense(2). y_tfkeras != y by "
-                     "design: Concatenate's mask is ANY over the inputs' masks in Keras 3 "
-                     "(here all True), ALL in tf_keras (a's mask); Add is ALL in both",
+                     "GRU(3)(Concatenate(a, b)) -> Concatenate (named heads) -> Dense(2). "
+                     "y_tfkeras != y by design: with one unmasked input Keras 3's Add gives "
+                     "no mask and its Concatenate an all-True one, tf_keras's give a's mask",
                      {"graph": True,
                       "tfk_emulate": lambda K: build_masked_merge(K, True),
-                      "tfkeras_note": "y_tfkeras != y by design: Concatenate.compute_mask is "
-                      "any(concatenate(masks, -1), -1) in Keras 3 (an unmasked input counts as "
-                      "all-True, so gru_1 gets an all-True mask) but all(...) in tf_keras "
-                      "(gru_1 gets a's mask); Keras 3 with a's mask passed to gru_1 explicitly "
-                      "reproduces y_tfkeras"}),
+                      "tfkeras_note": "y_tfkeras != y by design: Keras 3 merge layers "
+                      "(Add, ...) return no mask when any input has none (else the OR of the "
+                      "masks), and Concatenate returns any(concatenate(masks, -1), -1) with an "
+                      "unmasked input counting as all-True; tf_keras returns the AND of the "
+                      "non-None masks (Add) / all(...) (Concatenate). So lstm_1 (after Add) and "
+                      "gru_1 (after Concatenate) run unmasked in Keras 3 and with a's mask in "
+                      "tf_keras; Keras 3 with a's mask passed to both explicitly reproduces "
+                      "y_tfkeras"}),
     "mha": (build_mha, 134, 8, "float", False,
             "Input(8,3) -> GRU(4, seq) = query; MultiHeadAttention(num_heads=2, key_dim=3)"
             "(query, value=the model input (8,3)) -> GlobalAveragePooling1D -> Dense(2)",
@@ -856,12 +891,20 @@ MODELS = {
                    {"graph": True}),
     "convlstm1d": (build_convlstm1d, 143, 6, "float", False,
                    "Sequential Input(6, 8, 2) (T, width, channels) -> ConvLSTM1D(3, 3, same, "
-                   "seq) -> ConvLSTM1D(2, 2) (valid: width 7) -> Flatten -> Dense(2)",
+                   "seq) -> ConvLSTM1D(2, 2) (valid: width 7) -> Flatten -> Dense(2); both "
+                   "with recurrent_activation=sigmoid given explicitly",
                    {"graph": True}),
     "convlstm2d": (build_convlstm2d, 144, 5, "float", False,
                    "Sequential Input(5, 6, 6, 1) -> ConvLSTM2D(2, (3, 3), valid) -> Flatten -> "
-                   "Dense(2)",
-                   {"graph": True}),
+                   "Dense(2), default recurrent_activation: sigmoid in Keras 3, hard_sigmoid "
+                   "in tf_keras (written in each config), so y_tfkeras != y by design",
+                   {"graph": True,
+                    "tfk_emulate": lambda K: build_convlstm2d(K, tfkeras_hard_sigmoid),
+                    "tfkeras_note": "y_tfkeras != y by design: ConvLSTM2D's default "
+                    "recurrent_activation is \"sigmoid\" in Keras 3 but \"hard_sigmoid\" "
+                    "(clip(0.2x + 0.5, 0, 1)) in tf_keras; each config states its own. Keras 3 "
+                    "with tf_keras's hard_sigmoid as recurrent_activation reproduces "
+                    "y_tfkeras"}),
     "multi_output": (build_multi_output, 145, 10, "float", False,
                      "Input(10,3) -> LSTM(5, seq, return_state) -> [seq, h, c]; three model "
                      "outputs [Dense(2)(GlobalAveragePooling1D(seq)), h, c]",
@@ -1540,8 +1583,8 @@ def generate(name):
 
 GRAPH_RECURRENT = ("SimpleRNN", "LSTM", "GRU", "RNN", "ConvLSTM1D", "ConvLSTM2D",
                    "Bidirectional")
-GRAPH_WEIGHT_KEYS = WEIGHT_KEYS + ("gamma", "beta", "moving_mean", "moving_variance",
-                                   "alpha", "scale")
+GRAPH_WEIGHT_KEYS = (*WEIGHT_KEYS, "gamma", "beta", "moving_mean", "moving_variance",
+                     "alpha", "scale")
 WIDE = 400  # line_length of the summaries we parse (no wrapping, no truncation)
 
 
@@ -1665,8 +1708,8 @@ def graph_inputs(model, seed, T, opts):
             shape = tuple(opts["x_shape"])
         else:
             b = t.shape[0]
-            shape = (N if b is None else int(b),) + tuple(
-                T if d is None else int(d) for d in t.shape[1:])
+            shape = (N if b is None else int(b),
+                     *(T if d is None else int(d) for d in t.shape[1:]))
         assert shape[0] == N or opts.get("x_shape"), shape
         if "int" in str(t.dtype):
             Ti = shape[1]
@@ -1770,9 +1813,9 @@ def parse_summary(text, K):
     names = ["Layer (type)", "Output Shape", "Param #", "Connected to"]
     names = [n for n in names if n in head]
     starts = [0] + [head.index(n) for n in names[1:]]
-    ends = starts[1:] + [None]
+    ends = [*starts[1:], None]
     group = []
-    for ln in lines[eq[0] + 1:eq[1]] + [""]:
+    for ln in [*lines[eq[0] + 1:eq[1]], ""]:
         if ln.strip():
             group.append(ln)
             continue
@@ -2007,7 +2050,7 @@ def graph_goldens(model, K, xs):
     probe = K.Model(model.inputs, tensors, name="goldens_probe")
     got = dict(zip(keys, g_predict(probe, xs)))
     out = {}
-    for layer, k, parent, lkeys, _, nreal in calls:
+    for layer, k, _parent, lkeys, _, nreal in calls:
         real = [got.pop(f"real/{layer.name}#{k}/{j}") for j in range(nreal)]
         g = {kk: got[kk] for kk in lkeys}
         check_call(layer, k, g, real)
@@ -2123,7 +2166,7 @@ def golden_x(xs):
 
 
 def generate_graph(name):
-    builder, seed, T, kind, _, _, opts = spec(name)
+    builder, seed, T, _kind, _, _, opts = spec(name)
     k3_skip, tfk_skip = opts.get("keras3"), opts.get("tfkeras")
     d = os.path.join(OUT, name)
     shutil.rmtree(d, ignore_errors=True)
@@ -2290,7 +2333,7 @@ def generate_graph(name):
     # ---- expected.json
     rec = [(l, par) for l, par in leaf_entries(primary) if g_is_recurrent(l)]
     ncalls = {}
-    for layer, k, parent, *_ in calls:
+    for layer, *_ in calls:
         ncalls[layer.name] = ncalls.get(layer.name, 0) + 1
     first = rec[0][0]
     holder = primary if rec[0][1] is None else next(
@@ -2381,6 +2424,49 @@ def generate_graph(name):
         f"files={sorted(os.listdir(d))}")
 
 
+def golden_list(golden, prefix):
+    """``y`` / ``y/0``, ``y/1``, ... of golden.npz as a list (None if absent)."""
+    if prefix in golden:
+        return [golden[prefix]]
+    ys = []
+    while f"{prefix}/{len(ys)}" in golden:
+        ys.append(golden[f"{prefix}/{len(ys)}"])
+    return ys or None
+
+
+def check_dir(name):
+    """``--check``: reload every model file in ``<out>/<name>/`` with the Keras that
+    wrote it and compare its predict() on golden x with golden y (Keras 3 files) /
+    y_tfkeras (tf_keras files; y if there is none). A file Keras cannot load_model()
+    (see its NOTE_<file>.txt) is checked through builder + load_weights()."""
+    builder, *_ = spec(name)
+    d = os.path.join(OUT, name)
+    p = lambda f: os.path.join(d, f)  # noqa: E731
+    with np.load(p("golden.npz"), allow_pickle=False) as z:
+        golden = dict(z)
+    xs = golden_list(golden, "x")
+    y3 = golden_list(golden, "y")
+    y2 = golden_list(golden, "y_tfkeras") or y3
+    done = []
+    for K, files, want in ((keras, ("model.keras", "model.h5", "model.weights.h5"), y3),
+                           (tf_keras, ("tfkeras.keras", "tfkeras.h5", "tfkeras_weights.h5"),
+                            y2)):
+        for f in files:
+            if not os.path.exists(p(f)):
+                continue
+            K.backend.clear_session()
+            if f.endswith("weights.h5") or os.path.exists(p(f"NOTE_{f}.txt")):
+                model = builder(K)
+                model.load_weights(p(f))
+            else:
+                model = K.models.load_model(p(f))
+            got = g_predict(model, xs)
+            assert allclose(got, want), (name, f, maxdiff(got, want))
+            done.append(f)
+    assert done, name
+    log(f"[{name}] check ok: {', '.join(done)} reproduce golden.npz")
+
+
 def find_jax_python():
     if JAX_PYTHON:
         return JAX_PYTHON
@@ -2452,10 +2538,13 @@ tf_keras {k2}); TensorFlow is never needed at run or test time.
 Regenerate with:
 
     /path/to/venv/bin/python scripts/make_sample_models.py [--out DIR] [--only model ...]
+    /path/to/venv/bin/python scripts/make_sample_models.py --check [model ...]
 
 (venv: `pip install tensorflow-cpu==2.21.0 tf_keras==2.21.0`; `lstm_jax` also needs a
 second, TensorFlow-free venv with `keras==3.15.1 jax jaxlib h5py numpy`, found via
 `--jax-python`, `$RNNINSPECT_JAX_PYTHON` or a `jaxenv` venv beside the first one).
+`--check` writes nothing: it reloads every file of each model with the Keras that wrote it
+and compares its predictions with `golden.npz`.
 Weights are random (numpy seeded, scale 0.5, non-zero biases) and identical across all
 formats of a model.
 
@@ -2474,6 +2563,9 @@ formats of a model.
 | `tfkeras.h5` | tf_keras legacy full save (`save_format="h5"`), weight names end in `:0` |
 | `tfkeras_weights.h5` | tf_keras legacy `save_weights("x.h5")`: root attr `layer_names`, layer groups at the root |
 | `SKIPPED_tfkeras.txt` | instead of the three tf_keras files (and `summary_tfkeras.txt`) when a model has none, with the reason (`lstm_jax`) |
+| `SKIPPED_keras3.txt` | instead of the three Keras 3 files (and `summary_keras3.txt`) when a model cannot be built in Keras 3, with the reason (`time_major`); `config.json` and `layers.npz`'s `__config__` are then tf_keras's `to_json()` |
+| `SKIPPED_<file>.txt` | instead of one file Keras failed to write, with Keras's error (none at present: every graph model saved in all six formats) |
+| `NOTE_<file>.txt` | the file is there and correct, but Keras itself cannot `load_model()` it (reason inside; its weights load with `load_weights()` and predict the golden `y`): `model.h5` of `attention_seq2seq`, `masked_attention`, `masked_merge`, `masked_graph` |
 | `layers.npz` | our npz convention (below) |
 | `notebook.npz` | only for one-SimpleRNN + one-Dense models (seed, functional, variable_t, nobias) |
 | `config.json` | Keras 3 `model.to_json()`, pretty-printed |
@@ -2640,6 +2732,185 @@ Inspect any file with `python scripts/h5tree.py FILE` (h5py only).
 - JAX (`lstm_jax`): same file layouts and config as the TensorFlow-backend Keras 3 files;
   legacy `.h5` root attr `backend` is `"jax"`; the `.keras` `metadata.json` has no backend
   field.
+
+## Graph models (`seq2seq_states` ... `time_major`)
+
+Generated by `generate_graph()`: any Functional/Sequential graph (several inputs and
+outputs, shared layers, a nested model called twice, `initial_state` edges, `return_state`
+tensors as model outputs, attention, convolutions, normalisation, RNN cells, ConvLSTM).
+Weights as above (numpy seed, scale 0.5), except BatchNormalization `moving_variance`
+= |w| + 0.5 (positive) and BatchNormalization/LayerNormalization `gamma` = 1 + w; PReLU
+`alpha`, Attention `scale` and all biases are random too.
+
+### golden.npz
+
+- `x` for one model input, `x/0`, `x/1`, ... (in `model.inputs` order = `input_names`)
+  for several; float32 standard normal, or int32 ids 1..19 with padding zeros (leading in
+  sample 0, one in the middle of sample 1, trailing in sample 2) for integer inputs. N=4
+  (the fixed batch of `stateful`); `time_major`: x is (T=10, 4, 3), Keras's batch axis
+  being time.
+- `y` / `y/0`, `y/1`, ... = Keras 3 `predict` (one key per model output, in order);
+  `y_tfkeras` / `y_tfkeras/i` = tf_keras. They agree to rtol 1e-5, atol 1e-6 except where
+  `expected.json` has a `tfkeras_note` (`masked_attention`, `masked_merge`, `convlstm2d`:
+  different Keras semantics, proven by the generator with a Keras 3 model that emulates
+  tf_keras's). `time_major` has no Keras 3 model: there `y` = `y_tfkeras` = tf_keras.
+- Per *call* of every recurrent layer (SimpleRNN, LSTM, GRU, RNN(cell),
+  RNN(StackedRNNCells), ConvLSTM1D/2D, Bidirectional), from Keras 3 (tf_keras for
+  `time_major`), computed by copies of the layer applied to the very tensors the call
+  received in the model graph (same `initial_state`, same mask):
+  - `state/L`: the output of a copy with `return_sequences=True`, `return_state=False`
+    (never stateful): (N,T,units); ConvLSTM (N,T,W,F) / (N,T,H,W,F);
+    RNN(StackedRNNCells): the last cell's output; `time_major`: (T,N,units), time first,
+    as Keras returns it. Bidirectional: `state/L`, `state/L/forward`, `state/L/backward`
+    as for the chain models (backward in processing order).
+  - `final/L/h`, `final/L/c`: copy with `return_state=True`, for (h, c) layers: LSTM,
+    RNN(LSTMCell), ConvLSTM1D/2D (h, c of shape (N,W,F) / (N,H,W,F)). Not stored for
+    GRU/SimpleRNN (h = last valid output), StackedRNNCells, Bidirectional.
+  - `mask/L` (N,T) bool: the mask Keras 3 passed to that call (absent = no mask). Note
+    `masked_attention`'s decoder `lstm_1` has none and `masked_merge`'s `gru_1` an
+    all-True one (see below).
+  - Shared layers: the first call is `L`, the k-th further call `L#k` (`state/lstm`,
+    `state/lstm#1`, `final/lstm#1/h` in `shared_layers`). Layers inside a nested model
+    use their own name and the call index of the nested model (`shared_nested`: the
+    encoder's `lstm` gives `state/lstm` for `encoder(left)`, `state/lstm#1` for
+    `encoder(right)`). Only one nesting level is supported.
+  - No golden intermediates for non-recurrent layers (attention, MHA, convolutions, ...).
+
+### expected.json (graph models)
+
+All fields of the chain models (`dims` etc.; `dims.D` = last input dim of the first
+recurrent layer, `dims.M` its units/filters, `T` = `null` for `time_major`) plus:
+`graph: true`; `input_names` (Keras 3 has no `model.input_names`: the InputLayer names of
+`model.inputs`), `output_names` (`model.output_names`; a Keras 3 Sequential has none, then
+the output layers' names); `inputs`: `[{{name, tfkeras_name, shape (with batch), dtype}}]`;
+`dims.num_inputs`, `dims.input_shapes`; per flavour block `keras3`/`tfkeras`:
+`summary_columns` (with `Connected to` for non-sequential-like graphs), `input_names`,
+`output_names`, and per row `connected_to` (list of `layer[node][tensor]`, or null without
+that column), `summary` = the row's cells exactly as `model.summary()` prints them (from a
+`line_length=400` summary, so nothing is wrapped or cut: `layer`, `output_shape`, `params`
+("1,234" in Keras 3), `connected_to` (Keras 3 `"a[0][0], b[0][1]"` or `"-"`, tf_keras
+`"['a[0][0]', 'b[0][1]']"`)); rows for plain operations carry `"operation": true`
+(below). `output_shape` of a shared layer: Keras 3 prints its *last* call's, tf_keras its
+common one (or `"multiple"`). `recurrent_layers` rows add `cell_class` / `cells`
+(RNN), `stateful`, `time_major`, `calls` (calls in the model) and `initial_state` (per
+call, the `layer[node][tensor]` of its initial-state tensors). Also `reload_notes`,
+`keras3_skipped`, `skipped_files` where they apply.
+
+### layers.npz (graph models)
+
+Keys `<layer>/<weight>` as before, weight also one of `gamma`, `beta`, `moving_mean`,
+`moving_variance`, `alpha`, `scale`; TimeDistributed(Conv2D) under the TimeDistributed
+name; RNN(cell) as the plain layers (`rnn/kernel`); RNN(StackedRNNCells)
+`<layer>/cells/<i>/<weight>`; MultiHeadAttention `<layer>/<query|key|value|attention_output>/<kernel|bias>`;
+Bidirectional(RNN(cell)) `B/forward/<weight>`, `B/backward/<weight>`; a nested model's
+layers under their own names, once however often the model is called.
+
+### Keras behaviour these models pin down
+
+- Masks in Keras 3 Functional configs: the mask computation is *in the graph*. A masked
+  model's `config.json` has extra entries with `"module": "keras.src.ops.numpy"`
+  (`NotEqual` for Embedding(mask_zero), and for Concatenate `ExpandDims`, `ZerosLike`,
+  `LogicalOr`, an op `Concatenate` (same class_name as the layer: go by `module`),
+  `Any`), and each masked RNN call's node has `kwargs: {{"training": false, "mask":
+  <tensor from not_equal / any>}}`. Keras 3's summary lists these operations as rows
+  (`model.layers` does not); their names share the layer-name counters (so
+  `masked_merge` names its last Concatenate `heads`: a default name would be
+  `concatenate_2` in Keras 3, `concatenate_1` in tf_keras). Keras 3 cannot
+  `load_model()` its own legacy `model.h5` of such a model (`Unknown layer: 'NotEqual'`).
+  tf_keras configs have none of this: masks flow implicitly.
+- Keras 3 calls an RNN that gets `initial_state` **without** its input's mask (its
+  `Layer.__call__` fills in `mask` only for calls with a single tensor argument), yet
+  the output (return_sequences) still carries the input's mask downstream; tf_keras
+  applies the mask (`masked_attention`, y != y_tfkeras).
+- Merge masks, one input masked and one not: Keras 3 Add/Subtract/Multiply/Average/
+  Maximum/Minimum give *no* mask if any input has none (else the OR of the masks);
+  tf_keras the AND of the non-None masks. Concatenate: Keras 3
+  `any(concatenate(masks), -1)` with an unmasked input counted all-True (OR), tf_keras
+  `all(...)` (AND). Equal masks (`masked_graph`) agree. Dot returns no mask. In
+  `masked_graph` branch `b` is go_backwards: its processing-order sequence is
+  concatenated step by step with `a`'s input-order one, under the input-order mask.
+- Attention with masks: value mask -> scores at padded keys get -1e9 before softmax;
+  query mask -> output rows zeroed (Keras 3 `where(q_mask, out, 0)`); the output's mask
+  is the query mask. Keras 3 cannot `load_model()` its legacy `model.h5` of an
+  `Attention` layer (its legacy deserializer turns `score_mode: "dot"` into the function
+  `keras.ops.dot`); `.keras` and tf_keras files load.
+- ConvLSTM1D/2D default `recurrent_activation`: `sigmoid` in Keras 3, `hard_sigmoid` in
+  tf_keras (each config states its own; `convlstm2d` keeps the defaults).
+- `initial_state` in configs: Keras 3 node `kwargs: {{"initial_state": [<tensor>,
+  ...]}}` (`keras_history` `["lstm", 0, 1]`, `["lstm", 0, 2]` = h, c); tf_keras puts the
+  states into the same node as extra inbound entries: `[["dec_in", 0, 0, {{}}],
+  ["lstm", 0, 1, {{}}], ["lstm", 0, 2, {{}}]]` (first = the sequence).
+- Shared layers: one config entry with one inbound node per call (`lstm` in
+  `shared_layers`: two nodes; consumers reference `["lstm", 1, 0]`). Nested model called
+  twice, tf_keras: the config references nodes **1** and **2** (`["encoder", 1, 0, {{}}]`,
+  `["encoder", 2, 0, {{}}]`), but its summary's Connected to column prints `encoder[0][0]`,
+  `encoder[1][0]`; Keras 3 uses 0 and 1 in both.
+- Output names: Keras 3 `model.output_names` repeats a layer name for several outputs of
+  one layer (`multi_output`: `['dense', 'lstm', 'lstm']`), tf_keras makes them unique
+  (`['dense', 'lstm', 'lstm_1']`). `gru_state_outputs` returns the GRU's output and its
+  state as two outputs (equal values).
+- `stateful`: `batch_shape` `[4, 10, 3]` (tf_keras `batch_input_shape`), `stateful: true`;
+  no file stores the RNN states (no variables for them; param counts unchanged); goldens
+  are from reset (zero) states.
+- `time_major` (tf_keras only): input (T, batch, D); `return_sequences` output is time
+  major; the summary shows the non-sequence GRU's output as `(4, 3)` (batch 4 fixed by the
+  Input's second axis).
+- AveragePooling1D(padding="same") averages only the valid elements of a partial window;
+  Conv1D `causal` pads (kernel_size - 1) * dilation_rate zeros on the left;
+  ReLU(max_value, negative_slope, threshold): `max_value` for x >= max_value, x for
+  threshold <= x < max_value, `negative_slope * (x - threshold)` below.
+
+### Weight layouts of the new layer types
+
+`.weights.h5` (Keras 3 `model.weights.h5` and the zips' `model.weights.h5`; h5py lists
+groups alphabetically, the vars indices give the order); Keras 3 `vars` `name` attrs in
+brackets:
+
+- MultiHeadAttention, Keras 3: `layers/multi_head_attention/query_dense/vars/{{0,1}}`
+  [query] (kernel (D_q, heads, key_dim), bias (heads, key_dim)), `.../key_dense/vars/{{0,1}}`
+  [key], `.../value_dense/vars/{{0,1}}` [value], `.../output_dense/vars/{{0,1}}`
+  [attention_output] (kernel (heads, value_dim, D_q), bias (D_q,)); tf_keras `.keras`:
+  `_query_dense`, `_key_dense`, `_value_dense`, `_output_dense` (leading underscore).
+- RNN(LSTMCell) `layers/rnn/cell/vars/{{0,1,2}}` [lstm_cell]; RNN(StackedRNNCells([GRUCell,
+  SimpleRNNCell])) `layers/rnn_1/cell/cells/gru_cell/vars/{{0,1,2}}`,
+  `layers/rnn_1/cell/cells/simple_rnn_cell/vars/{{0,1,2}}` (both flavours).
+  Bidirectional(RNN(GRUCell)): `layers/bidirectional/forward_layer/cell/vars/{{0,1,2}}`,
+  `.../backward_layer/cell/vars/{{0,1,2}}` [gru_cell]; in `bidi_cells` the top-level
+  `rnn_1` is `layers/rnn` (class-based names).
+- ConvLSTM1D/2D `layers/conv_lstm1d/cell/vars/{{0,1,2}}` [conv_lstm_cell] (kernel
+  (k, C, 4F) / (kh, kw, C, 4F), recurrent_kernel (k, F, 4F) / (kh, kw, F, 4F), bias (4F,);
+  gates i, f, c, o), `layers/conv_lstm1d_1/...`.
+- BatchNormalization `layers/batch_normalization/vars/{{0,1,2,3}}` = gamma, beta,
+  moving_mean, moving_variance; LayerNormalization `layers/layer_normalization/vars/{{0,1}}`
+  = gamma, beta; PReLU `layers/p_re_lu/vars/0` = alpha (shared_axes=[1]: (1, C));
+  Attention(use_scale) `layers/attention/vars/0` = scale, shape `()`; AdditiveAttention
+  `layers/additive_attention/vars/0` = scale (dim,); TimeDistributed(Conv2D)
+  `layers/time_distributed/layer/vars/{{0,1}}` [conv2d]; nested Functional (`shared_nested`)
+  `layers/functional/layers/lstm/cell/vars/...` (class-based, though it is called
+  `encoder`). Masked models: weightless groups for layers only, none for the mask ops.
+
+Legacy HDF5 `weight_names` (group = layer name; Keras 3 `model.h5` of a Sequential prefixes
+`sequential/`, tf_keras names end in `:0`):
+
+- MultiHeadAttention: `multi_head_attention/query/kernel`, `.../query/bias`,
+  `.../key/kernel`, `.../key/bias`, `.../value/kernel`, `.../value/bias`,
+  `.../attention_output/kernel`, `.../attention_output/bias` (both flavours).
+- RNN(LSTMCell): Keras 3 `sequential/rnn/lstm_cell/kernel`, `recurrent_kernel`, `bias`;
+  tf_keras `rnn/lstm_cell/kernel:0`. StackedRNNCells:
+  `sequential/rnn_1/stacked_rnn_cells/gru_cell/kernel`, ..., then
+  `.../stacked_rnn_cells/simple_rnn_cell/...`; tf_keras `rnn_1/stacked_rnn_cells/gru_cell/kernel:0`.
+  Bidirectional(RNN(GRUCell)): `sequential/bidirectional/forward_rnn/gru_cell/kernel`, ...,
+  `.../backward_rnn/gru_cell/bias`; tf_keras `bidirectional/forward_rnn/gru_cell/kernel:0`.
+- ConvLSTM: Keras 3 `sequential/conv_lstm1d/conv_lstm_cell/kernel`, `recurrent_kernel`,
+  `bias`; tf_keras **without** the cell: `conv_lstm1d/kernel:0`, `conv_lstm1d/recurrent_kernel:0`,
+  `conv_lstm1d/bias:0`.
+- BatchNormalization `batch_normalization/gamma`, `beta`, `moving_mean`,
+  `moving_variance` (trainable first, then the moving statistics; both flavours);
+  LayerNormalization `gamma`, `beta`; PReLU `p_re_lu/alpha`; Attention `attention/scale`;
+  AdditiveAttention `additive_attention/scale`; TimeDistributed(Conv2D): Keras 3
+  `sequential/time_distributed/conv2d/kernel`, tf_keras `time_distributed/kernel:0`.
+- Nested model called twice (`shared_nested`): one group `encoder` listing its inner
+  weights (`lstm/lstm_cell/kernel`, ..., `dense/kernel`, `dense/bias`), as `nested_func`.
 """
 
 
@@ -2663,6 +2934,9 @@ def main(argv):
     ap.add_argument("--jax-python", default=None,
                     help="python of a TensorFlow-free venv with keras + jax, for lstm_jax "
                          "(default: $RNNINSPECT_JAX_PYTHON or a 'jaxenv' venv beside this one)")
+    ap.add_argument("--check", action="store_true",
+                    help="write nothing: reload the existing files of the models and compare "
+                         "their predictions with golden.npz")
     ap.add_argument("--jax-worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     OUT = os.path.abspath(args.out)
@@ -2673,6 +2947,10 @@ def main(argv):
     if unknown:
         sys.exit(f"unknown model(s): {unknown}; known: {list(MODELS)}")
     np.random.seed(0)
+    if args.check:
+        for n in names:
+            check_dir(n)
+        return
     if args.jax_worker:
         assert keras.backend.backend() == "jax", keras.backend.backend()
         for n in names:

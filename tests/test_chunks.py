@@ -22,7 +22,7 @@ def cli(*args: str) -> int:
 def batch(model: rnninspect.Model, n: int, seed: int = 0) -> np.ndarray:
     from rnninspect.inputs import random_input
 
-    return random_input(model, n, seed, model.input_shape[0] or 7)
+    return random_input(model, n, seed, model.inputs[0].shape[0] or 7)
 
 
 @pytest.mark.parametrize("name", ["stacked", "masking", "embedding", "backwards", "seq2seq"])

@@ -275,9 +275,21 @@ def test_trace_view_elides_long_sequences() -> None:
     assert len(out.splitlines()) > 500
 
 
+def test_trace_layer_without_states_gives_its_output() -> None:
+    """--layer accepts any layer: one without states gives its output (the seed
+    model's Dense head: forward's output)."""
+    args = ("--random", "3", "--seed", "1", "--json")
+    code, out, err = cli("trace", str(SEED), *args, "--layer", "dense")
+    assert code == 0, err
+    got = json.loads(out)["layers"]
+    assert list(got) == ["dense"] and got["dense"]["shape"] == [3, 2]
+    code, out, _ = cli("forward", str(SEED), *args)
+    assert got["dense"]["states"] == json.loads(out)["output"]
+
+
 def test_trace_errors() -> None:
-    code, _, err = cli("trace", str(SEED), "--random", "2", "--layer", "dense")
-    assert code == ExitCode.USAGE and "not recurrent" in err
+    code, _, err = cli("trace", str(SEED), "--random", "2", "--layer", "nope")
+    assert code == ExitCode.USAGE and "no layer named 'nope'" in err
     code, _, err = cli("trace", str(SEED), "--random", "2", "--sample", "5")
     assert code == ExitCode.USAGE and "N=2" in err
 
@@ -435,7 +447,7 @@ def test_version_and_help() -> None:
     for command in ("summary", "forward", "trace"):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0
-        assert "Example:" in result.output
+        assert "Examples:" in result.output
 
 
 def test_every_command_is_in_the_readme() -> None:
@@ -522,15 +534,19 @@ def test_npy_ids_column_is_a_batch_not_one_sample(tmp_path: Path) -> None:
     assert json.loads(out)["shape"] == [3, 3]
 
 
-@pytest.mark.parametrize("command", [[], ["summary"], ["forward"], ["trace"]])
-def test_help_imports_neither_h5py_nor_rich(command: list[str]) -> None:
-    """Help is instant: the file-format and table libraries load only when used."""
-    import subprocess
-    import sys
-
+@pytest.mark.parametrize(
+    "argv",
+    [
+        *([*c, f] for f in ("--help", "-h") for c in ([], ["summary"], ["forward"], ["trace"])),
+        ["completion", "bash"],
+    ],
+)
+def test_help_imports_neither_h5py_nor_rich(argv: list[str]) -> None:
+    """Help (and printing a completion script) is instant: the file-format and table
+    libraries load only when used."""
     script = (
         "import sys\n"
-        f"sys.argv = ['rnninspect', *{command!r}, '--help']\n"
+        f"sys.argv = ['rnninspect', *{argv!r}]\n"
         "from rnninspect.__main__ import main\n"
         "try:\n"
         "    main()\n"
@@ -541,5 +557,5 @@ def test_help_imports_neither_h5py_nor_rich(command: list[str]) -> None:
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
-    assert "Usage" in done.stdout
+    assert ("Usage" if argv[0] != "completion" else "complete -o default") in done.stdout
     assert done.stdout.strip().splitlines()[-1] == "[]"

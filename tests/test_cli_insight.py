@@ -28,7 +28,8 @@ def test_exit_code_six_is_documented() -> None:
 @pytest.mark.parametrize("command", ["diagnose", "explain", "verify", "diff"])
 def test_help_has_an_example(command: str) -> None:
     result = CliRunner().invoke(app, [command, "--help"])
-    assert result.exit_code == 0 and "Example:" in result.output
+    assert result.exit_code == 0 and "Examples:" in result.output
+    assert "compared, and found different" in result.output  # the exit codes epilog
 
 
 # --- diagnose -----------------------------------------------------------------

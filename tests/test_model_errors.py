@@ -23,6 +23,9 @@ import rnninspect
 from rnninspect import ModelError, UnsupportedLayerError
 from rnninspect.errors import ExitCode
 
+# The seed model as a Sequential chain: these tests edit its config layer by layer.
+SEED = "seed_sequential"
+
 
 def expect_error(
     path: Path,
@@ -88,14 +91,14 @@ def test_text_file_named_keras(tmp_path: Path) -> None:
     "name", ["model.h5", "tfkeras.h5", "model.weights.h5", "tfkeras_weights.h5"]
 )
 def test_truncated_hdf5(tmp_path: Path, name: str) -> None:
-    data = sample("seed", name).read_bytes()
+    data = sample(SEED, name).read_bytes()
     path = tmp_path / name
     path.write_bytes(data[: len(data) // 2])
     expect_error(path, ModelError)
 
 
 def test_truncated_keras_zip(tmp_path: Path) -> None:
-    data = sample("seed", "model.keras").read_bytes()
+    data = sample(SEED, "model.keras").read_bytes()
     path = tmp_path / "half.keras"
     path.write_bytes(data[: len(data) // 2])
     expect_error(path, ModelError, "zip")
@@ -118,20 +121,20 @@ def test_zip_that_is_neither(tmp_path: Path) -> None:
 
 def test_keras_zip_without_weights(tmp_path: Path) -> None:
     path = edit_keras_zip(
-        sample("seed", "model.keras"), tmp_path / "m.keras", drop=("model.weights.h5",)
+        sample(SEED, "model.keras"), tmp_path / "m.keras", drop=("model.weights.h5",)
     )
     expect_error(path, ModelError, "model.weights.h5")
 
 
 def test_keras_zip_with_broken_config(tmp_path: Path) -> None:
-    members = read_zip(sample("seed", "model.keras"))
+    members = read_zip(sample(SEED, "model.keras"))
     members["config.json"] = b'{"class_name": "Sequential", "config": {"layers": ['
     path = write_zip(tmp_path / "m.keras", members)
     expect_error(path, ModelError, "config.json", "JSON")
 
 
 def test_keras_zip_whose_weights_are_not_hdf5(tmp_path: Path) -> None:
-    members = read_zip(sample("seed", "model.keras"))
+    members = read_zip(sample(SEED, "model.keras"))
     members["model.weights.h5"] = b"not hdf5 at all" * 10
     path = write_zip(tmp_path / "m.keras", members)
     expect_error(path, ModelError, "model.weights.h5")
@@ -140,7 +143,7 @@ def test_keras_zip_whose_weights_are_not_hdf5(tmp_path: Path) -> None:
 def test_config_file_missing(tmp_path: Path) -> None:
     missing = tmp_path / "no_config.json"
     expect_error(
-        sample("seed", "model.weights.h5"),
+        sample(SEED, "model.weights.h5"),
         ModelError,
         "no such file",
         config=missing,
@@ -151,14 +154,14 @@ def test_config_file_missing(tmp_path: Path) -> None:
 def test_config_file_not_json(tmp_path: Path) -> None:
     cfg = tmp_path / "config.json"
     cfg.write_text("{ nope")
-    expect_error(sample("seed", "model.weights.h5"), ModelError, "JSON", config=cfg, names=cfg)
+    expect_error(sample(SEED, "model.weights.h5"), ModelError, "JSON", config=cfg, names=cfg)
 
 
 def test_config_of_a_single_layer_not_a_model(tmp_path: Path) -> None:
     cfg = tmp_path / "config.json"
-    cfg.write_text(json.dumps(keras_config("seed")["config"]["layers"][1]))
+    cfg.write_text(json.dumps(keras_config(SEED)["config"]["layers"][1]))
     expect_error(
-        sample("seed", "model.weights.h5"),
+        sample(SEED, "model.weights.h5"),
         ModelError,
         "Sequential or Functional",
         config=cfg,
@@ -193,9 +196,9 @@ LAMBDA = {
 
 def test_lambda_layer_in_keras_zip_is_refused(tmp_path: Path) -> None:
     path = edit_keras_zip(
-        sample("seed", "model.keras"),
+        sample(SEED, "model.keras"),
         tmp_path / "m.keras",
-        config=lambda c: _with_layer("seed", 2, LAMBDA),
+        config=lambda c: _with_layer(SEED, 2, LAMBDA),
     )
     msg = expect_error(path, UnsupportedLayerError, "'lambda'", "Lambda", "never runs code")
     assert "code" in msg
@@ -203,9 +206,9 @@ def test_lambda_layer_in_keras_zip_is_refused(tmp_path: Path) -> None:
 
 def test_lambda_layer_in_config_file_is_refused(tmp_path: Path) -> None:
     cfg = tmp_path / "config.json"
-    cfg.write_text(json.dumps(_with_layer("seed", 2, LAMBDA)))
+    cfg.write_text(json.dumps(_with_layer(SEED, 2, LAMBDA)))
     expect_error(
-        sample("seed", "model.weights.h5"),
+        sample(SEED, "model.weights.h5"),
         UnsupportedLayerError,
         "Lambda",
         "never runs code",
@@ -230,18 +233,18 @@ def test_lambda_layer_in_legacy_h5_is_refused(tmp_path: Path) -> None:
         )
         h5.attrs["model_config"] = json.dumps(cfg)
 
-    path = edit_h5(sample("seed", "tfkeras.h5"), tmp_path / "m.h5", edit)
+    path = edit_h5(sample(SEED, "tfkeras.h5"), tmp_path / "m.h5", edit)
     expect_error(path, UnsupportedLayerError, "Lambda", "never runs code")
 
 
 def test_unknown_layer_class(tmp_path: Path) -> None:
-    entry = keras_config("seed")["config"]["layers"][2]
+    entry = keras_config(SEED)["config"]["layers"][2]
     entry["class_name"] = "Conv3D"
     entry["config"]["name"] = "conv"
     path = edit_keras_zip(
-        sample("seed", "model.keras"),
+        sample(SEED, "model.keras"),
         tmp_path / "m.keras",
-        config=lambda c: _with_layer("seed", 2, entry),
+        config=lambda c: _with_layer(SEED, 2, entry),
     )
     msg = expect_error(path, UnsupportedLayerError, "'conv'", "Conv3D", "supported")
     supported = msg.split("supported", 1)[1]
@@ -258,19 +261,19 @@ def test_unknown_layer_class(tmp_path: Path) -> None:
     ],
 )
 def test_custom_class_is_refused(tmp_path: Path, module: str, registered: str | None) -> None:
-    entry = keras_config("seed")["config"]["layers"][2]
+    entry = keras_config(SEED)["config"]["layers"][2]
     entry["module"] = module
     entry["registered_name"] = registered
     path = edit_keras_zip(
-        sample("seed", "model.keras"),
+        sample(SEED, "model.keras"),
         tmp_path / "m.keras",
-        config=lambda c: _with_layer("seed", 2, entry),
+        config=lambda c: _with_layer(SEED, 2, entry),
     )
     expect_error(path, UnsupportedLayerError, "'dense'", "custom", "never runs code")
 
 
 def test_custom_activation_is_refused(tmp_path: Path) -> None:
-    entry = keras_config("seed")["config"]["layers"][2]
+    entry = keras_config(SEED)["config"]["layers"][2]
     entry["config"]["activation"] = {
         "module": "my_project.acts",
         "class_name": "function",
@@ -278,9 +281,9 @@ def test_custom_activation_is_refused(tmp_path: Path) -> None:
         "registered_name": "my_act",
     }
     path = edit_keras_zip(
-        sample("seed", "model.keras"),
+        sample(SEED, "model.keras"),
         tmp_path / "m.keras",
-        config=lambda c: _with_layer("seed", 2, entry),
+        config=lambda c: _with_layer(SEED, 2, entry),
     )
     expect_error(path, UnsupportedLayerError, "'dense'", "activation")
 
@@ -392,7 +395,7 @@ def _npz_edit(tmp_path: Path, model: str, **changes: np.ndarray | None) -> Path:
 def test_npz_weight_shape_mismatch(
     tmp_path: Path, key: str, shape: tuple[int, ...], layer: str
 ) -> None:
-    path = _npz_edit(tmp_path, "seed", **{key: np.zeros(shape, np.float32)})
+    path = _npz_edit(tmp_path, SEED, **{key: np.zeros(shape, np.float32)})
     shape_text = "(" + ",".join(map(str, shape)) + (",)" if len(shape) == 1 else ")")
     expect_error(path, ModelError, f"'{layer}'", shape_text)
 
@@ -402,7 +405,7 @@ def test_keras_zip_weight_shape_mismatch(tmp_path: Path) -> None:
         del h5["layers/dense/vars/0"]
         h5["layers/dense/vars/0"] = np.zeros((7, 2), np.float32)
 
-    path = edit_keras_zip(sample("seed", "model.keras"), tmp_path / "m.keras", h5=edit)
+    path = edit_keras_zip(sample(SEED, "model.keras"), tmp_path / "m.keras", h5=edit)
     expect_error(path, ModelError, "'dense'", "(7,2)")
 
 
@@ -412,17 +415,17 @@ def test_legacy_weight_shape_mismatch(tmp_path: Path) -> None:
         del h5[name]
         h5[name] = np.zeros((5, 3), np.float32)
 
-    path = edit_h5(sample("seed", "tfkeras.h5"), tmp_path / "m.h5", edit)
+    path = edit_h5(sample(SEED, "tfkeras.h5"), tmp_path / "m.h5", edit)
     expect_error(path, ModelError, "'simple_rnn'", "(5,3)")
 
 
 def test_npz_weights_missing_for_a_layer(tmp_path: Path) -> None:
-    path = _npz_edit(tmp_path, "seed", dense__kernel=None, dense__bias=None)
+    path = _npz_edit(tmp_path, SEED, dense__kernel=None, dense__bias=None)
     expect_error(path, ModelError, "dense")
 
 
 def test_npz_missing_bias_only(tmp_path: Path) -> None:
-    path = _npz_edit(tmp_path, "seed", dense__bias=None)
+    path = _npz_edit(tmp_path, SEED, dense__bias=None)
     expect_error(path, ModelError, "'dense'")
 
 
@@ -430,7 +433,7 @@ def test_keras_zip_weights_missing_for_a_layer(tmp_path: Path) -> None:
     def edit(h5: h5py.File) -> None:
         del h5["layers/dense"]
 
-    path = edit_keras_zip(sample("seed", "model.keras"), tmp_path / "m.keras", h5=edit)
+    path = edit_keras_zip(sample(SEED, "model.keras"), tmp_path / "m.keras", h5=edit)
     expect_error(path, ModelError, "'dense'")
 
 
@@ -438,7 +441,7 @@ def test_legacy_weights_missing_for_a_layer(tmp_path: Path) -> None:
     def edit(h5: h5py.File) -> None:
         del h5["model_weights/dense"]
 
-    path = edit_h5(sample("seed", "tfkeras.h5"), tmp_path / "m.h5", edit)
+    path = edit_h5(sample(SEED, "tfkeras.h5"), tmp_path / "m.h5", edit)
     expect_error(path, ModelError, "'dense'")
 
 
@@ -446,14 +449,14 @@ def test_legacy_weight_dataset_missing(tmp_path: Path) -> None:
     def edit(h5: h5py.File) -> None:
         del h5["model_weights/dense/dense/bias:0"]
 
-    path = edit_h5(sample("seed", "tfkeras.h5"), tmp_path / "m.h5", edit)
+    path = edit_h5(sample(SEED, "tfkeras.h5"), tmp_path / "m.h5", edit)
     expect_error(path, ModelError, "'dense'", "bias")
 
 
 def test_weights_only_config_with_a_layer_the_file_lacks(tmp_path: Path) -> None:
     """The stacked config (3 weighted layers) for the seed's weights (2 layers)."""
     expect_error(
-        sample("seed", "model.weights.h5"),
+        sample(SEED, "model.weights.h5"),
         ModelError,
         "no weights",
         config=sample("stacked", "config.json"),
@@ -461,7 +464,7 @@ def test_weights_only_config_with_a_layer_the_file_lacks(tmp_path: Path) -> None
 
 
 def test_npz_integer_weights(tmp_path: Path) -> None:
-    path = _npz_edit(tmp_path, "seed", dense__kernel=np.zeros((5, 2), np.int32))
+    path = _npz_edit(tmp_path, SEED, dense__kernel=np.zeros((5, 2), np.int32))
     expect_error(path, ModelError, "'dense'", "int32")
 
 
@@ -472,12 +475,16 @@ def test_npz_unknown_keys(tmp_path: Path) -> None:
 
 
 def test_npz_with_pickled_object_array(tmp_path: Path) -> None:
-    path = _npz_edit(tmp_path, "seed", dense__bias=np.array([{"evil": 1}, None], dtype=object))
+    path = _npz_edit(tmp_path, SEED, dense__bias=np.array([{"evil": 1}, None], dtype=object))
     expect_error(path, ModelError, "pickle")
 
 
 def test_npz_config_with_pickled_object(tmp_path: Path) -> None:
-    path = _npz_edit(tmp_path, "seed", __config__=np.array([keras_config("seed")], dtype=object))
+    path = _npz_edit(
+        tmp_path,
+        SEED,
+        __config__=np.array([keras_config(SEED)], dtype=object),
+    )
     expect_error(path, ModelError, "pickle")
 
 
@@ -494,7 +501,7 @@ def _external_target(tmp_path: Path, arrays: dict[str, np.ndarray]) -> Path:
 
 
 def _seed_dense() -> tuple[np.ndarray, np.ndarray]:
-    dense = rnninspect.load_model(sample("seed", "model.keras")).layers[1]
+    dense = rnninspect.load_model(sample(SEED, "model.keras")).layers[1]
     return dense.kernel, dense.bias
 
 
@@ -515,14 +522,16 @@ def test_external_link_in_native_weights_not_followed(
     arrays = {"vars/0": k, "vars/1": b} if at == "layers/dense" else {"0": k, "1": b}
     target = _external_target(tmp_path, arrays)
     path = edit_h5(
-        sample("seed", "model.weights.h5"), tmp_path / "w.weights.h5", _native_link(target, at)
+        sample(SEED, "model.weights.h5"),
+        tmp_path / "w.weights.h5",
+        _native_link(target, at),
     )
     expect_error(
         path,
         ModelError,
         "external link",
         "not followed",
-        config=sample("seed", "config.json") if with_config else None,
+        config=sample(SEED, "config.json") if with_config else None,
     )
 
 
@@ -530,7 +539,9 @@ def test_external_link_in_keras_zip_not_followed(tmp_path: Path) -> None:
     k, b = _seed_dense()
     target = _external_target(tmp_path, {"vars/0": k, "vars/1": b})
     path = edit_keras_zip(
-        sample("seed", "model.keras"), tmp_path / "m.keras", h5=_native_link(target, "layers/dense")
+        sample(SEED, "model.keras"),
+        tmp_path / "m.keras",
+        h5=_native_link(target, "layers/dense"),
     )
     expect_error(path, ModelError, "external link", "not followed")
 
@@ -549,7 +560,7 @@ def test_external_link_as_legacy_layer_group_not_followed(tmp_path: Path, name: 
         with h5py.File(target, "r+") as t:
             t.attrs["weight_names"] = names
 
-    path = edit_h5(sample("seed", name), tmp_path / name, edit)
+    path = edit_h5(sample(SEED, name), tmp_path / name, edit)
     expect_error(path, ModelError, "external link", "not followed")
 
 
@@ -563,7 +574,7 @@ def test_external_link_inside_legacy_weight_path_not_followed(tmp_path: Path, na
         del h5[f"{root}dense/dense"]
         h5[f"{root}dense/dense"] = h5py.ExternalLink(str(target), "/")
 
-    path = edit_h5(sample("seed", name), tmp_path / name, edit)
+    path = edit_h5(sample(SEED, name), tmp_path / name, edit)
     try:
         model = rnninspect.load_model(path)
     except ModelError as exc:
@@ -579,7 +590,7 @@ def test_soft_link_not_followed(tmp_path: Path) -> None:
         del h5["layers/dense"]
         h5["layers/dense"] = h5py.SoftLink("/layers/simple_rnn")
 
-    path = edit_h5(sample("seed", "model.weights.h5"), tmp_path / "w.weights.h5", edit)
+    path = edit_h5(sample(SEED, "model.weights.h5"), tmp_path / "w.weights.h5", edit)
     expect_error(path, ModelError, "link")
 
 
@@ -594,8 +605,8 @@ def test_external_storage_dataset_not_followed(tmp_path: Path) -> None:
             "0", shape=k.shape, dtype="<f4", external=[(str(raw), 0, k.nbytes)]
         )
 
-    path = edit_h5(sample("seed", "model.weights.h5"), tmp_path / "w.weights.h5", edit)
-    expect_error(path, ModelError, "external", config=sample("seed", "config.json"))
+    path = edit_h5(sample(SEED, "model.weights.h5"), tmp_path / "w.weights.h5", edit)
+    expect_error(path, ModelError, "external", config=sample(SEED, "config.json"))
 
 
 def _absurd(at: str):  # type: ignore[no-untyped-def]
@@ -618,16 +629,16 @@ def _refused_quickly(path: Path, config: Path | None = None) -> None:
 @pytest.mark.parametrize("with_config", [False, True])
 def test_absurd_dataset_in_native_weights(tmp_path: Path, with_config: bool) -> None:
     path = edit_h5(
-        sample("seed", "model.weights.h5"),
+        sample(SEED, "model.weights.h5"),
         tmp_path / "w.weights.h5",
         _absurd("layers/dense/vars/0"),
     )
-    _refused_quickly(path, sample("seed", "config.json") if with_config else None)
+    _refused_quickly(path, sample(SEED, "config.json") if with_config else None)
 
 
 def test_absurd_dataset_in_keras_zip(tmp_path: Path) -> None:
     path = edit_keras_zip(
-        sample("seed", "model.keras"),
+        sample(SEED, "model.keras"),
         tmp_path / "m.keras",
         h5=_absurd("layers/simple_rnn/cell/vars/1"),
     )
@@ -643,7 +654,7 @@ def test_absurd_dataset_in_keras_zip(tmp_path: Path) -> None:
     ],
 )
 def test_absurd_dataset_in_legacy_h5(tmp_path: Path, name: str, at: str) -> None:
-    path = edit_h5(sample("seed", name), tmp_path / name, _absurd(at))
+    path = edit_h5(sample(SEED, name), tmp_path / name, _absurd(at))
     _refused_quickly(path)
 
 
@@ -680,7 +691,7 @@ def test_weights_file_with_no_weights(tmp_path: Path) -> None:
         for name in list(h5["layers"]):
             del h5[f"layers/{name}"]
 
-    path = edit_h5(sample("seed", "model.weights.h5"), tmp_path / "w.weights.h5", edit)
+    path = edit_h5(sample(SEED, "model.weights.h5"), tmp_path / "w.weights.h5", edit)
     expect_error(path, ModelError)
 
 
@@ -703,12 +714,12 @@ def test_bad_dimension_in_input_layer(tmp_path: Path, bad: Any) -> None:
         cfg["config"]["layers"][0]["config"]["batch_input_shape"] = [None, bad, 3]
         h5.attrs["model_config"] = json.dumps(cfg)
 
-    path = edit_h5(sample("seed", "tfkeras.h5"), tmp_path / "m.h5", edit)
+    path = edit_h5(sample(SEED, "tfkeras.h5"), tmp_path / "m.h5", edit)
     expect_error(path, ModelError, "dimension", repr(bad))
 
 
 def test_bad_dimension_on_keras2_first_layer(tmp_path: Path) -> None:
-    path = edit_h5(sample("seed", "tfkeras.h5"), tmp_path / "m.h5", _keras22_seed([None, -4, 3]))
+    path = edit_h5(sample(SEED, "tfkeras.h5"), tmp_path / "m.h5", _keras22_seed([None, -4, 3]))
     expect_error(path, ModelError, "dimension", "-4")
 
 
@@ -718,7 +729,7 @@ def test_bad_dimension_in_build_input_shape(tmp_path: Path) -> None:
         c["config"]["build_input_shape"] = [None, -1, 3]
         return c
 
-    path = edit_keras_zip(sample("seed", "model.keras"), tmp_path / "m.keras", config=config)
+    path = edit_keras_zip(sample(SEED, "model.keras"), tmp_path / "m.keras", config=config)
     expect_error(path, ModelError, "dimension", "-1")
 
 
@@ -739,18 +750,18 @@ def test_no_input_shape_and_no_weights(tmp_path: Path) -> None:
         for name in list(f["layers"]):
             del f[f"layers/{name}"]
 
-    path = edit_keras_zip(sample("seed", "model.keras"), tmp_path / "m.keras", config=config, h5=h5)
+    path = edit_keras_zip(sample(SEED, "model.keras"), tmp_path / "m.keras", config=config, h5=h5)
     expect_error(path, ModelError, "input shape")
 
 
 def test_deeply_nested_json(tmp_path: Path) -> None:
     cfg = tmp_path / "deep.json"
     cfg.write_text("[" * 100_000 + "]" * 100_000)
-    expect_error(sample("seed", "model.weights.h5"), ModelError, "JSON", config=cfg, names=cfg)
+    expect_error(sample(SEED, "model.weights.h5"), ModelError, "JSON", config=cfg, names=cfg)
 
 
 def test_deeply_nested_models(tmp_path: Path) -> None:
-    seed_config = sample("seed", "config.json").read_text()
+    seed_config = sample(SEED, "config.json").read_text()
     text = seed_config
     for i in range(100):
         text = (
@@ -760,7 +771,7 @@ def test_deeply_nested_models(tmp_path: Path) -> None:
     assert seed_config in text
     cfg = tmp_path / "nested.json"
     cfg.write_text(text)
-    expect_error(sample("seed", "model.weights.h5"), ModelError, config=cfg, names=cfg)
+    expect_error(sample(SEED, "model.weights.h5"), ModelError, config=cfg, names=cfg)
 
 
 @pytest.mark.parametrize(
@@ -780,9 +791,12 @@ def test_unusable_dataset(
         del h5["layers/dense/vars/1"]
         h5["layers/dense/vars"].create_dataset("1", data=replacement)
 
-    path = edit_h5(sample("seed", "model.weights.h5"), tmp_path / "w.weights.h5", edit)
+    path = edit_h5(sample(SEED, "model.weights.h5"), tmp_path / "w.weights.h5", edit)
     expect_error(
-        path, ModelError, fragment, config=sample("seed", "config.json") if with_config else None
+        path,
+        ModelError,
+        fragment,
+        config=sample(SEED, "config.json") if with_config else None,
     )
 
 
@@ -790,7 +804,7 @@ def test_legacy_layer_names_lists_a_missing_group(tmp_path: Path) -> None:
     def edit(h5: h5py.File) -> None:
         h5.attrs["layer_names"] = np.array(["simple_rnn", "dense", "ghost"], dtype=object)
 
-    path = edit_h5(sample("seed", "tfkeras_weights.h5"), tmp_path / "w.h5", edit)
+    path = edit_h5(sample(SEED, "tfkeras_weights.h5"), tmp_path / "w.h5", edit)
     expect_error(path, ModelError, "'ghost'")
 
 
@@ -799,7 +813,7 @@ def test_config_units_disagree_with_weights(tmp_path: Path) -> None:
         c["config"]["layers"][2]["config"]["units"] = 3
         return c
 
-    path = edit_keras_zip(sample("seed", "model.keras"), tmp_path / "m.keras", config=config)
+    path = edit_keras_zip(sample(SEED, "model.keras"), tmp_path / "m.keras", config=config)
     expect_error(path, ModelError, "'dense'", "(5,2)", "units=3")
 
 
@@ -808,5 +822,5 @@ def test_unknown_activation(tmp_path: Path) -> None:
         c["config"]["layers"][1]["config"]["activation"] = "weird"
         return c
 
-    path = edit_keras_zip(sample("seed", "model.keras"), tmp_path / "m.keras", config=config)
+    path = edit_keras_zip(sample(SEED, "model.keras"), tmp_path / "m.keras", config=config)
     expect_error(path, UnsupportedLayerError, "'simple_rnn'", "weird")

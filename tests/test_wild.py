@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import ATOL, RTOL, ROOT, run_cli
+from conftest import ATOL, ROOT, RTOL, run_cli
 
 import rnninspect
 
@@ -69,7 +69,7 @@ def test_every_case_has_a_reference() -> None:
     """Every folder in wild-models has a Keras reference (none was left out)."""
     folders = sorted(p.name for p in WILD.iterdir() if p.is_dir())
     assert folders == sorted(INDEX)
-    assert CASES == folders
+    assert folders == CASES
 
 
 @pytest.mark.parametrize("case", CASES)

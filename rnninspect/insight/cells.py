@@ -105,11 +105,11 @@ class CellRun:
 
     def seq(self) -> Array:
         """(N, T, M) the layer's output sequence (processing order), as Keras returns
-        it: the kept h at masked steps, or zeros with ``zero_output_for_mask``."""
+        it: a masked step outputs the previous step's output (zeros before the first
+        real step, whatever the initial state), or zeros with ``zero_output_for_mask``."""
         out = self.h[:, 1:]
-        if self.mask is not None and self.layer.zero_output_for_mask:
-            out = out * self.mask[:, :, None]
-        return out
+        keep = self.output_keep()
+        return out if keep is None else out * keep[:, :, None]
 
     def last(self) -> Array:
         return self.seq()[:, -1]  # (N, M)
@@ -118,8 +118,14 @@ class CellRun:
         return [self.h[:, -1]] + ([] if self.c is None else [self.c[:, -1]])
 
     def output_keep(self) -> Array | None:
-        """(N, T) where an output step passes its state on (None: everywhere)."""
-        return self.mask if self.mask is not None and self.layer.zero_output_for_mask else None
+        """(N, T) where an output step passes its state on (None: everywhere): the
+        real steps with ``zero_output_for_mask``, else every step from the first real
+        one on (a masked step repeats the state the last real one left)."""
+        if self.mask is None:
+            return None
+        if self.layer.zero_output_for_mask:
+            return self.mask
+        return np.logical_or.accumulate(self.mask, axis=1)
 
 
 def _weights(layer: Recurrent) -> tuple[Array, Array, Array]:

@@ -190,15 +190,24 @@ def _forward(
     if isinstance(layer, TimeDistributed):
         tape.refused[i] = f"TimeDistributed({inner.class_name}) is not differentiated"
         return None
-    if isinstance(layer, Recurrent):
+    if isinstance(layer, Recurrent | Bidirectional | StackedRNN):
         assert x is not None
-        return _recurrent(tape, i, node, layer, x, mask, states)
-    if isinstance(layer, Bidirectional):
-        assert x is not None
-        return _bidirectional(tape, i, node, layer, x, mask, states)
-    if isinstance(layer, StackedRNN):
-        assert x is not None
-        return _stacked(tape, i, node, layer, x, mask, states)
+        cells = (
+            [layer.forward, layer.backward]
+            if isinstance(layer, Bidirectional)
+            else (layer.cells if isinstance(layer, StackedRNN) else [layer])
+        )
+        if any(getattr(c, "time_major", False) for c in cells):
+            tape.refused[i] = "time_major layers are not differentiated"
+            return None
+        if states and major >= 3 and mask is not None:
+            # Keras 3 runs a call with initial states unmasked; its output still
+            # carries the mask on (as the engine does).
+            outs, out_masks = _states_layer(tape, i, node, layer, x, None, states)
+            if getattr(layer, "return_sequences", False):
+                out_masks[0] = mask
+            return outs, out_masks
+        return _states_layer(tape, i, node, layer, x, mask, states)
     if isinstance(layer, Merge):
         _merge_backward(tape, i, node, xs, masks)
         return None
@@ -207,6 +216,22 @@ def _forward(
         return None
     tape.refused[i] = ""
     return None
+
+
+def _states_layer(
+    tape: Tape,
+    i: int,
+    node: Node,
+    layer: Recurrent | Bidirectional | StackedRNN,
+    x: Array,
+    mask: Array | None,
+    states: list[Array],
+) -> Outs:
+    if isinstance(layer, Recurrent):
+        return _recurrent(tape, i, node, layer, x, mask, states)
+    if isinstance(layer, Bidirectional):
+        return _bidirectional(tape, i, node, layer, x, mask, states)
+    return _stacked(tape, i, node, layer, x, mask, states)
 
 
 def _act(name: str, major: int) -> Callable[[Array], Array]:

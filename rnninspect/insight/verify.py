@@ -3,8 +3,9 @@
 A reference holds the input ``x`` (several: ``x/0, x/1, ...``) and the expected
 output (``y``; several outputs as ``y/0, y/1, ...``, or ``output``, ``output_0, ...``
 as ``forward -o`` writes them),
-and optionally expected states: ``state/<key>`` (a ``trace`` entry) and
-``final/<key>/h``, ``final/<key>/c`` (the states a layer ends with): the layout of
+and optionally expected states: ``state/<key>`` (a ``trace`` entry),
+``final/<key>/h``, ``final/<key>/c`` (the states a layer ends with) and
+``mask/<key>`` (the mask a layer computes with, 1 for a real step): the layout of
 ``sample_models/*/golden.npz``. Each array is compared like Polygraphy's comparison
 report: max absolute and relative error, mean absolute error, how many values are
 out of tolerance (``|got - want| > atol + rtol * |want|``, NumPy's ``isclose``;
@@ -152,6 +153,21 @@ def _final_h(model: Model, key: str, states: dict[str, Array], x: Any) -> Array 
     return out
 
 
+def _mask(model: Model, x: Any, key: str, want: Array) -> Array | None:
+    """The mask a node's layer computes with, as the reference stores it (1 for a
+    real step); all ones where the graph carries no mask there."""
+    from ..engine import masks_at
+
+    try:
+        model.node(key)
+    except RnnInspectError:
+        return None
+    mask = masks_at(model, x, key)
+    if mask is None:
+        return np.ones(np.shape(want), dtype=np.asarray(want).dtype)
+    return np.asarray(mask).astype(np.asarray(want).dtype)
+
+
 def verify(
     model: Model | str | Path,
     reference: str | Path | Mapping[str, Array],
@@ -191,13 +207,15 @@ def verify(
         compare(k, got, want, rtol, atol) for (k, want), got in zip(expected, outs, strict=True)
     ]
     used = {k for k, _ in expected} | set(inputs)
-    wanted = [k for k in ref if k.startswith(("state/", "final/"))]
-    states = model.trace(x) if wanted else {}
+    wanted = [k for k in ref if k.startswith(("state/", "final/", "mask/"))]
+    states = model.trace(x) if any(not k.startswith("mask/") for k in wanted) else {}
     for k in wanted:
         used.add(k)
         name = k.split("/", 1)[1]
         got: Array | None
-        if k.startswith("state/"):
+        if k.startswith("mask/"):
+            got = _mask(model, x, name, ref[k])
+        elif k.startswith("state/"):
             got = states.get(name)
         else:
             m = re.fullmatch(r"(.+)/([hc])", name)

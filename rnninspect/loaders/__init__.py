@@ -57,7 +57,8 @@ def _magic(path: Path) -> bytes:
 
 
 def load_config_file(path: str | Path) -> Architecture:
-    """An architecture from ``--config``: model JSON, or a ``.keras`` file's config.json."""
+    """An architecture from ``--config``: model JSON, a ``.keras`` file's config.json,
+    or an ``.npz``'s ``__config__`` entry."""
     from ..architecture import loads_config, parse_model_config
 
     path = Path(path)
@@ -68,12 +69,17 @@ def load_config_file(path: str | Path) -> Architecture:
 
         try:
             with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+                if "config.json" not in names and names and all(n.endswith(".npy") for n in names):
+                    return _npz_config(path, names)
                 obj = keras_zip.read_config(zf, where)
                 version = keras_zip.keras_version(zf, where)
                 if version and "keras_version" not in obj:
                     obj = {**obj, "keras_version": version}
         except (zipfile.BadZipFile, OSError) as exc:
             raise ModelError(f"{where}: not a readable .keras archive ({exc})") from exc
+    elif _magic(path).startswith(HDF5_MAGIC):
+        obj = _h5_model_config(path)
     else:
         try:
             text = path.read_bytes()
@@ -82,6 +88,50 @@ def load_config_file(path: str | Path) -> Architecture:
         obj = loads_config(text, where)
     # tf.keras's to_json() wraps nothing; Keras 3's does neither: both are the model dict.
     return parse_model_config(obj, where)
+
+
+def _h5_model_config(path: Path) -> dict[str, Any]:
+    """The architecture of a legacy full-model .h5 (its ``model_config``), given as
+    --config: users pair a weights file with the full file they have."""
+    import h5py
+
+    from ..architecture import loads_config
+    from . import h5util
+
+    where = str(path)
+    try:
+        with h5py.File(path, "r") as h5:
+            text = h5util.attr(h5, "model_config")
+            version = h5util.attr(h5, "keras_version")
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"{where}: not a readable HDF5 file ({exc})") from exc
+    if text is None:
+        raise ModelError(
+            f"{where}: this .h5 holds no architecture (no model_config: it is a weights "
+            f"file); {CONFIG_FORMS}"
+        )
+    obj = loads_config(text, where)
+    if "keras_version" not in obj:
+        obj = {**obj, "keras_version": version if isinstance(version, str) else "1"}
+    return obj
+
+
+CONFIG_FORMS = (
+    "--config takes a Keras model JSON (model.to_json() output or a .keras file's "
+    "config.json), a .keras file, or an .npz with a __config__ entry"
+)
+
+
+def _npz_config(path: Path, names: list[str]) -> Architecture:
+    """``--config`` given an .npz: its ``__config__`` entry, if it has one."""
+    from . import npz
+
+    if f"{npz.CONFIG_KEY}.npy" not in names:
+        raise ModelError(
+            f"{path}: an .npz of arrays without a {npz.CONFIG_KEY} entry holds no "
+            f"architecture; {CONFIG_FORMS}"
+        )
+    return npz.config_of(path)
 
 
 def load_model(
@@ -93,8 +143,10 @@ def load_model(
     """Read any supported model file into a format-neutral ``Model``.
 
     ``config``: a Keras model JSON (``model.to_json()`` output or a ``.keras`` file's
-    ``config.json``, or the ``.keras`` file itself) giving the architecture for a
-    weights-only file.
+    ``config.json``, the ``.keras`` file itself, or an ``.npz`` with a ``__config__``
+    entry) giving the architecture for a weights-only file. Given with a file that
+    holds its own architecture, the config's is used (Keras's ``model_from_json``
+    then ``load_weights``) and ``source.assumptions`` says so.
 
     The file is parsed in a child process where the platform can fork: HDF5's C
     library can loop forever or crash on a corrupt file, and only a separate process
@@ -164,10 +216,27 @@ def _load_model(path: Path, config: str | Path | None, size: int) -> Model:
         raise ModelError(f"{path}: malformed model file ({type(exc).__name__}: {exc})") from exc
     except OSError as exc:
         raise ModelError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    if _looks_like_json(path):
+        raise ModelError(
+            f"{path}: a JSON file holds no weights; if it is a Keras model config, pass it "
+            f"as --config with the weights file: rnninspect summary WEIGHTS --config {path}"
+        )
     raise ModelError(
         f"{path}: not a model file rnninspect can read "
         "(expected a .keras zip, an HDF5 .h5/.weights.h5, or an .npz)"
     )
+
+
+def _looks_like_json(path: Path) -> bool:
+    with path.open("rb") as fh:
+        head = fh.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith((b"{", b"["))
+
+
+OWN_ARCHITECTURE = (
+    "the file holds its own architecture; --config's is used instead, as Keras's "
+    "model_from_json(config) then load_weights(file) would"
+)
 
 
 def _finish(arch: Architecture, weights: WeightMap, source: Source, given: bool = False) -> Model:
@@ -205,6 +274,8 @@ def _load_zip(path: Path, size: int, arch: Architecture | None) -> Model:
 
                 arch, weights, version = keras_zip.load(zf, path, size, arch)
                 source = Source(path=path, format="keras", keras_version=version)
+                if given and "config.json" in names:
+                    source.assumptions.append(OWN_ARCHITECTURE)
                 return _finish(arch, weights, source, given)
     except zipfile.BadZipFile as exc:
         raise ModelError(f"{where}: broken zip archive ({exc})") from exc
@@ -214,6 +285,8 @@ def _load_zip(path: Path, size: int, arch: Architecture | None) -> Model:
         from . import npz
 
         arch, weights, notes, convention, inferred = npz.load(path, arch)
+        if given and f"{npz.CONFIG_KEY}.npy" in names:
+            notes.insert(0, OWN_ARCHITECTURE)
         source = Source(
             path=path,
             format=convention,
@@ -256,6 +329,8 @@ def _from_hdf5(h5: Any, path: Path, size: int, given: Architecture | None) -> Mo
         if root is None:
             raise ModelError(f"{where}: legacy .h5 has a model_config but no model_weights")
         weights, notes = legacy_h5.weights_for(root, arch, where, size)
+        if given is not None:
+            notes.insert(0, OWN_ARCHITECTURE)
         source = Source(
             path=path, format="legacy-h5", keras_version=version or "1", assumptions=notes
         )

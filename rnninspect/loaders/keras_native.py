@@ -106,11 +106,47 @@ def _bidi_arrays(group: Any, where: str, size: int) -> list[Array]:
     return arrays
 
 
+# MultiHeadAttention keeps each projection in a sub-object: query_dense, ... in
+# Keras 3, _query_dense, ... in tf.keras; get_weights() order is query, key, value,
+# output.
+_MHA_PARTS = ("query", "key", "value", "output")
+
+
 def _leaf_arrays(spec: LayerSpec, group: Any, where: str, size: int) -> list[Array]:
+    if spec.class_name == "MultiHeadAttention":
+        arrays: list[Array] = []
+        for part in _MHA_PARTS:
+            sub = h5util.child(group, f"{part}_dense", where)
+            if sub is None:
+                sub = h5util.child(group, f"_{part}_dense", where)
+            if sub is None or not h5util.is_group(sub):
+                raise ModelError(f"{where}: MultiHeadAttention group {group.name} has no {part}")
+            arrays += _vars(sub, where, size)
+        return arrays
     cell = h5util.child(group, "cell", where)
     if cell is not None and h5util.is_group(cell):
+        cells = h5util.child(cell, "cells", where)
+        if spec.cells and cells is not None and h5util.is_group(cells):
+            return _stacked_cells(spec, cells, where, size)
         return _vars(cell, where, size)
     return _vars(group, where, size)
+
+
+def _stacked_cells(spec: LayerSpec, cells: Any, where: str, size: int) -> list[Array]:
+    """StackedRNNCells: ``cell/cells/<cell class>[_k]/vars``, numbered per class."""
+    queues: dict[str, list[str]] = {}
+    for name in h5util.children(cells, where):
+        base, _ = h5util.split_suffix(name)
+        queues.setdefault(base, []).append(name)
+    for base, names in queues.items():
+        queues[base] = sorted(names, key=lambda x: h5util.split_suffix(x)[1])
+    arrays: list[Array] = []
+    for cell in spec.cells:
+        names = queues.get(snake(cell.keras_class)) or []
+        if not names:
+            raise ModelError(f"{where}: no weights for cell {cell.name!r} ({cell.keras_class})")
+        arrays += _vars(cells[names.pop(0)], where, size)
+    return arrays
 
 
 def match_container(

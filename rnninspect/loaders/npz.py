@@ -23,7 +23,31 @@ from ..infer import WeightGroup, infer_architecture
 from ..model import Array
 
 NOTEBOOK_KEYS = ("Wx", "Wh", "bh", "Wo", "bo")
-_WEIGHT_ORDER = {"kernel": 0, "recurrent_kernel": 1, "bias": 2, "embeddings": 0}
+# Each layer's weights in get_weights() order, by name.
+_WEIGHT_ORDER = {
+    "kernel": 0,
+    "recurrent_kernel": 1,
+    "bias": 2,
+    "embeddings": 0,
+    "gamma": 0,
+    "beta": 1,
+    "moving_mean": 2,
+    "moving_variance": 3,
+    "alpha": 0,
+    "scale": 0,
+    "concat_score_weight": 1,
+}
+# Sub-objects of a layer, in get_weights() order: a Bidirectional's directions,
+# MultiHeadAttention's projections (Keras's own names), StackedRNNCells' cells/<i>.
+_PARTS = {
+    "forward": 1,
+    "backward": 2,
+    "query": 1,
+    "key": 2,
+    "value": 3,
+    "attention_output": 4,
+    "output": 4,
+}
 CONFIG_KEY = "__config__"
 
 
@@ -58,6 +82,15 @@ def _config_text(value: Array, where: str) -> str:
     if value.dtype == np.uint8:
         return value.tobytes().decode("utf-8", errors="strict")
     raise ModelError(f"{where}: {CONFIG_KEY} must be a string array holding JSON text")
+
+
+def config_of(path: Path) -> Architecture:
+    """The architecture in an .npz's ``__config__`` entry (``--config file.npz``)."""
+    where = str(path)
+    arrays = _read_all(path)
+    if CONFIG_KEY not in arrays:
+        raise ModelError(f"{where}: no {CONFIG_KEY} entry")
+    return parse_model_config(loads_config(_config_text(arrays[CONFIG_KEY], where), where), where)
 
 
 def load(
@@ -112,15 +145,19 @@ def _layer_groups(arrays: dict[str, Array], where: str) -> list[WeightGroup]:
         if weight not in _WEIGHT_ORDER:
             raise ModelError(
                 f"{where}: key {key!r}: weight name {weight!r} is not one of "
-                "kernel, recurrent_kernel, bias, embeddings"
+                f"{', '.join(_WEIGHT_ORDER)}"
             )
-        # Bidirectional: <layer>/forward/<weight> then <layer>/backward/<weight>.
-        direction = 0
+        # <layer>/<part>/<weight>: a Bidirectional's forward/backward, an attention
+        # layer's query/key/value/attention_output, or <layer>/cells/<i>/<weight>.
+        part = 0
         head, _, last = layer.rpartition("/")
-        if head and last in ("forward", "backward"):
-            layer, direction = head, 1 + (last == "backward")
+        if head and last in _PARTS:
+            layer, part = head, _PARTS[last]
             weight = f"{last}/{weight}"
-        rank = 10 * direction + _WEIGHT_ORDER[weight.rsplit("/", 1)[-1]]
+        elif head.endswith("/cells") and last.isdigit():
+            layer, part = head.removesuffix("/cells"), 1 + int(last)
+            weight = f"cells/{last}/{weight}"
+        rank = 100 * part + _WEIGHT_ORDER[weight.rsplit("/", 1)[-1]]
         by_layer.setdefault(layer, []).append((rank, weight, value))
     groups = []
     for layer, items in by_layer.items():

@@ -320,6 +320,9 @@ def scan(
     seq = np.empty((T, M, N), dtype=ft) if keep_seq else None
     extra: dict[str, Array] = {}
     out = states[0]  # (M, N) this step's output
+    # A masked step outputs the previous step's output: zeros before the first
+    # real step, whatever the initial state (Keras's rnn starts prev_output at 0).
+    held = np.zeros((M, N), dtype=ft) if mask is not None and initial else None
     for k in range(T):
         t = T - 1 - k if layer.go_backwards else k  # Keras returns processing order
         if xw is None:
@@ -332,7 +335,13 @@ def scan(
             m = mask[:, t][None, :]  # (1, N)
             for state, new in zip(states, spare, strict=True):
                 np.copyto(state, new, where=m)
-            out = np.where(m, spare[0], ft.type(0)) if layer.zero_output_for_mask else states[0]
+            if layer.zero_output_for_mask:
+                out = np.where(m, spare[0], ft.type(0))
+            elif held is not None:
+                np.copyto(held, spare[0], where=m)
+                out = held
+            else:  # from zero states, the kept h is the previous output
+                out = states[0]
         if seq is not None:
             seq[k] = out
         if record:
