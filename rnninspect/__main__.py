@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import sys
 
-_LOADING = frozenset({"summary", "forward", "trace", "export", "plot"})
+_LOADING = frozenset(
+    {"summary", "forward", "trace", "export", "plot", "diagnose", "explain", "verify", "diff"}
+)
 _HELP = frozenset({"--help", "-h"})
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import typer
 from typer.core import TyperCommand
 
-from .errors import ExitCode, OutputError, RnnInspectError, UsageError
+from .errors import DifferenceFoundError, ExitCode, OutputError, RnnInspectError, UsageError
 
 EXIT_MEANINGS = {
     ExitCode.OK: "success",
@@ -29,6 +29,7 @@ EXIT_MEANINGS = {
     ExitCode.MODEL: "model file unreadable, inconsistent or unsupported",
     ExitCode.INPUT: "input array unreadable or not fitting the model",
     ExitCode.OUTPUT: "output cannot be written",
+    ExitCode.DIFFERENT: "compared, and found different (verify, diff)",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
 }
 # Each line of the epilog fits 80 columns ("\b" keeps Click from re-wrapping them).
@@ -1131,6 +1132,248 @@ def plot(
     pictures.plot(m, xs if len(xs) > 1 else xs[0], output, kind.value, layer, sample, chosen)
 
 
+# --- insight: diagnose, explain, verify, diff ---------------------------------
+
+
+@app.command(
+    cls=_Command,
+    short_help="Gradient flow, saturation and memory of the recurrent layers.",
+    epilog=EPILOG,
+)
+def diagnose(
+    model: ModelArg,
+    input: InputArg = None,
+    config: ConfigOpt = None,
+    key: KeyOpt = None,
+    named: NamedInputsOpt = None,
+    random: RandomOpt = None,
+    seed: SeedOpt = None,
+    length: LengthOpt = None,
+    save_input: SaveInputOpt = None,
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Why a recurrent model forgets or explodes: per recurrent layer the spectral
+    radius and norm of each gate's recurrent block, gate saturation, state norms, the
+    exact state Jacobian norm ||ds_T/ds_t|| over time, memory and dead units; the
+    input sensitivity ||dy/dx_t||; and findings in words.
+
+    \b
+    Examples:
+      rnninspect diagnose model.keras --random 16 --seed 0
+      rnninspect diagnose model.keras x.npy --json | jq .findings
+    """
+    DEBUG["on"] |= debug
+    args = _InputArgs(input, key, random, seed, length, save_input, named)
+    save = args.check()
+    m = _load(model, config, _prepare(run=True, tables=not json_out))
+    xs, _ = _batch(m, args, save)
+    from . import render_insight
+    from .insight.diagnose import diagnose as diagnose_model
+
+    result = diagnose_model(m, xs[0] if len(xs) == 1 else xs)
+    if json_out:
+        _emit(render_insight.diagnose_json(result))
+        return
+    console = _console()
+    for item in render_insight.diagnose_tables(result):
+        console.print(item)
+
+
+@app.command(
+    cls=_Command,
+    short_help="Formulas, notebook lines, parameter arithmetic; one step's terms.",
+    epilog=EPILOG,
+)
+def explain(
+    model: ModelArg,
+    input: InputArg = None,
+    config: ConfigOpt = None,
+    key: KeyOpt = None,
+    named: NamedInputsOpt = None,
+    random: RandomOpt = None,
+    seed: SeedOpt = None,
+    length: LengthOpt = None,
+    save_input: SaveInputOpt = None,
+    layer: Annotated[
+        str | None,
+        typer.Option(
+            "--layer",
+            help="Only this layer; with --step the recurrent layer (NAME/backward for a "
+            "Bidirectional's backward direction; default the first).",
+        ),
+    ] = None,
+    sample: Annotated[int, typer.Option("--sample", help="Sample for --step (0-based).")] = 0,
+    step: Annotated[
+        int | None,
+        typer.Option("--step", metavar="t", help="Show every term of processing step t."),
+    ] = None,
+    json_out: JsonOpt = False,
+    full: FullOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Each layer as the notebook writes it: its formula with its own activations, the
+    notebook's NumPy line, its parameter count as arithmetic; with --step t, every
+    term of that step with its values.
+
+    \b
+    Examples:
+      rnninspect explain model.keras
+      rnninspect explain model.keras x.npy --step 3 --sample 0
+      rnninspect explain model.keras x.npy --step 0 --layer bidi/backward --json
+    """
+    DEBUG["on"] |= debug
+    m = _load(model, config, _prepare(run=step is not None, tables=not json_out))
+    from . import render_insight
+    from .insight import explain as insight_explain
+
+    if step is None:
+        if input is not None or random is not None or named:
+            raise UsageError("INPUT, --input and --random go with --step t")
+        result = insight_explain.explain(m)
+        if layer is not None:
+            m.layer(layer)  # a clear error for an unknown name
+            result.layers = [e for e in result.layers if e.name == layer]
+        if json_out:
+            _emit(render_insight.explain_json(result))
+            return
+        console = _console()
+        for item in render_insight.explain_tables(result):
+            console.print(item)
+        return
+    args = _InputArgs(input, key, random, seed, length, save_input, named)
+    xs, _ = _batch(m, args, args.check())
+    found = insight_explain.explain_step(m, xs[0] if len(xs) == 1 else xs, layer, sample, step)
+    if json_out:
+        _emit(render_insight.explain_json(found))
+        return
+    console = _console()
+    for item in render_insight.step_table(found, full):
+        console.print(item)
+
+
+RtolOpt = Annotated[float, typer.Option("--rtol", metavar="R", help="Relative tolerance.")]
+AtolOpt = Annotated[float, typer.Option("--atol", metavar="A", help="Absolute tolerance.")]
+CompareInputOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--input",
+        metavar="X",
+        help="Input batch (any INPUT form: .npy, .npz, .csv, '-').",
+    ),
+]
+
+
+def _read_batch(m: Any, source: str, key: str | None) -> Any:
+    from . import inputs
+
+    where = "<stdin>" if source == "-" else source
+    return inputs.conform(m, inputs.read_input(source, key, ids=m.takes_ids), where)
+
+
+@app.command(
+    cls=_Command,
+    short_help="Compare the model's outputs and states with a reference.",
+    epilog=EPILOG,
+)
+def verify(
+    model: ModelArg,
+    reference: Annotated[
+        Path,
+        typer.Argument(
+            metavar="REFERENCE",
+            help="Reference: .npz with the input x, the expected output y (or y/0, ..., "
+            "output, output_0, ...) and optionally state/<layer>, final/<layer>/h|c; or a "
+            ".npy of the expected output, with --input.",
+            show_default=False,
+        ),
+    ],
+    input: CompareInputOpt = None,
+    key: KeyOpt = None,
+    config: ConfigOpt = None,
+    rtol: RtolOpt = 1e-4,
+    atol: AtolOpt = 1e-5,
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Does the model compute what the reference says? Each array's max absolute and
+    relative error, mean absolute error, values out of tolerance and the worst index.
+    Exit 0 when all are within tolerance, 6 otherwise.
+
+    \b
+    Examples:
+      rnninspect verify model.keras golden.npz
+      rnninspect verify model.keras y.npy --input x.npy --rtol 1e-3
+      rnninspect verify model.keras golden.npz --json | jq .passed
+    """
+    DEBUG["on"] |= debug
+    m = _load(model, config, _prepare(run=True, tables=not json_out))
+    from . import render_insight
+    from .insight.verify import verify as verify_model
+
+    x = None if input is None else _read_batch(m, input, key)
+    result = verify_model(m, reference, x, rtol, atol)
+    if json_out:
+        _emit(render_insight.verify_json(result))
+    else:
+        console = _console()
+        for item in render_insight.verify_tables(result):
+            console.print(item)
+    if not result.passed:
+        failed = [c.name for c in result.checks if not c.passed]
+        raise DifferenceFoundError(
+            f"{reference}: {len(failed)} of {len(result.checks)} arrays out of tolerance "
+            f"(rtol={rtol:g}, atol={atol:g}): {', '.join(failed)}"
+        )
+
+
+@app.command(
+    cls=_Command,
+    short_help="What differs between two models (architecture, weights, outputs).",
+    epilog=EPILOG,
+)
+def diff(
+    a: Annotated[Path, typer.Argument(metavar="A", help="First model file.", show_default=False)],
+    b: Annotated[Path, typer.Argument(metavar="B", help="Second model file.", show_default=False)],
+    input: CompareInputOpt = None,
+    key: KeyOpt = None,
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """What differs between two models, whatever their file formats: layers added,
+    removed or configured otherwise, and for each shared weight max |a-b|, ||a-b||
+    and ||a-b||/||a||; with --input, how far the outputs are apart. Exit 0 when
+    identical, 6 otherwise. --config applies to both files.
+
+    \b
+    Examples:
+      rnninspect diff model.keras model.h5
+      rnninspect diff before.weights.h5 after.weights.h5 --config config.json
+      rnninspect diff a.keras b.keras --input x.npy --json
+    """
+    DEBUG["on"] |= debug
+    ma = _load(a, config, _prepare(run=input is not None, tables=not json_out))
+    mb = _load(b, config, lambda: None)
+    from . import render_insight
+    from .insight.diff import diff as diff_models
+
+    x = None if input is None else _read_batch(ma, input, key)
+    result = diff_models(ma, mb, x)
+    if json_out:
+        _emit(render_insight.diff_json(result))
+    else:
+        console = _console()
+        for item in render_insight.diff_tables(result):
+            console.print(item)
+    if not result.identical:
+        changed = sum(w.changed for w in result.weights)
+        raise DifferenceFoundError(
+            f"{a} and {b} differ: {len(result.architecture)} architecture change(s), "
+            f"{changed} of {len(result.weights)} shared weight(s)"
+        )
+
+
 def _fail(message: str, code: int) -> int:
     sys.stderr.write(f"rnninspect: error: {message}\n")
     sys.stderr.flush()
@@ -1208,6 +1451,12 @@ def _run(args: list[str]) -> int:
         result = command.main(args=args, prog_name="rnninspect", standalone_mode=False)
         sys.stdout.flush()
         return result if isinstance(result, int) else 0
+    except DifferenceFoundError as exc:
+        # A verdict, not a failure: the report is on stdout already.
+        sys.stdout.flush()
+        sys.stderr.write(f"rnninspect: {exc}\n")
+        sys.stderr.flush()
+        return int(exc.exit_code)
     except RnnInspectError as exc:
         if DEBUG["on"]:
             import traceback

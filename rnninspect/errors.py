@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     MODEL = 3
     INPUT = 4
     OUTPUT = 5
+    DIFFERENT = 6  # compared, and found different (verify, diff)
     INTERRUPTED = 130
 
 
@@ -52,3 +53,10 @@ class OutputError(RnnInspectError):
     """An output that cannot be written."""
 
     exit_code = ExitCode.OUTPUT
+
+
+class DifferenceFoundError(RnnInspectError):
+    """A comparison ran and found a difference (``verify``, ``diff``): not a failure
+    to run, a verdict. The CLI prints its report first, then exits 6."""
+
+    exit_code = ExitCode.DIFFERENT

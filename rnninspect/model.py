@@ -16,6 +16,7 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from .insight.explain import Explanation, StepExplanation
     from .stepper import Stepper
     from .summary import Summary
 
@@ -649,6 +650,18 @@ class Model:
         for line in summary_text(found, line_length or 100).splitlines():
             emit(line)
         return found
+
+    def explain(
+        self, x: Any = None, layer: str | None = None, sample: int = 0, step: int | None = None
+    ) -> Explanation | StepExplanation:
+        """Every layer's formula in the notebook's notation, its NumPy line and its
+        parameter arithmetic; with ``step`` (and the batch ``x``), every term of that
+        processing step of one recurrent layer for one sample (``rnninspect.insight``)."""
+        from .insight import explain as insight_explain
+
+        if step is None:
+            return insight_explain.explain(self)
+        return insight_explain.explain_step(self, x, layer, sample, step)
 
 
 RECURRENT_TYPES: tuple[type[Layer], ...] = (Recurrent, Bidirectional, StackedRNN, ConvLSTM)

@@ -53,8 +53,9 @@ def require() -> Any:
 
 def insight() -> Any:
     """``rnninspect.insight`` (the ``diagnose`` numbers), or a usage error."""
+    found: Any = None
     try:
-        from . import insight as found  # type: ignore[attr-defined,unused-ignore]
+        from . import insight as found
     except ImportError:
         found = None
     if found is None or not hasattr(found, "diagnose"):
