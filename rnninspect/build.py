@@ -509,6 +509,7 @@ def _build_recurrent(
         "zero_output_for_mask": bool(cfg.get("zero_output_for_mask", False)),
         "stateful": bool(cfg.get("stateful", False)),
         "time_major": bool(cfg.get("time_major", False)),
+        "unroll": bool(cfg.get("unroll", False)),
     }
     if cls == "SimpleRNN":
         return SimpleRNN(**common)

@@ -121,6 +121,7 @@ class Recurrent(Layer):
     zero_output_for_mask: bool = False
     stateful: bool = False  # states start at zero: no file holds them
     time_major: bool = False  # (tf.keras) input and output are (T, N, ...)
+    unroll: bool = False  # the same numbers, but for a Keras quirk with go_backwards masks
     GATES: ClassVar[int] = 1
     STATES: ClassVar[int] = 1  # [h], or [h, c] for LSTM
 

@@ -324,6 +324,10 @@ def scan(
     # A masked step outputs the previous step's output: zeros before the first
     # real step, whatever the initial state (Keras's rnn starts prev_output at 0).
     held = np.zeros((M, N), dtype=ft) if mask is not None and initial else None
+    # Keras's unrolled loop (unroll=True) zeroes a go_backwards layer's returned
+    # sequence with the *unreversed* mask (its steps are otherwise as without unroll).
+    mirrored = layer.unroll and layer.go_backwards and layer.zero_output_for_mask
+    kept = np.zeros((M, N), dtype=ft) if mask is not None and mirrored else None
     for k in range(T):
         t = T - 1 - k if layer.go_backwards else k  # Keras returns processing order
         if xw is None:
@@ -336,6 +340,9 @@ def scan(
             m = mask[:, t][None, :]  # (1, N)
             for state, new in zip(states, spare, strict=True):
                 np.copyto(state, new, where=m)
+            if kept is not None and seq is not None:
+                np.copyto(kept, spare[0], where=m)  # the step's output, masked: previous
+                seq[k] = np.where(mask[:, k][None, :], kept, ft.type(0))
             if layer.zero_output_for_mask:
                 out = np.where(m, spare[0], ft.type(0))
             elif held is not None:
@@ -343,7 +350,7 @@ def scan(
                 out = held
             else:  # from zero states, the kept h is the previous output
                 out = states[0]
-        if seq is not None:
+        if seq is not None and kept is None:
             seq[k] = out
         if record:
             found = {"c": states[1]} if cell.n_states == 2 else {}
