@@ -591,7 +591,8 @@ def _returns_sequences(layer: Layer) -> bool:
     return bool(getattr(layer, "return_sequences", False))
 
 
-def _merge(mode: str | None, a: Array, b: Array) -> list[Array]:
+def merge_directions(mode: str | None, a: Array, b: Array) -> list[Array]:
+    """A Bidirectional's two outputs merged by ``merge_mode`` (None: both)."""
     if mode == "concat":
         return [np.concatenate([a, b], axis=-1)]
     if mode == "sum":
@@ -632,7 +633,7 @@ def _bidirectional(
                 # directions (zero_output_for_mask follows return_sequences).
                 fs = fs * mask[:, :, None]
                 bs = bs * mask[:, ::-1, None]
-            ctx.states[node.key] = _merge(layer.merge_mode, fs, bs[:, ::-1])[0]
+            ctx.states[node.key] = merge_directions(layer.merge_mode, fs, bs[:, ::-1])[0]
         for direction, s in (("forward", f), ("backward", b)):
             assert s.seq is not None
             ctx.states[f"{node.key}/{direction}"] = s.seq
@@ -640,10 +641,10 @@ def _bidirectional(
                 ctx.states[f"{node.key}/{direction}/{name}"] = value
     if layer.return_sequences:
         assert f.seq is not None and b.seq is not None
-        out = _merge(layer.merge_mode, f.seq, b.seq[:, ::-1])
+        out = merge_directions(layer.merge_mode, f.seq, b.seq[:, ::-1])
         out_masks: list[Array | None] = [mask] * len(out)
     else:
-        out = _merge(layer.merge_mode, f.last, b.last)
+        out = merge_directions(layer.merge_mode, f.last, b.last)
         out_masks = [None] * len(out)
     if layer.return_state:
         out += f.finals + b.finals

@@ -570,14 +570,11 @@ class Model:
         piece of a sequence can start where this one ended.
 
         A model with several outputs: use ``forward_all``."""
-        if initial_state is None and not return_state:
-            from .engine import run
-
-            return run(self, x, dtype=dtype).output
-        from .states import run as run_from
-
-        result, finals = run_from(self, x, initial_state, return_state, dtype)
-        return (result.output, finals) if return_state else result.output
+        found = self.forward_all(x, dtype, initial_state=initial_state, return_state=return_state)
+        outs, finals = found if return_state else (found, None)
+        if len(outs) != 1:
+            raise ValueError(f"the model has {len(outs)} outputs: use Model.forward_all")
+        return (outs[0], finals) if return_state else outs[0]
 
     def forward_all(
         self,

@@ -37,6 +37,7 @@ from .model import (
     StackedRNN,
     TimeDistributed,
 )
+from .ops.conv import conv_output_length, pool_output_length
 
 # Layers whose output has their input's shape.
 _SAME = (
@@ -51,15 +52,6 @@ _SAME = (
     ELU,
     Softmax,
 )
-
-
-def conv_length(length: int | None, k: int, padding: str, stride: int, dilation: int) -> int | None:
-    """Keras's ``conv_output_length``: the steps a convolution or pool leaves."""
-    if length is None:
-        return None
-    span = (k - 1) * dilation + 1
-    out = length if padding in ("same", "causal") else length - span + 1  # else valid
-    return max(0, (out + stride - 1) // stride)
 
 
 def axis_of(axis: int, rank: int) -> int:
@@ -155,7 +147,7 @@ def _recurrent(M: int, seq: bool, state: bool, x: Shape, n_states: int) -> list[
 
 def _conv_space(space: Shape, kernel: tuple[int, ...], layer: Conv | ConvLSTM) -> Shape:
     return tuple(
-        conv_length(n, int(k), layer.padding, s, d)
+        conv_output_length(n, int(k), layer.padding, s, d)
         for n, k, s, d in zip(space, kernel, layer.strides, layer.dilation_rate, strict=True)
     )
 
@@ -169,7 +161,7 @@ def _pooling(layer: Pooling, x: Shape) -> Shape:
         kept: Shape = (1,) * len(space) if layer.keepdims else ()
         return (C, *kept) if layer.channels_first else (*kept, C)
     out = tuple(
-        conv_length(n, k, layer.padding, s, 1)
+        pool_output_length(n, k, layer.padding, s)
         for n, k, s in zip(space, layer.pool_size, layer.strides, strict=True)
     )
     return (C, *out) if layer.channels_first else (*out, C)

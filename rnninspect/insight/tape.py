@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import _Ctx, apply, conform_rows
+from ..engine import _Ctx, apply, conform_rows, merge_directions
 from ..errors import RnnInspectError
 from ..model import (
     Activation,
@@ -270,18 +270,6 @@ def _recurrent(
     return outs, out_masks
 
 
-def _merge2(mode: str | None, a: Array, b: Array) -> list[Array]:
-    if mode == "concat":
-        return [np.concatenate([a, b], axis=-1)]
-    if mode == "sum":
-        return [a + b]
-    if mode == "ave":
-        return [(a + b) / 2]
-    if mode == "mul":
-        return [a * b]
-    return [a, b]
-
-
 def _bidirectional(
     tape: Tape,
     i: int,
@@ -298,7 +286,7 @@ def _bidirectional(
     tape.units.append(Unit(f"{node.key}/backward", node, b))
     seqs = layer.return_sequences
     fa, ba = (f.seq(), b.seq()[:, ::-1]) if seqs else (f.last(), b.last())
-    outs = _merge2(layer.merge_mode, fa, ba)
+    outs = merge_directions(layer.merge_mode, fa, ba)
     out_masks: list[Array | None] = [mask if seqs else None] * len(outs)
     merged = len(outs)
     if layer.return_state:
