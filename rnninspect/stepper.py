@@ -107,6 +107,10 @@ class _Cell:
         self.seen = np.zeros((1, N), dtype=bool)
         self.reset()
 
+    @property
+    def n_states(self) -> int:
+        return self.cell.n_states
+
     def reset(self, given: list[Array] | None = None) -> None:
         for k, state in enumerate(self.states):
             if given is None:
@@ -138,6 +142,52 @@ class _Cell:
             self.out = self.states[0]
         else:
             self.out = np.where(self.seen, self.states[0], self.zero)
+        return self.out
+
+
+class _CompiledCell:
+    """``_Cell`` on the compiled engine's kernels (``ops.compiled``): one kernel call a
+    step, the arithmetic of ``forward`` on the same engine (bit for bit). States are
+    (N, M) arrays; ``states`` shows them (M, N) as ``_Cell``'s."""
+
+    def __init__(self, layer: Recurrent, kernels: Any, major: int, N: int, D: int) -> None:
+        from .ops import compiled
+
+        self.layer = layer
+        self.D = D
+        self.N = N
+        M = layer.units
+        self._run = compiled.step_call(kernels, layer, major)
+        self.h = [np.zeros((N, M), dtype=np.float32) for _ in range(layer.STATES)]
+        self.states = [h.T for h in self.h]  # (M, N) views, as _Cell's
+        self.last = np.zeros((N, M), dtype=np.float32)
+        # The output as _Cell gives it, (M, N) C-contiguous: the layers after then
+        # take the same path through BLAS as in forward (the same bits).
+        self.out = np.zeros((M, N), dtype=np.float32)
+        self.seen = np.zeros((N, 1), dtype=bool)
+        self._no_mask = compiled.NONE_MASK
+
+    @property
+    def n_states(self) -> int:
+        return self.layer.STATES
+
+    def reset(self, given: list[Array] | None = None) -> None:
+        for k, h in enumerate(self.h):
+            h[...] = 0 if given is None else given[k]
+        self.seen[...] = False
+
+    def __call__(self, x: Array, mask: Array | None) -> Array:
+        """One step: ``x`` (N, D) -> this step's output, (M, N)."""
+        x3 = np.ascontiguousarray(x, dtype=np.float32).reshape(self.N, 1, self.D)
+        m = self._no_mask if mask is None else np.ascontiguousarray(mask, bool)[:, None]
+        self._run(x3, m, self.h, self.last)  # states kept where the step is masked
+        if mask is None or self.layer.zero_output_for_mask:
+            np.copyto(self.out, self.last.T)  # the new h; with a mask, zeros where masked
+            return self.out
+        np.logical_or(self.seen, m, out=self.seen)
+        # Before the first unmasked step a masked step outputs zeros (Keras's rnn).
+        h = self.h[0]
+        np.copyto(self.out, (h if self.seen.all() else np.where(self.seen, h, np.float32(0))).T)
         return self.out
 
 
@@ -176,7 +226,7 @@ class Stepper:
         self.ft = np.dtype(dtype)
         major = keras_major(model.source.keras_version)
         self._ctx = engine._Ctx(self.ft, major, None, False)
-        self._cells: dict[str, list[_Cell]] = {}  # node key -> its cells
+        self._cells: dict[str, list[_Cell | _CompiledCell]] = {}  # node key -> its cells
         self._ops: list[tuple[int, Op, list[tuple[int, int]]]] = []
         self._seq: dict[tuple[int, int], bool] = {}  # a tensor with a time axis?
         position = {id(layer): k for k, layer in enumerate(model.inputs)}
@@ -278,16 +328,22 @@ class Stepper:
         if len(shape) != 2 or shape[1] is None:
             raise UsageError(f"{where}: input {shape} is not a (T, D) sequence")
         D = int(shape[1])
-        cells: list[_Cell] = []
+        from .ops import compiled
+
+        cells: list[_Cell | _CompiledCell] = []
         for cell in layer.cells if isinstance(layer, StackedRNN) else [layer]:
             if cell.go_backwards:
                 raise UsageError(f"{where} runs backwards (go_backwards): not steppable")
-            cells.append(_Cell(cell, self.ft, major, self.N, D))
+            kernels = compiled.for_stepper(cell, self.N, D, self.ft, major)
+            if kernels is not None:
+                cells.append(_CompiledCell(cell, kernels, major, self.N, D))
+            else:
+                cells.append(_Cell(cell, self.ft, major, self.N, D))
             D = cell.units
         self._cells[node.key] = cells
         returns_seq = layer.return_sequences
         self._seq[(i, 0)] = returns_seq
-        n_states = sum(c.cell.n_states for c in cells)
+        n_states = sum(c.n_states for c in cells)
         for j in range(n_states):
             self._seq[(i, 1 + j)] = False
         with_states = layer.return_state
@@ -327,7 +383,7 @@ class Stepper:
             names = state_names(node)
             k = 0
             for c in cells:
-                n = c.cell.n_states
+                n = c.n_states
                 keys = names[k : k + n]
                 k += n
                 if any(key in given for key in keys):

@@ -26,6 +26,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
+# The NumPy engine, the reference, unless the run asks for another
+# (RNNINSPECT_ENGINE=compiled runs the whole suite on the numba kernels): the
+# default, auto, switches engines partway through a process once the kernels pay,
+# which would make results depend on the tests run before. test_compiled.py holds
+# the kernels to this engine and to Keras.
+os.environ.setdefault("RNNINSPECT_ENGINE", "numpy")
+
 settings.register_profile(
     "default",
     max_examples=25,
@@ -350,6 +357,22 @@ def _mask_reaches(m: Any, layer_name: str) -> bool:
         if isinstance(layer, (Recurrent, Bidirectional)) and not layer.return_sequences:
             return False
     raise AssertionError(f"no layer {layer_name}")
+
+
+def check_sample(model: str, what: str) -> None:
+    """A sample model against Keras: ``check_golden`` for a chain model; for a graph
+    model every output, from its Keras 3 file (tf_keras's if Keras 3 has none)."""
+    if model in CHAIN_MODELS:
+        check_golden(load_sample(model, "model.keras"), model, what)
+        return
+    name = "model.keras" if sample(model, "model.keras").is_file() else "tfkeras.keras"
+    g = golden(model)
+    n = sum(k.startswith("x/") for k in g)
+    x = [g[f"x/{i}"] for i in range(n)] if n else g["x"]
+    got = load_sample(model, name).forward_all(x)
+    want = golden_outputs(model, "tfkeras" if name == "tfkeras.keras" else "keras3")
+    for a, b in zip(got, want, strict=True):
+        assert_close(a, b, what)
 
 
 def check_golden(

@@ -32,10 +32,9 @@ from conftest import (
     CHAIN_MODELS,
     MODELS,
     assert_close,
-    check_golden,
+    check_sample,
     expected,
     golden,
-    golden_outputs,
     input_mask,
     keras_config,
     load_sample,
@@ -635,15 +634,4 @@ def test_both_input_layouts_equal_keras(
     from rnninspect.ops import recurrent
 
     monkeypatch.setattr(recurrent, "_input_apart", lambda layer, D: apart)
-    if model in CHAIN_MODELS:
-        check_golden(load_sample(model, "model.keras"), model, f"{model} (input apart={apart})")
-        return
-    # A graph model: every output, from its Keras 3 file (tf_keras's if Keras 3 has none).
-    name = "model.keras" if sample(model, "model.keras").is_file() else "tfkeras.keras"
-    g = golden(model)
-    n = sum(k.startswith("x/") for k in g)
-    x = [g[f"x/{i}"] for i in range(n)] if n else g["x"]
-    got = load_sample(model, name).forward_all(x)
-    want = golden_outputs(model, "tfkeras" if name == "tfkeras.keras" else "keras3")
-    for a, b in zip(got, want, strict=True):
-        assert_close(a, b, f"{model} (input apart={apart})")
+    check_sample(model, f"{model} (input apart={apart})")

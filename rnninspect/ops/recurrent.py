@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import activations
 from ..model import GRU, LSTM, Array, Recurrent
+from . import compiled
 
 Float = np.dtype[Any]
 
@@ -306,6 +307,9 @@ def scan(
     Sequences come back as (N, T, M) views of (T, M, N) arrays, in processing order.
     """
     N, T, D = x.shape
+    kernels = compiled.choose(layer, N, T, D, ft, mask, major)
+    if kernels is not None:  # the same formulas as one compiled loop (small shapes)
+        return compiled.scan(kernels, layer, x, mask, major, keep_seq, record, gates, initial)  # type: ignore[no-any-return]
     M = layer.units
     apart = _input_apart(layer, D)
     cell = _cell(layer, ft, major, N, D, apart)
