@@ -66,7 +66,12 @@ def _keras_to_onnx(kind: str, w: dict[str, np.ndarray], M: int) -> dict[str, np.
     return {"W": Kx.T[None], "R": Rh.T[None], "B": B[None]}
 
 
-def ort_runner(kind: str, w: dict[str, np.ndarray], M: int) -> tuple[Callable[..., np.ndarray], str]:
+def ort_runner(
+    kind: str, w: dict[str, np.ndarray], M: int, stateful: bool = False
+) -> tuple[Callable[..., np.ndarray], str]:
+    """ONNX Runtime on the layer + Dense graph: ``run(x)`` -> y; ``stateful``:
+    ``run(x, h[, c])`` -> [y, h(, c)] with the states (1, N, M) in and out, for one
+    step per session call."""
     import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
@@ -83,19 +88,24 @@ def ort_runner(kind: str, w: dict[str, np.ndarray], M: int) -> tuple[Callable[..
         attrs["linear_before_reset"] = 1
     if kind == "SimpleRNN":
         attrs["activations"] = ["Tanh"]
+    states = (["h0", "c0"] if kind == "LSTM" else ["h0"]) if stateful else []
+    ins = ["xt", "W", "R", "B"] + (["", *states] if stateful else [])
+    outs = ["", "h"] + (["c"] if kind == "LSTM" and stateful else [])
     nodes = [
         helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0, 2]),  # (T, N, D)
-        helper.make_node(op, ["xt", "W", "R", "B"], ["", "h"], **attrs),  # h (1, N, M)
+        helper.make_node(op, ins, outs, **attrs),  # h (1, N, M)
         helper.make_node("Squeeze", ["h", "ax0"], ["hs"]),
         helper.make_node("MatMul", ["hs", "Wo"], ["yw"]),
         helper.make_node("Add", ["yw", "bo"], ["y"]),
     ]
     inits.append(numpy_helper.from_array(np.array([0], dtype=np.int64), "ax0"))
+    f = TensorProto.FLOAT
     graph = helper.make_graph(
         nodes,
         "small",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, None, None])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, K])],
+        [helper.make_tensor_value_info(n, f, [None, None, None]) for n in ["x", *states]],
+        [helper.make_tensor_value_info("y", f, [None, K])]
+        + [helper.make_tensor_value_info(n, f, [1, None, M]) for n in outs[1:] if stateful],
         initializer=inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -105,7 +115,10 @@ def ort_runner(kind: str, w: dict[str, np.ndarray], M: int) -> tuple[Callable[..
     sess = ort.InferenceSession(
         model.SerializeToString(), so, providers=["CPUExecutionProvider"]
     )
-    return (lambda x: sess.run(None, {"x": x})[0]), f"onnxruntime {ort.__version__} (onnx {onnx.__version__})"
+    version = f"onnxruntime {ort.__version__} (onnx {onnx.__version__})"
+    if stateful:
+        return (lambda x, *s: sess.run(None, {"x": x, **dict(zip(states, s))})), version
+    return (lambda x: sess.run(None, {"x": x})[0]), version
 
 
 def jax_runner(kind: str, w: dict[str, np.ndarray], M: int) -> tuple[Callable[..., np.ndarray], str]:

@@ -10,7 +10,10 @@ N = 1, 32 and 512 streams, over T=200 steps it times
 * ``chunked``: what streaming costs without a stepper, ``forward(x_t[:, None],
   initial_state=s, return_state=True)`` once per step, the state carried;
 * ``batch``: ``forward`` over the whole (N, T, D) sequence at once, divided by T (the
-  floor: every step's arithmetic with no per-step Python beyond the engine's loop).
+  floor: every step's arithmetic with no per-step Python beyond the engine's loop);
+* ``compiled``: the stepper on the compiled engine (``rnninspect[fast]``, numba);
+* ``ort``: ONNX Runtime running one step per session call (the layer + Dense graph
+  of ``small_rows.py``, the states passed in and out), when installed.
 
 It prints microseconds per step (best of 3) and the ratios. OPENBLAS_CORETYPE and
 OPENBLAS_L2_SIZE are unset for this process only (before NumPy loads), so OpenBLAS
@@ -26,6 +29,7 @@ for _var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
     os.environ.pop(_var, None)  # this process only, before NumPy loads OpenBLAS
 
 import argparse
+import importlib.util
 import json
 import platform
 import sys
@@ -38,7 +42,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench import write_npz
+from bench import make_weights, write_npz
 
 import rnninspect
 
@@ -91,8 +95,33 @@ def measure(kind: str, M: int, N: int, steps: int) -> dict[str, object]:
     def batch() -> None:
         m.forward(x)
 
+    from rnninspect.ops import compiled
+
+    fns = {"stepper": stepper, "chunked": chunked, "batch": batch}
+    if compiled.available():
+        with compiled.use("compiled"):
+            sc = m.stepper(batch=N)
+
+        def stepper_compiled() -> None:
+            sc.reset()
+            for t in range(steps):
+                sc.step(x[:, t])
+
+        fns["compiled"] = stepper_compiled
+    if importlib.util.find_spec("onnxruntime") is not None:
+        from small_rows import ort_runner
+
+        run, _ = ort_runner(kind, make_weights(kind, D, M), M, stateful=True)
+        zeros = [np.zeros((1, N, M), np.float32)] * (2 if kind == "LSTM" else 1)
+
+        def ort_steps() -> None:
+            s = zeros
+            for t in range(steps):
+                _, *s = run(x[:, t : t + 1], *s)
+
+        fns["ort"] = ort_steps
     row: dict[str, object] = {"kind": kind, "M": M, "N": N, "T": steps}
-    for name, fn in (("stepper", stepper), ("chunked", chunked), ("batch", batch)):
+    for name, fn in fns.items():
         row[f"{name}_us"] = best(fn) / steps * 1e6
     # The same numbers, whichever way (to float rounding: the engine may split N).
     s.reset()
@@ -119,6 +148,7 @@ def main() -> None:
     print(f"D={D}, T={steps}; microseconds per step (best of 3)")
     print(
         f"{'model':<10}{'M':>5}{'N':>5}{'stepper':>10}{'chunked':>10}{'batch':>10}{'step/batch':>12}{'chunk/step':>12}"
+        f"{'compiled':>10}{'ort':>10}{'ort/ours':>10}"
     )
     rows = []
     for kind in ("SimpleRNN", "LSTM", "GRU"):
@@ -126,8 +156,12 @@ def main() -> None:
             r = measure(kind, M, N, steps)
             rows.append(r)
             st, ch, ba = (float(r[k]) for k in ("stepper_us", "chunked_us", "batch_us"))  # type: ignore[arg-type]
+            co = float(r.get("compiled_us", float("nan")))  # type: ignore[arg-type]
+            ort = float(r.get("ort_us", float("nan")))  # type: ignore[arg-type]
+            fastest = min(st, co) if co == co else st
             print(
                 f"{kind:<10}{M:>5}{N:>5}{st:>10.1f}{ch:>10.1f}{ba:>10.1f}{st / ba:>12.2f}{ch / st:>12.1f}"
+                f"{co:>10.1f}{ort:>10.1f}{ort / fastest:>10.2f}"
             )
     if args.json:
         Path(args.json).write_text(json.dumps({"blas": blas(), "rows": rows}, indent=1))

@@ -8,14 +8,18 @@ lookups take the generation.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.typing as npt
 
 from .errors import ModelError, UnsupportedLayerError
 
-Array = npt.NDArray[Any]
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    Array = npt.NDArray[Any]
+else:  # numpy.typing takes milliseconds to import, on every start; the alias is for mypy
+    Array = np.ndarray
 Fn = Callable[[Array], Array]
 
 

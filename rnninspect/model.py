@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy.typing as npt
-
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -20,7 +18,14 @@ if TYPE_CHECKING:
     from .stepper import Stepper
     from .summary import Summary
 
-Array = npt.NDArray[Any]
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    Array = npt.NDArray[Any]
+else:  # numpy.typing takes milliseconds to import, on every start; the alias is for mypy
+    import numpy
+
+    Array = numpy.ndarray
 
 
 @dataclass(kw_only=True)

@@ -21,12 +21,16 @@ Config keys, per layer (Keras 3 / tf_keras):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.typing as npt
 
-Array = npt.NDArray[Any]
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    Array = npt.NDArray[Any]
+else:  # numpy.typing takes milliseconds to import, on every start; the alias is for mypy
+    Array = np.ndarray
 Axis = int | Sequence[int]
 
 

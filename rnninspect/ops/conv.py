@@ -26,12 +26,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from itertools import product
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.typing as npt
 
-Array = npt.NDArray[Any]
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    Array = npt.NDArray[Any]
+else:  # numpy.typing takes milliseconds to import, on every start; the alias is for mypy
+    Array = np.ndarray
 Activation = Callable[[Array], Array]
 IntOrTuple = int | Sequence[int]
 

@@ -23,12 +23,16 @@ HDF5), only those present:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.typing as npt
 
-Array = npt.NDArray[Any]
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    Array = npt.NDArray[Any]
+else:  # numpy.typing takes milliseconds to import, on every start; the alias is for mypy
+    Array = np.ndarray
 
 
 def _compute_dtype(x: Array) -> np.dtype[Any]:

@@ -10,12 +10,16 @@ see ``masks.MASK_RULE``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.typing as npt
 
-Array = npt.NDArray[Any]
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    Array = npt.NDArray[Any]
+else:  # numpy.typing takes milliseconds to import, on every start; the alias is for mypy
+    Array = np.ndarray
 
 
 def repeat_vector(x: Array, n: int) -> Array:
