@@ -90,20 +90,37 @@ def act(v: Any, code: int) -> Any:
 
 
 @_jit
+def sigmoid(v: Any) -> Any:
+    return _HALF * tanh(_HALF * v) + _HALF  # act(v, 2), written out for the fast paths
+
+
+@_jit
+def _rows(z: Any, s: Any, W: Any, G: int) -> None:
+    """z[:G] += s W[:, :G]. Four rows at a time: z is loaded and stored once per four
+    multiply-adds instead of per one (measured 1.2-2.8x faster on 40-80 rows)."""
+    R = s.shape[0]
+    k = 0
+    while k + 4 <= R:
+        s0, s1, s2, s3 = s[k], s[k + 1], s[k + 2], s[k + 3]
+        for j in range(G):
+            z[j] += (s0 * W[k, j] + s1 * W[k + 1, j]) + (s2 * W[k + 2, j] + s3 * W[k + 3, j])
+        k += 4
+    while k < R:
+        sk = s[k]
+        for j in range(G):
+            z[j] += sk * W[k, j]
+        k += 1
+
+
+@_jit
 def _project(z: Any, b: Any, x: Any, K: Any, h: Any, R: Any) -> None:
     """z = b + x K + h R (row vectors; R may have fewer columns than z: the first)."""
     G = z.shape[0]
     for j in range(G):
         z[j] = b[j]
-    for d in range(x.shape[0]):
-        xd = x[d]
-        for j in range(G):
-            z[j] += xd * K[d, j]
-    GR = R.shape[1]
-    for m in range(h.shape[0]):
-        hm = h[m]
-        for j in range(GR):
-            z[j] += hm * R[m, j]
+    _rows(z, x, K, G)
+    if R.shape[1]:
+        _rows(z, h, R, R.shape[1])
 
 
 @_jit
@@ -164,8 +181,12 @@ def simple(
             t = T - 1 - k if backwards else k
             real = mask[n, t] if mask.shape[0] else True
             _project(z, b, x[n, t], K, h, R)
-            for j in range(M):
-                z[j] = act(z[j], a)
+            if a == 1:  # tanh, the default, written out: the loop vectorises
+                for j in range(M):
+                    z[j] = tanh(z[j])
+            else:
+                for j in range(M):
+                    z[j] = act(z[j], a)
             if real:
                 for j in range(M):
                     h[j] = z[j]
@@ -204,15 +225,26 @@ def lstm(
             t = T - 1 - k if backwards else k
             real = mask[n, t] if mask.shape[0] else True
             _project(z, b, x[n, t], K, h, R)
-            for j in range(M):
-                i = act(z[j], ra)
-                f = act(z[M + j], ra)
-                g = act(z[2 * M + j], a)
-                o = act(z[3 * M + j], ra)
-                cj = f * c[j] + i * g  # c_t = f * c + i * g
-                cn[j] = cj
-                hn[j] = o * act(cj, a)  # h_t = o * act(c_t)
-                z[j], z[M + j], z[2 * M + j], z[3 * M + j] = i, f, g, o
+            if a == 1 and ra == 2:  # tanh and sigmoid, the defaults, written out (the
+                for j in range(M):  # loop vectorises; through act's branches, 2.5x slower)
+                    i = sigmoid(z[j])
+                    f = sigmoid(z[M + j])
+                    g = tanh(z[2 * M + j])
+                    o = sigmoid(z[3 * M + j])
+                    cj = f * c[j] + i * g
+                    cn[j] = cj
+                    hn[j] = o * tanh(cj)
+                    z[j], z[M + j], z[2 * M + j], z[3 * M + j] = i, f, g, o
+            else:
+                for j in range(M):
+                    i = act(z[j], ra)
+                    f = act(z[M + j], ra)
+                    g = act(z[2 * M + j], a)
+                    o = act(z[3 * M + j], ra)
+                    cj = f * c[j] + i * g  # c_t = f * c + i * g
+                    cn[j] = cj
+                    hn[j] = o * act(cj, a)  # h_t = o * act(c_t)
+                    z[j], z[M + j], z[2 * M + j], z[3 * M + j] = i, f, g, o
             if real:
                 for j in range(M):
                     h[j] = hn[j]
@@ -267,11 +299,18 @@ def gru(
             if reset_after:
                 _project(zx, b_in, x[n, t], K, h, nothing)
                 _project(zh, b_rec, h, R, h, nothing)
-                for j in range(M):
-                    zg = act(zx[j] + zh[j], ra)
-                    rg = act(zx[M + j] + zh[M + j], ra)
-                    hh[j] = act(zx[2 * M + j] + rg * zh[2 * M + j], a)
-                    zx[j], zx[M + j] = zg, rg
+                if a == 1 and ra == 2:  # the defaults, written out (vectorises)
+                    for j in range(M):
+                        zg = sigmoid(zx[j] + zh[j])
+                        rg = sigmoid(zx[M + j] + zh[M + j])
+                        hh[j] = tanh(zx[2 * M + j] + rg * zh[2 * M + j])
+                        zx[j], zx[M + j] = zg, rg
+                else:
+                    for j in range(M):
+                        zg = act(zx[j] + zh[j], ra)
+                        rg = act(zx[M + j] + zh[M + j], ra)
+                        hh[j] = act(zx[2 * M + j] + rg * zh[2 * M + j], a)
+                        zx[j], zx[M + j] = zg, rg
             else:
                 _project(zx, b_in, x[n, t], K, h, Rzr)
                 for j in range(M):
@@ -280,10 +319,7 @@ def gru(
                     rh[j] = zx[M + j] * h[j]  # reset before the product
                 for j in range(M):
                     hh[j] = zx[2 * M + j]
-                for m in range(M):
-                    rm = rh[m]
-                    for j in range(M):
-                        hh[j] += rm * Rh[m, j]
+                _rows(hh, rh, Rh, M)  # + (r * h) Rh
                 for j in range(M):
                     hh[j] = act(hh[j], a)
             for j in range(M):
