@@ -37,10 +37,16 @@ from ..errors import UsageError
 from ..model import GRU, LSTM, Array, Recurrent, SimpleRNN
 
 ENGINES = ("auto", "numpy", "compiled")
-# A step pays when its multiply-adds (all samples) are below this: measured on 2
-# cores (SimpleRNN, LSTM, GRU; N 1..512, M 16..256, D 8..64), the kernels win up to
-# about 20-40k; at 300k BLAS's products have caught up with the dispatch.
-PAYS_WORK = 100_000
+# When the kernels beat the NumPy engine, measured on 2 cores (SimpleRNN, LSTM, GRU;
+# N 1..64, D 8..32, M 32..256, T 100): the NumPy engine pays a fixed dispatch per
+# NumPy call of a step, the kernels a per-sample loop BLAS would batch. Up to
+# N = 16 they win while a step's multiply-adds (all samples) stay under
+# PAYS_WORK_PER_CALL per NumPy call the step makes (LSTM N=16 M=64: 0.87x, N=4:
+# 2.1x; SimpleRNN N=16 M=64: 1.2x, N=32: 0.73x); for one to four samples, where
+# BLAS runs matrix-vector products, up to PAYS_WORK_FEW (LSTM N=1 M=256: 2.6x).
+PAYS_WORK_PER_CALL = 25_000
+PAYS_MAX_N = 16
+PAYS_WORK_FEW = 2_000_000
 # Modelled NumPy seconds a step, per NumPy call it makes (measured: 0.5-1.2 us).
 DISPATCH_S = 0.6e-6
 WARM_SECONDS = 1.0  # NumPy time on paying steps after which numba's start-up pays
@@ -147,7 +153,10 @@ def step_work(layer: Recurrent, N: int, D: int) -> int:
 
 
 def pays(layer: Recurrent, N: int, D: int) -> bool:
-    return step_work(layer, N, D) <= PAYS_WORK
+    work = step_work(layer, N, D)
+    if N <= 4 and work <= PAYS_WORK_FEW:
+        return True
+    return N <= PAYS_MAX_N and work <= PAYS_WORK_PER_CALL * STEP_CALLS[layer.GATES]
 
 
 def choose(
