@@ -181,10 +181,13 @@ def first_call_s(path: Path, x: np.ndarray) -> float:
     import subprocess
 
     code = (
-        "import sys, time, numpy as np, rnninspect; from rnninspect.ops import compiled;"
-        "m = rnninspect.load_model(sys.argv[1]); x = np.load(sys.argv[2]);"
-        "t = time.perf_counter(); compiled.use('compiled').__enter__(); m.forward(x);"
-        "print(time.perf_counter() - t)"
+        "import sys, time, numpy as np, rnninspect\n"
+        "from rnninspect.ops import compiled\n"
+        "m = rnninspect.load_model(sys.argv[1]); x = np.load(sys.argv[2])\n"
+        "t = time.perf_counter()\n"
+        "with compiled.use('compiled'):\n"
+        "    m.forward(x)\n"
+        "print(time.perf_counter() - t)\n"
     )
     xp = path.with_suffix(".x.npy")
     np.save(xp, x)
