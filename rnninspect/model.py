@@ -7,7 +7,7 @@ and the renderers only ever see this. Weights are stored in Keras's own layout a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     Array = npt.NDArray[Any]
-else:  # numpy.typing takes milliseconds to import, on every start; the alias is for mypy
+else:  # numpy.typing is imported for mypy only (not on every start)
     import numpy
 
     Array = numpy.ndarray
@@ -30,7 +30,11 @@ else:  # numpy.typing takes milliseconds to import, on every start; the alias is
 
 @dataclass(kw_only=True)
 class Layer:
-    """One layer of the chain. ``name`` is the Keras layer name."""
+    """One layer of the chain. ``name`` is the Keras layer name.
+
+    ``__repr__`` and ``__eq__`` are dataclass's, written once here: the subclasses
+    (``repr=False, eq=False``) skip generating their own, which for some thirty
+    classes cost milliseconds of every start, in the CLI and its parsing child."""
 
     name: str
     trainable: bool = True
@@ -60,8 +64,20 @@ class Layer:
     def count_params(self) -> int:
         return sum(int(a.size) for _, a in self.weights())
 
+    def __repr__(self) -> str:
+        shown = (f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
+        return f"{type(self).__qualname__}({', '.join(shown)})"
 
-@dataclass(kw_only=True)
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        compared = [f.name for f in fields(self) if f.compare]
+        return tuple(getattr(self, k) for k in compared) == tuple(
+            getattr(other, k) for k in compared
+        )
+
+
+@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
 class InputLayer(Layer):
     """A model input: per-sample ``shape`` (``T`` may be None) and dtype
     (``int32`` for ids feeding an Embedding)."""
@@ -71,7 +87,7 @@ class InputLayer(Layer):
     batch: int | None = None  # a fixed batch size the config declares (stateful models)
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
 class Dense(Layer):
     kernel: Array  # (in, units)
     bias: Array | None  # (units,)
@@ -88,7 +104,7 @@ class Dense(Layer):
         return out
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
 class Embedding(Layer):
     embeddings: Array  # (V, E)
     mask_zero: bool = False
@@ -97,22 +113,22 @@ class Embedding(Layer):
         return [("embeddings", self.embeddings)]
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
 class Masking(Layer):
     mask_value: float = 0.0
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
 class Activation(Layer):
     activation: str = "linear"
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
 class Passthrough(Layer):
     """A layer that is the identity at inference (Dropout and friends)."""
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
 class Recurrent(Layer):
     """Fields shared by SimpleRNN, LSTM and GRU."""
 
@@ -141,12 +157,12 @@ class Recurrent(Layer):
         return out
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
 class SimpleRNN(Recurrent):
     """``h_t = act(x_t @ Wx + h_{t-1} @ Wh + b)``; state [h]."""
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
 class LSTM(Recurrent):
     """Gates stacked along the last axis in Keras's order **i, f, c, o**; states [h, c]."""
 
@@ -155,7 +171,7 @@ class LSTM(Recurrent):
     recurrent_activation: str = "sigmoid"
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
 class GRU(Recurrent):
     """Gates in Keras's order **z, r, h**; ``reset_after`` (bias (2, 3M)) is the
     tf.keras 2 / Keras 3 default, ``reset_after=False`` (bias (3M,)) the Keras 1/2 one."""
@@ -165,7 +181,7 @@ class GRU(Recurrent):
     reset_after: bool = True
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
 class Bidirectional(Layer):
     """Two recurrent layers over the same input; ``backward`` runs last step first."""
 
@@ -187,7 +203,7 @@ class Bidirectional(Layer):
         ]
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
 class TimeDistributed(Layer):
     layer: Layer
 
@@ -195,7 +211,7 @@ class TimeDistributed(Layer):
         return self.layer.weights()
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
 class StackedRNN(Layer):
     """``RNN(StackedRNNCells([...]))``: at every step each cell takes the previous
     cell's output; the layer returns the last cell's output (and, with
@@ -212,7 +228,7 @@ class StackedRNN(Layer):
         return [(f"cell_{i}/{n}", a) for i, c in enumerate(self.cells) for n, a in c.weights()]
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
 class ConvLSTM(Layer):
     """ConvLSTM1D / ConvLSTM2D: an LSTM whose products are convolutions over
     ``rank`` spatial axes; gates i, f, c, o along the last (filters) axis."""
@@ -242,7 +258,7 @@ class ConvLSTM(Layer):
         return out
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
 class Merge(Layer):
     """Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum, Dot."""
 
@@ -252,7 +268,7 @@ class Merge(Layer):
     normalize: bool = False  # Dot: cosine proximity
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
 class Plumbing(Layer):
     """Sequence plumbing without weights: ``op`` is one of repeat_vector (args (n,)),
     flatten, reshape (the target shape, -1 allowed), permute (1-based dims),
@@ -262,7 +278,7 @@ class Plumbing(Layer):
     args: tuple[int, ...] = ()
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
 class Conv(Layer):
     """Conv1D / Conv2D, channels last: ``y = act(conv(x, kernel) + bias)``."""
 
@@ -287,7 +303,7 @@ class Conv(Layer):
         return out
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
 class Pooling(Layer):
     """Max/average pooling over ``rank`` axes (``pool_size``/``strides``), or global
     pooling (``global_``) over all of them (GlobalAveragePooling1D uses the mask)."""
@@ -302,7 +318,7 @@ class Pooling(Layer):
     channels_first: bool = False
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
 class BatchNormalization(Layer):
     """Inference: ``gamma * (x - moving_mean) / sqrt(moving_variance + eps) + beta``."""
 
@@ -322,7 +338,7 @@ class BatchNormalization(Layer):
         return frozenset({"moving_mean", "moving_variance"})
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
 class LayerNormalization(Layer):
     axes: tuple[int, ...]
     gamma: Array | None
@@ -335,19 +351,19 @@ class LayerNormalization(Layer):
         return out + ([] if self.beta is None else [("beta", self.beta)])
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
 class ReLU(Layer):
     max_value: float | None = None
     negative_slope: float = 0.0
     threshold: float = 0.0
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
 class LeakyReLU(Layer):
     alpha: float = 0.3
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
 class PReLU(Layer):
     alpha: Array  # the input's per-sample shape, 1 on shared axes
 
@@ -355,17 +371,17 @@ class PReLU(Layer):
         return [("alpha", self.alpha)]
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
 class ELU(Layer):
     alpha: float = 1.0
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
 class Softmax(Layer):
     axis: tuple[int, ...] = (-1,)
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
 class Attention(Layer):
     """Attention (Luong: ``score`` dot or concat) and AdditiveAttention (Bahdanau:
     ``score`` additive), called on [query, value] or [query, value, key]."""
@@ -386,7 +402,7 @@ class Attention(Layer):
 MHA_WEIGHTS = ("query", "key", "value", "output")
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
 class MultiHeadAttention(Layer):
     """Keras's MultiHeadAttention: query/key/value projections per head
     (kernels (D, H, Kd)), scaled dot-product attention, output projection
