@@ -5,7 +5,9 @@
 
 Like hyperfine: one warm-up run of each command, then ``--runs`` rounds that run
 every command once in turn (so a busy spell of a shared machine hits all alike);
-the medians, their ratios to the floor, and the quartiles. The package's bytecode is
+the medians, their ratios to the floor, and the quartiles. Also the CPU time
+(user + system, the process and its parse child together), which a busy machine
+inflates less than wall time (but two processes overlapping count twice). The package's bytecode is
 compiled first, as an install leaves it. OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are
 unset for the timed processes (as on users' machines; this process keeps them).
 Asserts nothing.
@@ -17,6 +19,7 @@ import argparse
 import compileall
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -52,23 +55,29 @@ def main() -> None:
             "--help": [py, "-m", "rnninspect", "--help"],
         }
         times: dict[str, list[float]] = {k: [] for k in commands}
+        cpu: dict[str, list[float]] = {k: [] for k in commands}
         for cmd in commands.values():
             subprocess.run(cmd, check=True, capture_output=True, env=env)
         for _ in range(args.runs):
             for name, cmd in commands.items():
+                r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
                 t0 = time.perf_counter()
                 subprocess.run(cmd, check=True, capture_output=True, env=env)
                 times[name].append(time.perf_counter() - t0)
+                r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu[name].append(r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime)
     floor = statistics.median(times["import numpy"])
+    cpu_floor = statistics.median(cpu["import numpy"])
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}; {args.runs} alternating rounds, medians")
     result = {}
     for name, ts in times.items():
         med = statistics.median(ts)
         q1, _, q3 = statistics.quantiles(ts, n=4)
-        result[name] = {"median_ms": med * 1e3, "ratio": med / floor}
+        c = statistics.median(cpu[name])
+        result[name] = {"median_ms": med * 1e3, "ratio": med / floor, "cpu_ms": c * 1e3}
         print(
             f"{name:26s} {med * 1e3:7.1f} ms  ({q1 * 1e3:6.1f}-{q3 * 1e3:6.1f})  "
-            f"{med / floor:5.2f}x import numpy"
+            f"{med / floor:5.2f}x import numpy;  CPU {c * 1e3:6.1f} ms, {c / cpu_floor:5.2f}x"
         )
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
