@@ -81,14 +81,23 @@ def _elements(shape: Sequence[int | None], T: int) -> int:
     return math.prod(T if d is None else int(d) for d in shape)
 
 
-def chunk_rows(model: Model, T: int, D: int, itemsize: int, collect: bool, gates: bool) -> int:
+def chunk_rows(
+    model: Model,
+    T: int,
+    D: int,
+    itemsize: int,
+    collect: bool,
+    gates: bool,
+    input_copies: int = 3,
+) -> int:
     """Samples per chunk: as many as fit in ``CHUNK_BYTES`` of activations, so memory
-    stays bounded however large N is and products are as large as that allows."""
-    # Per sample: the inputs (as read, as the compute dtype, and a masked or
-    # activated copy), every tensor a node makes (kept until its last use; all
-    # recurrent sequences kept when tracing, with cell states and gates) and the
-    # per-step scratch of a recurrent layer (the gates, a few (N, M) buffers).
-    per_row = 3 * T * D
+    stays bounded however large N is and products are as large as that allows.
+    ``input_copies``: copies of the input a chunk makes (``_input_copies``); an
+    input used in place costs nothing more, however long its sequences."""
+    # Per sample: the input copies, every tensor a node makes (kept until its last
+    # use; all recurrent sequences kept when tracing, with cell states and gates)
+    # and the per-step scratch of a recurrent layer (the gates, a few (N, M) buffers).
+    per_row = input_copies * T * D
     for node in model.nodes[len(model.inputs) :]:
         for shape in node.output_shapes:
             per_row += _elements(shape, T)
@@ -100,6 +109,46 @@ def chunk_rows(model: Model, T: int, D: int, itemsize: int, collect: bool, gates
         for _, w in layer.weights():
             scratch = max(scratch, 2 * int(w.shape[-1]) if w.ndim else 0)
     return max(16, CHUNK_BYTES // max(1, (per_row + scratch) * itemsize))
+
+
+def _mapped(x: Array) -> bool:
+    """Is ``x`` (a view of) a memory-mapped file?"""
+    found: Any = x
+    while found is not None:
+        if isinstance(found, (np.memmap, mmap.mmap)):
+            return True
+        found = getattr(found, "base", None)
+    return False
+
+
+def _input_copies(xs: Sequence[Array], ft: Float) -> int:
+    """How many copies of its input a chunk makes: one out of a memory map (read
+    once, its pages then dropped: ``_release``) and one into the compute dtype. An
+    in-memory input of that dtype is used in place, as a read-only view."""
+    copies = 0
+    for a in xs:
+        mine = int(_mapped(a)) + int(a.dtype.kind in "fb" and a.dtype != ft)
+        copies = max(copies, mine)
+    return copies
+
+
+def _rows_of(a: Array, start: int, stop: int, copy: bool) -> Array:
+    """Rows ``start:stop`` of an input: a copy out of a memory map, else a view
+    that nothing downstream may write to (no layer writes into its input)."""
+    if copy:
+        return np.array(a[start:stop])
+    view = a[start:stop]
+    view.flags.writeable = False
+    return view
+
+
+def _nonfinite(x: Array) -> bool:
+    """Does float ``x`` hold a NaN or an infinity? Its minimum and maximum say so
+    (both propagate NaN; an infinity is one of them) in two vectorised passes with
+    no temporary, where ``not np.isfinite(x).all()`` allocates a mask of x's size."""
+    if x.size == 0:
+        return False
+    return not (np.isfinite(x.min()) and np.isfinite(x.max()))
 
 
 def _is_recurrent(layer: Layer) -> bool:
@@ -178,7 +227,8 @@ def iter_chunks(
     ft = np.dtype(dtype)
     workers = _threads() if blas.controlled() else 1
     D = sum(int(np.prod(a.shape[2:], dtype=np.int64)) or 1 for a in xs)
-    step = rows or chunk_rows(model, T, D, ft.itemsize, collect, gates) * workers
+    copies = _input_copies(xs, ft)
+    step = rows or chunk_rows(model, T, D, ft.itemsize, collect, gates, copies) * workers
     if _time_major(model):
         step = max(N, 1)  # axis 0 is a time_major layer's time: one chunk
     # Split the batch across threads (BLAS single-threaded) only when it pays;
@@ -192,12 +242,12 @@ def iter_chunks(
                 stop = min(N, start + step)
                 chunk = []
                 for i, a in enumerate(xs):
-                    rows_in = np.array(a[start:stop])  # a copy, out of any memory map
+                    rows_in = _rows_of(a, start, stop, copy=_mapped(a))
                     _release(a, stop)
                     chunk.append(check_rows(model, rows_in, where, start, index=i))
                 result = _run_parallel(model, chunk, ft, collect, gates, pool, workers, outputs_of)
                 for rows_in in chunk:
-                    if rows_in.dtype.kind == "f" and not np.isfinite(rows_in).all():
+                    if rows_in.dtype.kind == "f" and _nonfinite(rows_in):
                         n, *rest = (int(i) for i in np.argwhere(~np.isfinite(rows_in))[0])
                         result.nonfinite_at = (start + n, *rest)
                         break
@@ -231,20 +281,6 @@ def _threads() -> int:
         if value.isdigit() and int(value) > 0:
             return min(int(value), _cores())
     return _cores()
-
-
-MIN_ROWS_PER_WORKER = 8
-# A thread's share of a step's work, per NumPy call the step makes, above which
-# splitting the batch across threads beats BLAS's own threads. The threads take
-# turns at the Python side of each step (the GIL); their products and elementwise
-# passes run in parallel (with BLAS's threads, the passes run on one core).
-# Work is counted in multiply-adds; a step's elementwise passes count
-# ELEMENTWISE per gate unit (tanh costs about 18 multiply-adds an element, a
-# multiply or add about 5). Measured on 2 cores: SimpleRNN/LSTM/GRU, N 8..40000,
-# M 16..256, D 8..1024.
-SPLIT_WORK = 100_000
-ELEMENTWISE = 40
-_STEP_CALLS = {1: 8, 3: 18, 4: 18}  # NumPy calls per step (scan's included), by gate count
 
 
 MIN_ROWS_PER_WORKER = 8
