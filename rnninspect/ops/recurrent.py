@@ -308,7 +308,8 @@ class _TimeBlocks:
     def at(self, k: int, t: int) -> Array:
         """Step ``t`` (the ``k``-th processed) as a (D, N) array."""
         if self.steps == 1:
-            return self.x[:, t].T  # blocks of one step would only add a copy
+            step: Array = self.x[:, t].T  # blocks of one step would only add a copy
+            return step
         if k % self.steps == 0:
             n = min(self.steps, self.T - k)
             self.lo = t - n + 1 if self.backwards else t  # steps k..k+n-1 in x's order
@@ -316,7 +317,8 @@ class _TimeBlocks:
             part = np.ascontiguousarray(self.x[:, self.lo : self.lo + n])
             self.buf = np.ascontiguousarray(part.transpose(1, 2, 0))
         assert self.buf is not None
-        return self.buf[t - self.lo]
+        found: Array = self.buf[t - self.lo]
+        return found
 
 
 def _time_blocks(x: Array, backwards: bool) -> _TimeBlocks:
