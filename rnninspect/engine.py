@@ -111,6 +111,27 @@ def chunk_rows(
     return max(16, CHUNK_BYTES // max(1, (per_row + scratch) * itemsize))
 
 
+STEP_BYTES = 1 << 20  # a thread's per-step working set: about one core's L2 cache
+MIN_CACHE_ROWS = 128  # below this, products get too thin to be worth the split
+
+
+def cache_rows(model: Model, itemsize: int) -> int:
+    """Samples per part of a chunk split across threads: as many as keep the
+    per-step working set of the widest recurrent layer (its gates, the stacked
+    operand [x_t; 1; h] and a few (M,) states and buffers, all reused every step)
+    in ``STEP_BYTES``. Larger parts spill the step's elementwise passes out of
+    cache: measured (LSTM, N=16384, M=64 and N=1024, M=128, 2 cores) 10-25% more
+    CPU time per sample with parts of 8192 rows than of 256-512."""
+    widest = 0
+    for node in model.nodes:
+        for cell in _cells(node.layer):
+            M = cell.units
+            widest = max(widest, cell.GATES * M + int(cell.kernel.shape[0]) + 1 + 5 * M)
+    if widest == 0:
+        return 1 << 62
+    return max(MIN_CACHE_ROWS, STEP_BYTES // (widest * itemsize))
+
+
 def _mapped(x: Array) -> bool:
     """Is ``x`` (a view of) a memory-mapped file?"""
     found: Any = x
@@ -340,6 +361,10 @@ def _run_parallel(
     parts = workers if _split_pays(model, n // max(workers, 1)) else 1
     if pool is None or parts < 2:
         return _run_rows(model, xs, ft, collect, gates, outputs_of)
+    # Cache-sized parts, more of them than threads when the chunk is large: the
+    # pool hands them out as threads come free, which also evens out threads
+    # slowed by other processes.
+    parts = max(parts, -(-n // cache_rows(model, ft.itemsize)))
     bounds = np.linspace(0, n, parts + 1).astype(int)
     futures = [
         pool.submit(_run_rows, model, [x[a:b] for x in xs], ft, collect, gates, outputs_of)

@@ -284,47 +284,6 @@ def _apart(W: Array, D: int, apart: bool) -> tuple[Array | None, Array]:
     return np.ascontiguousarray(W[:, :D]), np.ascontiguousarray(W[:, D:])
 
 
-BLOCK_BYTES = 2 << 20  # a time-major block of the input, per scan (about an L2 cache)
-BLOCK_STEPS = 64
-
-
-class _TimeBlocks:
-    """The steps of (N, T, D) ``x`` as (D, N) blocks, ``x[:, t].T``, read a block
-    of steps at a time into a time-major (steps, D, N) buffer.
-
-    The plain read, ``x[:, t].T`` every step, gathers D floats from each of N rows
-    a whole sequence apart (T * D floats): at long T every row is on its own page
-    and each step misses in the TLB N times. A block reads each row's steps as one
-    run, and each step is then a contiguous (D, N) slice, equal to the plain read.
-    """
-
-    def __init__(self, x: Array, backwards: bool) -> None:
-        N, T, D = x.shape
-        self.x, self.T, self.backwards = x, T, backwards
-        self.steps = max(1, min(BLOCK_STEPS, T, BLOCK_BYTES // max(1, D * N * x.itemsize)))
-        self.lo = 0  # the block's first time index (in x's order)
-        self.buf: Array | None = None
-
-    def at(self, k: int, t: int) -> Array:
-        """Step ``t`` (the ``k``-th processed) as a (D, N) array."""
-        if self.steps == 1:
-            step: Array = self.x[:, t].T  # blocks of one step would only add a copy
-            return step
-        if k % self.steps == 0:
-            n = min(self.steps, self.T - k)
-            self.lo = t - n + 1 if self.backwards else t  # steps k..k+n-1 in x's order
-            # (n, D, N); copied from (N, n, D) row runs, then transposed in cache.
-            part = np.ascontiguousarray(self.x[:, self.lo : self.lo + n])
-            self.buf = np.ascontiguousarray(part.transpose(1, 2, 0))
-        assert self.buf is not None
-        found: Array = self.buf[t - self.lo]
-        return found
-
-
-def _time_blocks(x: Array, backwards: bool) -> _TimeBlocks:
-    return _TimeBlocks(x, backwards)
-
-
 def scan(
     layer: Recurrent,
     x: Array,
@@ -369,15 +328,13 @@ def scan(
     # sequence with the *unreversed* mask (its steps are otherwise as without unroll).
     mirrored = layer.unroll and layer.go_backwards and layer.zero_output_for_mask
     kept = np.zeros((M, N), dtype=ft) if mask is not None and mirrored else None
-    blocks = _time_blocks(x, layer.go_backwards)
     for k in range(T):
         t = T - 1 - k if layer.go_backwards else k  # Keras returns processing order
-        x_t = blocks.at(k, t)  # (D, N): x[:, t].T, read out of a time-major block
         if xw is None:
-            np.copyto(S[:D], x_t)
+            np.copyto(S[:D], x[:, t].T)  # (D, N)
         else:
             assert cell.kx is not None
-            np.matmul(cell.kx, x_t, out=xw)  # (g*M, N)
+            np.matmul(cell.kx, x[:, t].T, out=xw)  # (g*M, N)
         step_gates = cell.step(S, states, spare, xw)
         if mask is not None:
             m = mask[:, t][None, :]  # (1, N)
