@@ -143,12 +143,13 @@ def _mapped(x: Array) -> bool:
 
 
 def _input_copies(xs: Sequence[Array], ft: Float) -> int:
-    """How many copies of its input a chunk makes: one out of a memory map (read
-    once, its pages then dropped: ``_release``) and one into the compute dtype. An
-    in-memory input of that dtype is used in place, as a read-only view."""
+    """Copies of its input a chunk holds, per sample: out of a memory map, the
+    pages read (resident until ``_release`` drops them), the copy and a converted
+    copy (3, measured: 2 GiB in, 123 MiB resident); one into the compute dtype
+    otherwise. An in-memory input of that dtype is used in place, a read-only view."""
     copies = 0
     for a in xs:
-        mine = int(_mapped(a)) + int(a.dtype.kind in "fb" and a.dtype != ft)
+        mine = 3 if _mapped(a) else int(a.dtype.kind in "fb" and a.dtype != ft)
         copies = max(copies, mine)
     return copies
 
@@ -163,13 +164,19 @@ def _rows_of(a: Array, start: int, stop: int, copy: bool) -> Array:
     return view
 
 
-def _nonfinite(x: Array) -> bool:
-    """Does float ``x`` hold a NaN or an infinity? Its minimum and maximum say so
-    (both propagate NaN; an infinity is one of them) in two vectorised passes with
-    no temporary, where ``not np.isfinite(x).all()`` allocates a mask of x's size."""
+def _first_nonfinite(x: Array) -> tuple[int, ...] | None:
+    """Where float ``x`` first holds a NaN or an infinity, or None. One summing
+    pass answers for nearly every input: a NaN or an infinity makes the sum NaN or
+    infinite, so a finite sum means none. Only a non-finite sum (or one that
+    overflowed from large finite values) takes the exact look, which allocates a
+    mask of x's size (``~np.isfinite(x)``: the plain check, kept for that case)."""
     if x.size == 0:
-        return False
-    return not (np.isfinite(x.min()) and np.isfinite(x.max()))
+        return None
+    with np.errstate(all="ignore"):
+        if np.isfinite(np.sum(x, dtype=x.dtype)):
+            return None
+    bad = np.argwhere(~np.isfinite(x))
+    return tuple(int(i) for i in bad[0]) if len(bad) else None
 
 
 def _is_recurrent(layer: Layer) -> bool:
@@ -266,11 +273,15 @@ def iter_chunks(
                     rows_in = _rows_of(a, start, stop, copy=_mapped(a))
                     _release(a, stop)
                     chunk.append(check_rows(model, rows_in, where, start, index=i))
+                # The NaN/Inf scan runs on a pool thread beside the chunk's first
+                # part (the pool hands out the rest as threads come free).
+                floats = [r for r in chunk if r.dtype.kind == "f"]
+                scans = [pool.submit(_first_nonfinite, r) for r in floats] if pool else None
                 result = _run_parallel(model, chunk, ft, collect, gates, pool, workers, outputs_of)
-                for rows_in in chunk:
-                    if rows_in.dtype.kind == "f" and _nonfinite(rows_in):
-                        n, *rest = (int(i) for i in np.argwhere(~np.isfinite(rows_in))[0])
-                        result.nonfinite_at = (start + n, *rest)
+                found = [f.result() for f in scans] if scans else map(_first_nonfinite, floats)
+                for at in found:
+                    if at is not None:
+                        result.nonfinite_at = (start + at[0], *at[1:])
                         break
                 yield start, stop, result
     finally:

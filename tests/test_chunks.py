@@ -214,7 +214,7 @@ def test_long_sequences_keep_whole_batches() -> None:
 
 
 def test_input_is_used_in_place_read_only(
-    calls: list[int], monkeypatch: pytest.MonkeyPatch
+    calls: list[int], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A float32 in-memory input reaches the layers as read-only views of itself
     (no layer writes into its input, or this would raise), left as it was; a
@@ -236,6 +236,8 @@ def test_input_is_used_in_place_read_only(
     np.testing.assert_array_equal(y, model.forward(before))
     assert engine._input_copies([x], np.dtype("float32")) == 0
     assert engine._input_copies([x.astype(np.float64)], np.dtype("float32")) == 1
+    mapped = np.lib.format.open_memmap(tmp_path / "x.npy", "w+", np.float32, x.shape)
+    assert engine._input_copies([mapped[10:]], np.dtype("float32")) == 3
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -247,5 +249,6 @@ def test_first_nonfinite_value_is_found(bad: float) -> None:
     (_, _, result), *_ = engine.iter_chunks(model, x)
     assert result.nonfinite_at == (31, 2, 0)
     x[31, 2, 0] = x[40, 0, 0] = 0
+    x[:20] = 3e38  # finite, but their float32 sum overflows: the exact look says none
     (_, _, result), *_ = engine.iter_chunks(model, x)
     assert result.nonfinite_at is None
