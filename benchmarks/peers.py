@@ -364,11 +364,15 @@ def run_rows(
     rows: list[tuple[str, tuple[int, int, int, int]]],
     data: Path,
     rounds: int,
-    peak: float,
+    peaks: list[float],
 ) -> list[dict[str, Any]]:
+    """Each row's medians; ``peaks`` gets a matmul-peak measurement before each row
+    (the machine's peak is their maximum: a shared machine lowers some of them)."""
     out = []
     for kind, shape in rows:
         k = key(kind, shape)
+        if "rnninspect" in peers:
+            peaks.append(peers["rnninspect"].ask(op="peak", repeat=2)["gflops"])
         np.save(
             data / f"{k}.npy",
             np.random.default_rng(1).standard_normal(
@@ -401,8 +405,7 @@ def run_rows(
             (data / f"{k}.{name}.npy").unlink(missing_ok=True)
         if "rnninspect" in alive:
             t = row["peers"]["rnninspect"]["median_s"]
-            gf = rnn_flops(kind, *shape) / t / 1e9
-            row["gflops"], row["peak_frac"] = gf, gf / peak
+            row["gflops"] = rnn_flops(kind, *shape) / t / 1e9
             others = [
                 v["median_s"]
                 for n, v in row["peers"].items()
@@ -411,7 +414,9 @@ def run_rows(
             row["fastest_other_over_ours"] = min(others) / t if others else None
         (data / f"{k}.npy").unlink()
         out.append(row)
-        print_row(row, list(peers))
+        ours_s = row["peers"].get("rnninspect", {}).get("median_s")
+        done = "" if ours_s is None else f": rnninspect {ours_s * 1e3:.2f} ms"
+        print(f"  done {k}{done}", flush=True)
     return out
 
 
@@ -479,6 +484,11 @@ def main() -> None:
     ap.add_argument("--json", metavar="PATH", help="also write every number here")
     ap.add_argument("--peers", default=",".join(PEERS), help="comma-separated subset")
     ap.add_argument("--kinds", default=",".join(KINDS))
+    ap.add_argument(
+        "--shapes",
+        default=",".join("x".join(map(str, s)) for s in SHAPES),
+        help="comma-separated NxTxDxM (default: the five rows)",
+    )
     ap.add_argument("--rounds", type=int, help="timed samples per peer and row (median)")
     ap.add_argument("--no-sweep", action="store_true")
     ap.add_argument("--memory", action="store_true", help="also bench.py's 2 GiB memory run")
@@ -489,7 +499,8 @@ def main() -> None:
         return
     rounds = args.rounds or (5 if args.quick else 11)
     t_start = time.perf_counter()
-    rows = [(kind, shape) for kind in args.kinds.split(",") if kind for shape in SHAPES]
+    shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",") if s]
+    rows = [(kind, shape) for kind in args.kinds.split(",") if kind for shape in shapes]
     report: dict[str, Any] = {"machine": machine(), "threads": THREADS, "notes": []}
     print(
         f"machine: {report['machine']['cpu']}, {report['machine']['cores']} cores; "
@@ -545,21 +556,30 @@ def main() -> None:
             print(f"note: {note}")
         print("versions: " + "; ".join(f"{LABEL[n]}: {v}" for n, v in versions.items()))
         print(f"rnninspect's BLAS (threadpoolctl): {report.get('blas', 'unknown')}")
-        peak = 0.0
-        if "rnninspect" in peers:
-            peak = peers["rnninspect"].ask(op="peak", repeat=5)["gflops"]
+        peaks: list[float] = []
+        report["rows"] = run_rows(peers, rows, data, rounds, peaks)
+        peak = max(peaks, default=0.0)
         report["matmul_peak_gflops"] = peak
+        report["matmul_peak_samples"] = peaks
+        for row in report["rows"]:
+            if "gflops" in row and peak:
+                row["peak_frac"] = row["gflops"] / peak
         print(
-            f"float32 matmul peak (4096^3 sgemm through NumPy, {THREADS} threads): {peak:.0f} GFLOP/s"
+            f"\nfloat32 matmul peak (4096^3 sgemm through NumPy, {THREADS} threads, the best "
+            f"of {len(peaks)} measurements, one before each row): {peak:.0f} GFLOP/s"
         )
         print(
             f"outputs equal to rnninspect's within rtol={RTOL}, atol={ATOL} ('!=' marks a miss); "
-            f"medians of {rounds} interleaved samples\n"
+            f"medians of {rounds} interleaved samples; 'best peer/ours' is the fastest peer's "
+            "time over rnninspect's (above 1: rnninspect is the fastest); '% peak' is "
+            "rnninspect's GFLOP/s in the recurrent layer's products over the peak\n"
         )
         print_header(list(peers))
-        report["rows"] = run_rows(peers, rows, data, rounds, peak or 1.0)
+        for row in report["rows"]:
+            print_row(row, list(peers))
         if "rnninspect" in peers and not args.no_sweep:
-            Ts = [T for T in SWEEP_T if (10_000 if args.quick else 100_000) >= T]
+            longest = 10_000 if args.quick else 100_000
+            Ts = [steps for steps in SWEEP_T if steps <= longest]
             report["sweep"] = sweep(peers["rnninspect"], Ts, 2 if args.quick else 3)
         for peer in peers.values():
             peer.close()
