@@ -1,11 +1,12 @@
-"""rnninspect against the peers a user would pick instead, row by row, outputs checked
-equal: PyTorch (nn.RNN/LSTM/GRU + Linear), ONNX Runtime (an ONNX graph built with
+"""rnninspect against the peers a user would pick instead, outputs checked equal.
+
+Row by row: PyTorch (nn.RNN/LSTM/GRU + Linear), ONNX Runtime (an ONNX graph built with
 onnx.helper from the same weights), Keras 3 on JAX (a jitted stateless call) and
 Keras 3 on TensorFlow (``predict``, and ``predict`` compiled with ``jit_compile=True``).
 
-    python benchmarks/peers.py            # everything (about 12 minutes on 2 cores)
-    python benchmarks/peers.py --quick    # fewer repeats, T sweep to 10,000 (about 4 minutes)
-    python benchmarks/peers.py --json out.json
+    python benchmarks/peers.py --json out.json   # everything, memory run included
+    python benchmarks/peers.py --quick           # 5 rounds, T sweep to 10,000, no memory run
+    python benchmarks/peers.py --peers rnninspect,onnxruntime --kinds LSTM --shapes 1024x100x32x128
 
 Every peer is optional: one that is not installed is skipped with a note. Each runs
 in its own process (Keras backends cannot share one), all alive at once and asked in
@@ -19,8 +20,7 @@ OPENBLAS_L2_SIZE are unset for its own processes (set by this machine's environm
 for older OpenBLAS builds; tests and CI keep them), and it reports the BLAS kernel.
 It also measures the machine's float32 matmul peak (a large sgemm) and reports each
 rnninspect row's share of it, counting the recurrent layer's matrix products.
-Memory (2 GiB in, peak resident set) is ``bench.py``'s measurement, run here with
-``--memory``.
+Memory (2 GiB in, peak resident set) is ``bench.py``'s measurement, run here too.
 """
 
 from __future__ import annotations
@@ -491,7 +491,11 @@ def main() -> None:
     )
     ap.add_argument("--rounds", type=int, help="timed samples per peer and row (median)")
     ap.add_argument("--no-sweep", action="store_true")
-    ap.add_argument("--memory", action="store_true", help="also bench.py's 2 GiB memory run")
+    ap.add_argument(
+        "--memory",
+        action=argparse.BooleanOptionalAction,
+        help="bench.py's 2 GiB memory run (default: on, off with --quick)",
+    )
     ap.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -583,7 +587,7 @@ def main() -> None:
             report["sweep"] = sweep(peers["rnninspect"], Ts, 2 if args.quick else 3)
         for peer in peers.values():
             peer.close()
-    if args.memory:
+    if args.memory or (args.memory is None and not args.quick):
         from bench import bench_memory
 
         print("\nmemory (bench.py): ", flush=True)
