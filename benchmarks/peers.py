@@ -332,8 +332,10 @@ class Peer:
         return found
 
     def close(self) -> None:
+        """Let the worker go (it exits at the end of its input); again: nothing."""
         assert self.proc.stdin is not None
-        self.proc.stdin.close()
+        if not self.proc.stdin.closed:
+            self.proc.stdin.close()
         self.proc.wait()
 
 
@@ -491,6 +493,7 @@ def main() -> None:
     )
     ap.add_argument("--rounds", type=int, help="timed samples per peer and row (median)")
     ap.add_argument("--no-sweep", action="store_true")
+    ap.add_argument("--sweep-max", type=int, help="longest T of the sweep")
     ap.add_argument(
         "--memory",
         action=argparse.BooleanOptionalAction,
@@ -519,7 +522,7 @@ def main() -> None:
             (PEERS[p][1] for p in ("keras-jax", "keras-tf") if have(PEERS[p][0])), None
         )
         if have("keras") and keras_env is not None:
-            subprocess.run(
+            built = subprocess.run(
                 [
                     sys.executable,
                     "-c",
@@ -529,8 +532,11 @@ def main() -> None:
                     json.dumps(rows),
                 ],
                 env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **keras_env),
-                check=True,
+                capture_output=True,
+                text=True,
             )
+            if built.returncode:  # Keras's own chatter only when it failed
+                sys.exit(f"building the Keras models failed:\n{built.stderr[-2000:]}")
             report["models"] = "Keras models (non-zero biases) saved as .keras, loaded by each peer"
         else:
             from bench import write_npz
@@ -560,33 +566,12 @@ def main() -> None:
             print(f"note: {note}")
         print("versions: " + "; ".join(f"{LABEL[n]}: {v}" for n, v in versions.items()))
         print(f"rnninspect's BLAS (threadpoolctl): {report.get('blas', 'unknown')}")
-        peaks: list[float] = []
-        report["rows"] = run_rows(peers, rows, data, rounds, peaks)
-        peak = max(peaks, default=0.0)
-        report["matmul_peak_gflops"] = peak
-        report["matmul_peak_samples"] = peaks
-        for row in report["rows"]:
-            if "gflops" in row and peak:
-                row["peak_frac"] = row["gflops"] / peak
-        print(
-            f"\nfloat32 matmul peak (4096^3 sgemm through NumPy, {THREADS} threads, the best "
-            f"of {len(peaks)} measurements, one before each row): {peak:.0f} GFLOP/s"
-        )
-        print(
-            f"outputs equal to rnninspect's within rtol={RTOL}, atol={ATOL} ('!=' marks a miss); "
-            f"medians of {rounds} interleaved samples; 'best peer/ours' is the fastest peer's "
-            "time over rnninspect's (above 1: rnninspect is the fastest); '% peak' is "
-            "rnninspect's GFLOP/s in the recurrent layer's products over the peak\n"
-        )
-        print_header(list(peers))
-        for row in report["rows"]:
-            print_row(row, list(peers))
-        if "rnninspect" in peers and not args.no_sweep:
-            longest = 10_000 if args.quick else 100_000
-            Ts = [steps for steps in SWEEP_T if steps <= longest]
-            report["sweep"] = sweep(peers["rnninspect"], Ts, 2 if args.quick else 3)
-        for peer in peers.values():
-            peer.close()
+        try:
+            longest = args.sweep_max or (10_000 if args.quick else 100_000)
+            measure(peers, rows, data, rounds, report, longest, not args.no_sweep)
+        finally:
+            for peer in peers.values():
+                peer.close()
     if args.memory or (args.memory is None and not args.quick):
         from bench import bench_memory
 
@@ -596,6 +581,45 @@ def main() -> None:
     print(f"\ntook {report['seconds']:.0f} s")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
+
+
+def measure(
+    peers: dict[str, Peer],
+    rows: list[tuple[str, tuple[int, int, int, int]]],
+    data: Path,
+    rounds: int,
+    report: dict[str, Any],
+    longest: int,
+    with_sweep: bool,
+) -> None:
+    """The rows, their table, then the T sweep (into ``report``)."""
+    peaks: list[float] = []
+    report["rows"] = run_rows(peers, rows, data, rounds, peaks)
+    peak = max(peaks, default=0.0)
+    report["matmul_peak_gflops"] = peak
+    report["matmul_peak_samples"] = peaks
+    for row in report["rows"]:
+        if "gflops" in row and peak:
+            row["peak_frac"] = row["gflops"] / peak
+    print(
+        f"\nfloat32 matmul peak (4096^3 sgemm through NumPy, {THREADS} threads, the best "
+        f"of {len(peaks)} measurements, one before each row): {peak:.0f} GFLOP/s"
+    )
+    print(
+        f"outputs equal to rnninspect's within rtol={RTOL}, atol={ATOL} ('!=' marks a miss); "
+        f"medians of {rounds} interleaved samples; 'best peer/ours' is the fastest peer's "
+        "time over rnninspect's (above 1: rnninspect is the fastest); '% peak' is "
+        "rnninspect's GFLOP/s in the recurrent layer's products over the peak\n"
+    )
+    print_header(list(peers))
+    for row in report["rows"]:
+        print_row(row, list(peers))
+    if "rnninspect" in peers and with_sweep:
+        for name, peer in peers.items():
+            if name != "rnninspect":
+                peer.close()  # the sweep has the machine to itself
+        Ts = [steps for steps in SWEEP_T if steps <= longest]
+        report["sweep"] = sweep(peers["rnninspect"], Ts, 2 if rounds < 11 else 3)
 
 
 _BUILD = """
