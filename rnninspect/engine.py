@@ -81,14 +81,23 @@ def _elements(shape: Sequence[int | None], T: int) -> int:
     return math.prod(T if d is None else int(d) for d in shape)
 
 
-def chunk_rows(model: Model, T: int, D: int, itemsize: int, collect: bool, gates: bool) -> int:
+def chunk_rows(
+    model: Model,
+    T: int,
+    D: int,
+    itemsize: int,
+    collect: bool,
+    gates: bool,
+    input_copies: int = 3,
+) -> int:
     """Samples per chunk: as many as fit in ``CHUNK_BYTES`` of activations, so memory
-    stays bounded however large N is and products are as large as that allows."""
-    # Per sample: the inputs (as read, as the compute dtype, and a masked or
-    # activated copy), every tensor a node makes (kept until its last use; all
-    # recurrent sequences kept when tracing, with cell states and gates) and the
-    # per-step scratch of a recurrent layer (the gates, a few (N, M) buffers).
-    per_row = 3 * T * D
+    stays bounded however large N is and products are as large as that allows.
+    ``input_copies``: copies of the input a chunk makes (``_input_copies``); an
+    input used in place costs nothing more, however long its sequences."""
+    # Per sample: the input copies, every tensor a node makes (kept until its last
+    # use; all recurrent sequences kept when tracing, with cell states and gates)
+    # and the per-step scratch of a recurrent layer (the gates, a few (N, M) buffers).
+    per_row = input_copies * T * D
     for node in model.nodes[len(model.inputs) :]:
         for shape in node.output_shapes:
             per_row += _elements(shape, T)
@@ -100,6 +109,76 @@ def chunk_rows(model: Model, T: int, D: int, itemsize: int, collect: bool, gates
         for _, w in layer.weights():
             scratch = max(scratch, 2 * int(w.shape[-1]) if w.ndim else 0)
     return max(16, CHUNK_BYTES // max(1, (per_row + scratch) * itemsize))
+
+
+STEP_BYTES = 3 << 20  # a thread's per-step working set (measured: see cache_rows)
+MIN_CACHE_ROWS = 128  # below this, products get too thin to be worth the split
+
+
+def cache_rows(model: Model, itemsize: int) -> int:
+    """Samples per part of a chunk split across threads: as many as keep the
+    per-step working set of the widest recurrent layer (its gates, the stacked
+    operand [x_t; 1; h] and a few (M,) states and buffers, all reused every step)
+    in ``STEP_BYTES``. Larger parts spill the step's elementwise passes out of
+    cache: measured (LSTM, 2 cores, 1 MiB of L2 each), at N=16384, M=64, 25% more
+    CPU time per sample with parts of 8192 rows than of 512-1024 (2048: 13% more);
+    at N=1024, M=128 parts of 128 to 512 rows cost the same CPU time, and fewer
+    parts make fewer NumPy calls (each takes the GIL): 3 MiB gives 1170 and 512."""
+    widest = 0
+    for node in model.nodes:
+        for cell in _cells(node.layer):
+            M = cell.units
+            widest = max(widest, cell.GATES * M + int(cell.kernel.shape[0]) + 1 + 5 * M)
+    if widest == 0:
+        return 1 << 62
+    return max(MIN_CACHE_ROWS, STEP_BYTES // (widest * itemsize))
+
+
+def _mapped(x: Array) -> bool:
+    """Is ``x`` (a view of) a memory-mapped file?"""
+    found: Any = x
+    while found is not None:
+        if isinstance(found, (np.memmap, mmap.mmap)):
+            return True
+        found = getattr(found, "base", None)
+    return False
+
+
+def _input_copies(xs: Sequence[Array], ft: Float) -> int:
+    """Copies of its input a chunk holds, per sample: out of a memory map, the
+    pages read (resident until ``_release`` drops them), the copy and a converted
+    copy (3, measured: 2 GiB in, 123 MiB resident); one into the compute dtype
+    otherwise. An in-memory input of that dtype is used in place, a read-only view."""
+    copies = 0
+    for a in xs:
+        mine = 3 if _mapped(a) else int(a.dtype.kind in "fb" and a.dtype != ft)
+        copies = max(copies, mine)
+    return copies
+
+
+def _rows_of(a: Array, start: int, stop: int, copy: bool) -> Array:
+    """Rows ``start:stop`` of an input: a copy out of a memory map, else a view
+    that nothing downstream may write to (no layer writes into its input)."""
+    if copy:
+        return np.array(a[start:stop])
+    view = a[start:stop]
+    view.flags.writeable = False
+    return view
+
+
+def _first_nonfinite(x: Array) -> tuple[int, ...] | None:
+    """Where float ``x`` first holds a NaN or an infinity, or None. One summing
+    pass answers for nearly every input: a NaN or an infinity makes the sum NaN or
+    infinite, so a finite sum means none. Only a non-finite sum (or one that
+    overflowed from large finite values) takes the exact look, which allocates a
+    mask of x's size (``~np.isfinite(x)``: the plain check, kept for that case)."""
+    if x.size == 0:
+        return None
+    with np.errstate(all="ignore"):
+        if np.isfinite(np.sum(x, dtype=x.dtype)):
+            return None
+    bad = np.argwhere(~np.isfinite(x))
+    return tuple(int(i) for i in bad[0]) if len(bad) else None
 
 
 def _is_recurrent(layer: Layer) -> bool:
@@ -178,7 +257,8 @@ def iter_chunks(
     ft = np.dtype(dtype)
     workers = _threads() if blas.controlled() else 1
     D = sum(int(np.prod(a.shape[2:], dtype=np.int64)) or 1 for a in xs)
-    step = rows or chunk_rows(model, T, D, ft.itemsize, collect, gates) * workers
+    copies = _input_copies(xs, ft)
+    step = rows or chunk_rows(model, T, D, ft.itemsize, collect, gates, copies) * workers
     if _time_major(model):
         step = max(N, 1)  # axis 0 is a time_major layer's time: one chunk
     # Split the batch across threads (BLAS single-threaded) only when it pays;
@@ -192,14 +272,18 @@ def iter_chunks(
                 stop = min(N, start + step)
                 chunk = []
                 for i, a in enumerate(xs):
-                    rows_in = np.array(a[start:stop])  # a copy, out of any memory map
+                    rows_in = _rows_of(a, start, stop, copy=_mapped(a))
                     _release(a, stop)
                     chunk.append(check_rows(model, rows_in, where, start, index=i))
+                # The NaN/Inf scan runs on a pool thread beside the chunk's first
+                # part (the pool hands out the rest as threads come free).
+                floats = [r for r in chunk if r.dtype.kind == "f"]
+                scans = [pool.submit(_first_nonfinite, r) for r in floats] if pool else None
                 result = _run_parallel(model, chunk, ft, collect, gates, pool, workers, outputs_of)
-                for rows_in in chunk:
-                    if rows_in.dtype.kind == "f" and not np.isfinite(rows_in).all():
-                        n, *rest = (int(i) for i in np.argwhere(~np.isfinite(rows_in))[0])
-                        result.nonfinite_at = (start + n, *rest)
+                found = [f.result() for f in scans] if scans else map(_first_nonfinite, floats)
+                for at in found:
+                    if at is not None:
+                        result.nonfinite_at = (start + at[0], *at[1:])
                         break
                 yield start, stop, result
     finally:
@@ -231,20 +315,6 @@ def _threads() -> int:
         if value.isdigit() and int(value) > 0:
             return min(int(value), _cores())
     return _cores()
-
-
-MIN_ROWS_PER_WORKER = 8
-# A thread's share of a step's work, per NumPy call the step makes, above which
-# splitting the batch across threads beats BLAS's own threads. The threads take
-# turns at the Python side of each step (the GIL); their products and elementwise
-# passes run in parallel (with BLAS's threads, the passes run on one core).
-# Work is counted in multiply-adds; a step's elementwise passes count
-# ELEMENTWISE per gate unit (tanh costs about 18 multiply-adds an element, a
-# multiply or add about 5). Measured on 2 cores: SimpleRNN/LSTM/GRU, N 8..40000,
-# M 16..256, D 8..1024.
-SPLIT_WORK = 100_000
-ELEMENTWISE = 40
-_STEP_CALLS = {1: 8, 3: 18, 4: 18}  # NumPy calls per step (scan's included), by gate count
 
 
 MIN_ROWS_PER_WORKER = 8
@@ -304,6 +374,10 @@ def _run_parallel(
     parts = workers if _split_pays(model, n // max(workers, 1)) else 1
     if pool is None or parts < 2:
         return _run_rows(model, xs, ft, collect, gates, outputs_of)
+    # Cache-sized parts, more of them than threads when the chunk is large (a
+    # multiple of the threads, so each gets as many): the pool hands them out as
+    # threads come free, which also evens out threads slowed by other processes.
+    parts *= -(-n // (parts * cache_rows(model, ft.itemsize)))
     bounds = np.linspace(0, n, parts + 1).astype(int)
     futures = [
         pool.submit(_run_rows, model, [x[a:b] for x in xs], ft, collect, gates, outputs_of)

@@ -177,3 +177,78 @@ def test_bad_thread_count_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> N
     code, _, err = run_cli("forward", str(SAMPLES / "seed" / "model.keras"), "--random", "2")
     assert code == 2
     assert "RNNINSPECT_THREADS must be a positive whole number, got 'many'" in err
+
+
+def test_parts_are_cache_sized_and_match_one_pass(
+    calls: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk split across threads is cut into parts whose per-step working set
+    fits ``STEP_BYTES``, as many for each thread (several when the chunk is large);
+    the pool hands them out and the numbers are the one-pass numbers."""
+    model = rnninspect.load_model(SAMPLES / "lstm" / "model.keras")
+    x = batch(model, 700, seed=4)
+    whole = engine._run_rows(model, engine.conform_rows(model, x), np.dtype("float32"), True, True)
+    monkeypatch.setattr(engine, "_cores", lambda: 2)
+    monkeypatch.setattr(engine, "SPLIT_WORK", 0)
+    monkeypatch.setattr(engine, "STEP_BYTES", 1)  # every part at MIN_CACHE_ROWS rows
+    monkeypatch.setattr(engine, "MIN_CACHE_ROWS", 100)
+    calls.clear()
+    split = engine.run(model, x, collect=True, gates=True)
+    if engine.blas.controlled():
+        assert len(calls) == 8 and max(calls) <= 100 and sum(calls) == 700  # 4 a thread
+    np.testing.assert_allclose(split.output, whole.output, rtol=1e-6, atol=1e-6)
+    for key, value in whole.states.items():
+        np.testing.assert_allclose(split.states[key], value, rtol=1e-6, atol=1e-6)
+
+
+def test_long_sequences_keep_whole_batches() -> None:
+    """An input used in place costs no memory per step, so a forward pass's chunk
+    does not shrink with T; every copy of the input a chunk makes does."""
+    model = rnninspect.load_model(SAMPLES / "lstm" / "model.keras")
+    D = int(model.inputs[0].shape[-1] or 1)
+    short, long = (engine.chunk_rows(model, T, D, 4, False, False, 0) for T in (100, 100_000))
+    assert short == long > 10_000
+    copied = engine.chunk_rows(model, 100_000, D, 4, False, False, 1)
+    assert copied < engine.chunk_rows(model, 100, D, 4, False, False, 1)
+    assert copied < long
+
+
+def test_input_is_used_in_place_read_only(
+    calls: list[int], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A float32 in-memory input reaches the layers as read-only views of itself
+    (no layer writes into its input, or this would raise), left as it was; a
+    memory map is copied out chunk by chunk; another dtype is converted."""
+    model = rnninspect.load_model(SAMPLES / "stacked" / "model.keras")
+    x = batch(model, 300, seed=2).astype(np.float32)
+    before = x.copy()
+    seen: list[np.ndarray] = []
+    real = engine._run_rows
+
+    def spy(model_: rnninspect.Model, rows: list[np.ndarray], *args: object) -> engine.RunResult:
+        seen.append(rows[0])
+        return real(model_, rows, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "_run_rows", spy)
+    y = model.forward(x)
+    assert seen and all(np.shares_memory(r, x) and not r.flags.writeable for r in seen)
+    np.testing.assert_array_equal(x, before)
+    np.testing.assert_array_equal(y, model.forward(before))
+    assert engine._input_copies([x], np.dtype("float32")) == 0
+    assert engine._input_copies([x.astype(np.float64)], np.dtype("float32")) == 1
+    mapped = np.lib.format.open_memmap(tmp_path / "x.npy", "w+", np.float32, x.shape)
+    assert engine._input_copies([mapped[10:]], np.dtype("float32")) == 3
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_first_nonfinite_value_is_found(bad: float) -> None:
+    model = rnninspect.load_model(SAMPLES / "lstm" / "model.keras")
+    x = batch(model, 50, seed=1).astype(np.float32)
+    x[31, 2, 0] = bad
+    x[40, 0, 0] = np.nan
+    (_, _, result), *_ = engine.iter_chunks(model, x)
+    assert result.nonfinite_at == (31, 2, 0)
+    x[31, 2, 0] = x[40, 0, 0] = 0
+    x[:20] = 3e38  # finite, but their float32 sum overflows: the exact look says none
+    (_, _, result), *_ = engine.iter_chunks(model, x)
+    assert result.nonfinite_at is None
