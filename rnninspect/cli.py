@@ -30,6 +30,7 @@ EXIT_MEANINGS = {
     ExitCode.INPUT: "input array unreadable or not fitting the model",
     ExitCode.OUTPUT: "output cannot be written",
     ExitCode.DIFFERENT: "compared, and found different (verify, diff)",
+    ExitCode.CLUSTER: "Dask scheduler unreachable, without workers, or lost (--scheduler)",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
 }
 # Each line of the epilog fits 80 columns ("\b" keeps Click from re-wrapping them).
@@ -227,6 +228,16 @@ FullOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="Run on a Dask cluster (tcp://HOST:8786): INPUT a Zarr store (data.zarr), -o "
+        "out.zarr; both on paths the workers share. A .zarr INPUT without it runs here. "
+        "Needs: pip install 'rnninspect[dask]'.",
+    ),
+]
 QuietOpt = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress bar (it shows only on a terminal).")
 ]
@@ -621,12 +632,32 @@ def forward(
     initial_state: InitialStateOpt = None,
     final_state: FinalStateOpt = None,
     full: FullOpt = False,
+    scheduler: SchedulerOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     DEBUG["on"] |= debug
-    from . import outputs
+    from . import distributed, outputs
 
+    if scheduler is not None or distributed.is_store(input) or distributed.is_store(output):
+        used: dict[str, object] = {"--random": random, "--seed": seed, "--length": length}
+        used |= {"--input": named, "--save-input": save_input, "--format": fmt}
+        used |= {"--initial-state": initial_state, "--final-state": final_state}
+        flags = {"--json": json_out, "--full": full} | {k: v is not None for k, v in used.items()}
+        distributed.command(
+            "forward",
+            model_path=model,
+            config=config,
+            load=lambda: _load(model, config, _prepare(run=True, tables=False)),
+            source=input,
+            output=output,
+            key=key,
+            dtype=dtype.value,
+            scheduler=scheduler,
+            quiet=quiet,
+            given=flags,
+        )
+        return
     args = _InputArgs(input, key, random, seed, length, save_input, named)
     save = args.check()
     target = _target(output, fmt, json_out, outputs.FORMATS, "npy")
@@ -794,12 +825,35 @@ def trace(
     initial_state: InitialStateOpt = None,
     final_state: FinalStateOpt = None,
     full: FullOpt = False,
+    scheduler: SchedulerOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     DEBUG["on"] |= debug
-    from . import outputs
+    from . import distributed, outputs
 
+    if scheduler is not None or distributed.is_store(input) or distributed.is_store(output):
+        used: dict[str, object] = {"--random": random, "--seed": seed, "--length": length}
+        used |= {"--input": named, "--save-input": save_input, "--format": fmt}
+        used |= {"--initial-state": initial_state, "--final-state": final_state}
+        used |= {"--sample": sample, "--units": units, "--steps": steps}
+        flags = {"--json": json_out, "--full": full} | {k: v is not None for k, v in used.items()}
+        distributed.command(
+            "trace",
+            model_path=model,
+            config=config,
+            load=lambda: _load(model, config, _prepare(run=True, tables=False)),
+            source=input,
+            output=output,
+            key=key,
+            dtype=dtype.value,
+            scheduler=scheduler,
+            quiet=quiet,
+            given=flags,
+            layer=layer,
+            gates=gates,
+        )
+        return
     args = _InputArgs(input, key, random, seed, length, save_input, named)
     save = args.check()
     target = _target(output, fmt, json_out, ("npz", "npy", "json", "h5"), "npz")

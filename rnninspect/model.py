@@ -7,6 +7,7 @@ and the renderers only ever see this. Weights are stored in Keras's own layout a
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -585,7 +586,12 @@ class Model:
         return_state: bool = False,
     ) -> Any:
         """Every output of the model, in Keras's order (``initial_state`` and
-        ``return_state`` as for ``forward``)."""
+        ``return_state`` as for ``forward``). Dask arrays in (chunked along N): Dask
+        arrays out, run on the current scheduler (``rnninspect.distributed``)."""
+        if "dask.array" in sys.modules and _dask_run(x, initial_state, return_state):
+            from .distributed import forward_all
+
+            return forward_all(self, x, dtype)
         if initial_state is None and not return_state:
             from .engine import run
 
@@ -610,7 +616,11 @@ class Model:
         ``<layer>/backward`` (Bidirectional), and with ``gates`` the gate activations
         ``<layer>/i,f,g,o`` (LSTM) or ``<layer>/z,r,candidate`` (GRU). A shared
         layer has one entry per call: ``name``, ``name#1``, ...
-        ``initial_state``: as for ``forward``."""
+        ``initial_state``: as for ``forward``. Dask arrays in: a dict of Dask arrays."""
+        if "dask.array" in sys.modules and _dask_run(x, initial_state, False):
+            from .distributed import trace
+
+            return trace(self, x, dtype, gates)
         if initial_state is None:
             from .engine import run
 
@@ -668,3 +678,16 @@ RECURRENT_TYPES: tuple[type[Layer], ...] = (Recurrent, Bidirectional, StackedRNN
 def is_recurrent(layer: Layer) -> bool:
     """A layer with states over time (what ``trace`` records)."""
     return isinstance(layer, RECURRENT_TYPES)
+
+
+def _dask_run(x: Any, initial_state: Any, return_state: bool) -> bool:
+    """Is ``x`` Dask arrays (then ``rnninspect.distributed`` runs it)?"""
+    from .distributed import holds_dask
+
+    if not holds_dask(x):
+        return False
+    if initial_state is not None or return_state:
+        from .errors import UsageError
+
+        raise UsageError("initial_state and return_state take NumPy arrays, not Dask arrays")
+    return True
