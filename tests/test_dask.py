@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import socket
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,13 @@ def client() -> Iterator[Any]:
     # The Active Memory Manager (on by default) may drop a worker's replica of the
     # model between runs, which the worker then fetches again once: off here, so
     # the count of deserialisations below is exact.
-    with dask.config.set({"distributed.scheduler.active-memory-manager.start": False}):
+    with (
+        dask.config.set({"distributed.scheduler.active-memory-manager.start": False}),
+        warnings.catch_warnings(),
+    ):
+        # The scheduler's HTTP server (the dashboard is off) moves on from a busy
+        # port 8787 with a warning.
+        warnings.filterwarnings("ignore", "Port .* is already in use", UserWarning)
         cluster = distributed.LocalCluster(
             n_workers=2,
             processes=True,
@@ -351,3 +358,24 @@ def test_cli_options_that_do_not_apply(tmp_path: Path) -> None:
         "forward", model, "--random", "3", "--scheduler", "tcp://h:1", "-o", "y.zarr"
     )
     assert code == 2 and "--random does not apply" in err
+
+
+def test_cli_progress_on_a_terminal_only(on: Any, tmp_path: Path) -> None:
+    import os
+
+    if not hasattr(os, "openpty"):
+        pytest.skip("needs a pseudo-terminal")
+    from test_progress import _stderr_on_terminal
+
+    model = SAMPLES / "lstm" / "model.keras"
+    (x,) = batch(rnninspect.load_model(model), 200, seed=10)
+    src = str(store(tmp_path / "x.zarr", x, 50))
+    address = on.scheduler.address
+    shown = _stderr_on_terminal(["forward", str(model), src, "-o", str(tmp_path / "a.zarr"),
+                                 "--scheduler", address])  # fmt: skip
+    assert b"running on 2 worker(s)" in shown
+    quiet = _stderr_on_terminal(["trace", str(model), src, "-o", str(tmp_path / "b.zarr"),
+                                 "--scheduler", address, "--quiet"])  # fmt: skip
+    assert quiet == b""
+    # Not a terminal (run_cli's stderr is a buffer): nothing either, as above.
+    assert run_cli("forward", str(model), src, "-o", str(tmp_path / "c.zarr"))[2] == ""
