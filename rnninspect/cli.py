@@ -434,6 +434,43 @@ def _chunks(
             progress.stop()
 
 
+def _on_stores(
+    kind: str,
+    model: Path,
+    config: Path | None,
+    source: str | None,
+    output: Path | None,
+    key: str | None,
+    dtype: Dtype,
+    scheduler: str | None,
+    quiet: bool,
+    given: dict[str, Any],
+    **options: Any,
+) -> bool:
+    """A run from a Zarr store to a Zarr store (``--scheduler``: on a Dask cluster)
+    goes to ``distributed``; ``given``: the options that do not apply there."""
+    from . import distributed
+
+    if scheduler is None and not (distributed.is_store(source) or distributed.is_store(output)):
+        return False
+    flags = {k: bool(v) if isinstance(v, (bool, list)) else v is not None for k, v in given.items()}
+    distributed.command(
+        kind,
+        model_path=model,
+        config=config,
+        load=lambda: _load(model, config, _prepare(run=True, tables=False)),
+        source=source,
+        output=output,
+        key=key,
+        dtype=dtype.value,
+        scheduler=scheduler,
+        quiet=quiet,
+        given=flags,
+        **options,
+    )
+    return True
+
+
 def _emit(text: str) -> None:
     sys.stdout.write(text)
     if not text.endswith("\n"):
@@ -637,26 +674,12 @@ def forward(
     debug: DebugOpt = False,
 ) -> None:
     DEBUG["on"] |= debug
-    from . import distributed, outputs
+    from . import outputs
 
-    if scheduler is not None or distributed.is_store(input) or distributed.is_store(output):
-        used: dict[str, object] = {"--random": random, "--seed": seed, "--length": length}
-        used |= {"--input": named, "--save-input": save_input, "--format": fmt}
-        used |= {"--initial-state": initial_state, "--final-state": final_state}
-        flags = {"--json": json_out, "--full": full} | {k: v is not None for k, v in used.items()}
-        distributed.command(
-            "forward",
-            model_path=model,
-            config=config,
-            load=lambda: _load(model, config, _prepare(run=True, tables=False)),
-            source=input,
-            output=output,
-            key=key,
-            dtype=dtype.value,
-            scheduler=scheduler,
-            quiet=quiet,
-            given=flags,
-        )
+    off: dict[str, Any] = {"--random": random, "--seed": seed, "--length": length}
+    off |= {"--input": named, "--save-input": save_input, "--format": fmt, "--json": json_out}
+    off |= {"--full": full, "--initial-state": initial_state, "--final-state": final_state}
+    if _on_stores("forward", model, config, input, output, key, dtype, scheduler, quiet, off):
         return
     args = _InputArgs(input, key, random, seed, length, save_input, named)
     save = args.check()
@@ -830,29 +853,14 @@ def trace(
     debug: DebugOpt = False,
 ) -> None:
     DEBUG["on"] |= debug
-    from . import distributed, outputs
+    from . import outputs
 
-    if scheduler is not None or distributed.is_store(input) or distributed.is_store(output):
-        used: dict[str, object] = {"--random": random, "--seed": seed, "--length": length}
-        used |= {"--input": named, "--save-input": save_input, "--format": fmt}
-        used |= {"--initial-state": initial_state, "--final-state": final_state}
-        used |= {"--sample": sample, "--units": units, "--steps": steps}
-        flags = {"--json": json_out, "--full": full} | {k: v is not None for k, v in used.items()}
-        distributed.command(
-            "trace",
-            model_path=model,
-            config=config,
-            load=lambda: _load(model, config, _prepare(run=True, tables=False)),
-            source=input,
-            output=output,
-            key=key,
-            dtype=dtype.value,
-            scheduler=scheduler,
-            quiet=quiet,
-            given=flags,
-            layer=layer,
-            gates=gates,
-        )
+    off: dict[str, Any] = {"--random": random, "--seed": seed, "--length": length}
+    off |= {"--input": named, "--save-input": save_input, "--format": fmt, "--json": json_out}
+    off |= {"--full": full, "--initial-state": initial_state, "--final-state": final_state}
+    off |= {"--sample": sample, "--units": units, "--steps": steps}
+    stores = (model, config, input, output, key, dtype, scheduler, quiet, off)
+    if _on_stores("trace", *stores, layer=layer, gates=gates):
         return
     args = _InputArgs(input, key, random, seed, length, save_input, named)
     save = args.check()
