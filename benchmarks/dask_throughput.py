@@ -107,11 +107,27 @@ if __name__ == "__main__":
     results = {name: f() for name, f in runs.items()}  # warm-up: imports, the scatter
     times = {name: [] for name in runs}
     load_before = [round(v, 1) for v in os.getloadavg()]
+    cpu = {name: [] for name in runs}
+
+    def cpu_now(name):
+        # CPU seconds of this process (client, scheduler, in-process engine: all
+        # threads) and of the set-up's workers: what a run costs, however busy the
+        # machine is (wall time on a shared machine is mostly waiting for a core).
+        here_s = time.process_time()
+        if "worker" not in name:
+            return here_s
+        client = clusters[int(name[0])][1]
+        spent = client.run(lambda: sum(__import__("psutil").Process().cpu_times()[:2]))
+        return here_s + sum(spent.values())
+
     for _ in range(reps):  # alternate, so load drifts hit all alike
         for name, f in runs.items():
+            c0 = cpu_now(name)
             t0 = time.perf_counter()
             f()
             times[name].append(time.perf_counter() - t0)
+            cpu[name].append(cpu_now(name) - c0)
+    out["cpu_s"] = {k: statistics.median(v) for k, v in cpu.items()}
     out["median_s"] = {k: statistics.median(v) for k, v in times.items()}
     out["best_s"] = {k: min(v) for k, v in times.items()}
     out["load"] = [load_before, [round(v, 1) for v in os.getloadavg()]]
@@ -163,6 +179,10 @@ def main() -> None:
         for name, seconds in pick.items():
             rate = N / seconds
             print(f"{name:24} {seconds:7.3f} {rate:11.0f} {rate / one:12.2f} {rate / base:14.2f}")
+    print(f"{'CPU s per run (median)':24} {'CPU s':>7} {'samples/CPU s':>14} {'vs in-process':>14}")
+    base_cpu = found["cpu_s"]["in-process engine"]
+    for name, seconds in found["cpu_s"].items():
+        print(f"{name:24} {seconds:7.3f} {N / seconds:14.0f} {base_cpu / seconds:14.2f}")
     print(
         f"runs (s): {json.dumps({k: [round(t, 3) for t in v] for k, v in found['all_s'].items()})}"
     )
