@@ -470,7 +470,12 @@ def _zarr_job(
     from .engine import iter_chunks
 
     source, paths, target, plan = spec
-    xs = [np.asarray(zarr.open_array(source, mode="r", path=p or None)[a:b]) for p in paths]
+    try:
+        xs = [np.asarray(zarr.open_array(source, mode="r", path=p or None)[a:b]) for p in paths]
+    except OSError as exc:  # most often: a worker that does not see the store's path
+        raise InputArrayError(
+            f"{source}: cannot read samples {a}..{b - 1}{_on_host()} ({exc})"
+        ) from None
     kind = plan["kind"]
     parts: dict[str, list[Array]] = {}
     nonfinite = None
@@ -492,10 +497,27 @@ def _zarr_job(
             found = {e[0]: result.states[e[1]["key"]] for e in plan["entries"]}
         for name, value in found.items():
             parts.setdefault(name, []).append(value)
-    for name, values in parts.items():
-        out = zarr.open_array(target, mode="r+", path=name or None)
-        out[a:b] = np.concatenate(values) if len(values) > 1 else values[0]
+    try:
+        for name, values in parts.items():
+            out = zarr.open_array(target, mode="r+", path=name or None)
+            out[a:b] = np.concatenate(values) if len(values) > 1 else values[0]
+    except OSError as exc:
+        raise OutputError(
+            f"{target}: cannot write samples {a}..{b - 1}{_on_host()} ({exc})"
+        ) from None
     return b - a, nonfinite
+
+
+def _on_host() -> str:
+    """Where a task ran, when that is not here: stores must be at the same path on
+    every worker and on this machine."""
+    if sys.modules.get("distributed") is None:
+        return ""
+    try:
+        worker = sys.modules["distributed"].get_worker()
+    except ValueError:
+        return ""
+    return f" on worker {worker.address} (do the workers see this path?)"
 
 
 def _connect(address: str) -> Any:

@@ -379,3 +379,16 @@ def test_cli_progress_on_a_terminal_only(on: Any, tmp_path: Path) -> None:
     assert quiet == b""
     # Not a terminal (run_cli's stderr is a buffer): nothing either, as above.
     assert run_cli("forward", str(model), src, "-o", str(tmp_path / "c.zarr"))[2] == ""
+
+
+def test_a_worker_that_cannot_see_the_store_says_so(on: Any, tmp_path: Path) -> None:
+    from rnninspect import distributed as glue
+
+    m = load("lstm")
+    (x,) = batch(m, 20, seed=11)
+    src = store(tmp_path / "x.zarr", x, 10)
+    plan = glue._plan(m, glue._open_inputs(m, src, None), "forward", "float32", None, False)
+    # As on a worker that mounts the data elsewhere: the path it is given is not there.
+    spec = (str(tmp_path / "elsewhere.zarr"), [""], str(tmp_path / "y.zarr"), plan)
+    with pytest.raises(rnninspect.InputArrayError, match=r"samples 0\.\.9 on worker tcp://"):
+        on.submit(glue._zarr_job, m, spec, 0, 10).result()
