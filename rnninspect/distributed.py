@@ -148,6 +148,8 @@ def _dask_inputs(model: Model, x: Any) -> list[Any]:
                 f"each chunk holding whole sequences: x.rechunk({whole})"
             )
     N = xs[0].shape[0]
+    if N == 0:
+        raise InputArrayError(f"input: a Dask array of shape {xs[0].shape}: no samples")
     if any(a.shape[0] != N for a in xs):
         raise InputArrayError(
             "the inputs hold different numbers of samples "
@@ -369,6 +371,8 @@ def _plan(
         raise InputArrayError(
             f"the inputs hold different numbers of samples ({', '.join(map(str, sizes))})"
         )
+    if sizes[0] == 0:
+        raise InputArrayError(f"input: a Zarr array of shape {arrays[0][2].shape}: no samples")
     probe = [np.zeros((1, *a.shape[1:]), a.dtype) for _, _, a in arrays]
     outputs_of: frozenset[str] = frozenset()
     if kind == "forward":

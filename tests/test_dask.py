@@ -236,6 +236,8 @@ def test_chunks_along_t_or_d_are_a_usage_error() -> None:
         m.trace(da.from_array(x, chunks=(32, -1, 1)))
     with pytest.raises(rnninspect.InputArrayError, match="D=4"):
         m.forward(da.zeros((64, 10, 4), chunks=(32, -1, -1), dtype="float32"))
+    with pytest.raises(rnninspect.InputArrayError, match="no samples"):
+        m.forward(da.zeros((0, 10, 3), chunks=(32, -1, -1), dtype="float32"))
     with pytest.raises(UsageError, match="NumPy arrays, not Dask"):
         m.forward(da.from_array(x, chunks=(32, -1, -1)), return_state=True)
 
