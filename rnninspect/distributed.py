@@ -74,6 +74,15 @@ def holds_dask(x: Any) -> bool:
     return any(isinstance(v, da.Array) for v in values)
 
 
+def takes(x: Any, initial_state: Any, return_state: bool) -> bool:
+    """Is ``x`` Dask arrays, for ``forward_all``/``trace`` below to run?"""
+    if not holds_dask(x):
+        return False
+    if initial_state is not None or return_state:
+        raise UsageError("initial_state and return_state take NumPy arrays, not Dask arrays")
+    return True
+
+
 def _client() -> Any:
     """The current ``distributed.Client``, if the caller made one."""
     found = sys.modules.get("distributed")

@@ -588,10 +588,11 @@ class Model:
         """Every output of the model, in Keras's order (``initial_state`` and
         ``return_state`` as for ``forward``). Dask arrays in (chunked along N): Dask
         arrays out, run on the current scheduler (``rnninspect.distributed``)."""
-        if "dask.array" in sys.modules and _dask_run(x, initial_state, return_state):
-            from .distributed import forward_all
+        if "dask.array" in sys.modules:  # else nothing can be a Dask array
+            from . import distributed
 
-            return forward_all(self, x, dtype)
+            if distributed.takes(x, initial_state, return_state):
+                return distributed.forward_all(self, x, dtype)
         if initial_state is None and not return_state:
             from .engine import run
 
@@ -617,10 +618,11 @@ class Model:
         ``<layer>/i,f,g,o`` (LSTM) or ``<layer>/z,r,candidate`` (GRU). A shared
         layer has one entry per call: ``name``, ``name#1``, ...
         ``initial_state``: as for ``forward``. Dask arrays in: a dict of Dask arrays."""
-        if "dask.array" in sys.modules and _dask_run(x, initial_state, False):
-            from .distributed import trace
+        if "dask.array" in sys.modules:
+            from . import distributed
 
-            return trace(self, x, dtype, gates)
+            if distributed.takes(x, initial_state, False):
+                return distributed.trace(self, x, dtype, gates)
         if initial_state is None:
             from .engine import run
 
@@ -678,16 +680,3 @@ RECURRENT_TYPES: tuple[type[Layer], ...] = (Recurrent, Bidirectional, StackedRNN
 def is_recurrent(layer: Layer) -> bool:
     """A layer with states over time (what ``trace`` records)."""
     return isinstance(layer, RECURRENT_TYPES)
-
-
-def _dask_run(x: Any, initial_state: Any, return_state: bool) -> bool:
-    """Is ``x`` Dask arrays (then ``rnninspect.distributed`` runs it)?"""
-    from .distributed import holds_dask
-
-    if not holds_dask(x):
-        return False
-    if initial_state is not None or return_state:
-        from .errors import UsageError
-
-        raise UsageError("initial_state and return_state take NumPy arrays, not Dask arrays")
-    return True
