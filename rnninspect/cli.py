@@ -449,6 +449,13 @@ def _on_stores(
 ) -> bool:
     """A run from a Zarr store to a Zarr store (``--scheduler``: on a Dask cluster)
     goes to ``distributed``; ``given``: the options that do not apply there."""
+
+    def maybe(path: str | Path | None) -> bool:  # without importing the glue (start-up)
+        text = "" if path is None else str(path).rstrip("/\\")
+        return text.lower().endswith(".zarr") or (text not in ("", "-") and os.path.isdir(text))
+
+    if scheduler is None and not (maybe(source) or maybe(output)):
+        return False
     from . import distributed
 
     if scheduler is None and not (distributed.is_store(source) or distributed.is_store(output)):
