@@ -30,6 +30,7 @@ EXIT_MEANINGS = {
     ExitCode.INPUT: "input array unreadable or not fitting the model",
     ExitCode.OUTPUT: "output cannot be written",
     ExitCode.DIFFERENT: "compared, and found different (verify, diff)",
+    ExitCode.CLUSTER: "Dask scheduler unreachable, without workers, or lost (--scheduler)",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
 }
 # Each line of the epilog fits 80 columns ("\b" keeps Click from re-wrapping them).
@@ -227,6 +228,16 @@ FullOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="Run on a Dask cluster (tcp://HOST:8786): INPUT a Zarr store (data.zarr), -o "
+        "out.zarr; both on paths the workers share. A .zarr INPUT without it runs here. "
+        "Needs: pip install 'rnninspect[dask]'.",
+    ),
+]
 QuietOpt = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress bar (it shows only on a terminal).")
 ]
@@ -421,6 +432,50 @@ def _chunks(
     finally:
         if progress is not None:
             progress.stop()
+
+
+def _on_stores(
+    kind: str,
+    model: Path,
+    config: Path | None,
+    source: str | None,
+    output: Path | None,
+    key: str | None,
+    dtype: Dtype,
+    scheduler: str | None,
+    quiet: bool,
+    given: dict[str, Any],
+    **options: Any,
+) -> bool:
+    """A run from a Zarr store to a Zarr store (``--scheduler``: on a Dask cluster)
+    goes to ``distributed``; ``given``: the options that do not apply there."""
+
+    def maybe(path: str | Path | None) -> bool:  # without importing the glue (start-up)
+        text = "" if path is None else str(path).rstrip("/\\")
+        return text.lower().endswith(".zarr") or (text not in ("", "-") and os.path.isdir(text))
+
+    if scheduler is None and not (maybe(source) or maybe(output)):
+        return False
+    from . import distributed
+
+    if scheduler is None and not (distributed.is_store(source) or distributed.is_store(output)):
+        return False
+    flags = {k: bool(v) if isinstance(v, (bool, list)) else v is not None for k, v in given.items()}
+    distributed.command(
+        kind,
+        model_path=model,
+        config=config,
+        load=lambda: _load(model, config, _prepare(run=True, tables=False)),
+        source=source,
+        output=output,
+        key=key,
+        dtype=dtype.value,
+        scheduler=scheduler,
+        quiet=quiet,
+        given=flags,
+        **options,
+    )
+    return True
 
 
 def _emit(text: str) -> None:
@@ -621,12 +676,18 @@ def forward(
     initial_state: InitialStateOpt = None,
     final_state: FinalStateOpt = None,
     full: FullOpt = False,
+    scheduler: SchedulerOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     DEBUG["on"] |= debug
     from . import outputs
 
+    off: dict[str, Any] = {"--random": random, "--seed": seed, "--length": length}
+    off |= {"--input": named, "--save-input": save_input, "--format": fmt, "--json": json_out}
+    off |= {"--full": full, "--initial-state": initial_state, "--final-state": final_state}
+    if _on_stores("forward", model, config, input, output, key, dtype, scheduler, quiet, off):
+        return
     args = _InputArgs(input, key, random, seed, length, save_input, named)
     save = args.check()
     target = _target(output, fmt, json_out, outputs.FORMATS, "npy")
@@ -794,12 +855,20 @@ def trace(
     initial_state: InitialStateOpt = None,
     final_state: FinalStateOpt = None,
     full: FullOpt = False,
+    scheduler: SchedulerOpt = None,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     DEBUG["on"] |= debug
     from . import outputs
 
+    off: dict[str, Any] = {"--random": random, "--seed": seed, "--length": length}
+    off |= {"--input": named, "--save-input": save_input, "--format": fmt, "--json": json_out}
+    off |= {"--full": full, "--initial-state": initial_state, "--final-state": final_state}
+    off |= {"--sample": sample, "--units": units, "--steps": steps}
+    stores = (model, config, input, output, key, dtype, scheduler, quiet, off)
+    if _on_stores("trace", *stores, layer=layer, gates=gates):
+        return
     args = _InputArgs(input, key, random, seed, length, save_input, named)
     save = args.check()
     target = _target(output, fmt, json_out, ("npz", "npy", "json", "h5"), "npz")

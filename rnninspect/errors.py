@@ -18,6 +18,7 @@ class ExitCode(IntEnum):
     INPUT = 4
     OUTPUT = 5
     DIFFERENT = 6  # compared, and found different (verify, diff)
+    CLUSTER = 7  # the Dask scheduler unreachable, without workers, or lost (--scheduler)
     INTERRUPTED = 130
 
 
@@ -60,3 +61,11 @@ class DifferenceFoundError(RnnInspectError):
     to run, a verdict. The CLI prints its report first, then exits 6."""
 
     exit_code = ExitCode.DIFFERENT
+
+
+class ClusterError(RnnInspectError):
+    """The Dask cluster (``--scheduler``) cannot be reached, has no workers, or was
+    lost during the run: neither the model's fault nor the input's, and often worth
+    a retry."""
+
+    exit_code = ExitCode.CLUSTER

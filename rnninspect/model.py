@@ -7,6 +7,7 @@ and the renderers only ever see this. Weights are stored in Keras's own layout a
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -606,7 +607,13 @@ class Model:
         return_state: bool = False,
     ) -> Any:
         """Every output of the model, in Keras's order (``initial_state`` and
-        ``return_state`` as for ``forward``)."""
+        ``return_state`` as for ``forward``). Dask arrays in (chunked along N): Dask
+        arrays out, run on the current scheduler (``rnninspect.distributed``)."""
+        if "dask.array" in sys.modules:  # else nothing can be a Dask array
+            from . import distributed
+
+            if distributed.takes(x, initial_state, return_state):
+                return distributed.forward_all(self, x, dtype)
         if initial_state is None and not return_state:
             from .engine import run
 
@@ -631,7 +638,12 @@ class Model:
         ``<layer>/backward`` (Bidirectional), and with ``gates`` the gate activations
         ``<layer>/i,f,g,o`` (LSTM) or ``<layer>/z,r,candidate`` (GRU). A shared
         layer has one entry per call: ``name``, ``name#1``, ...
-        ``initial_state``: as for ``forward``."""
+        ``initial_state``: as for ``forward``. Dask arrays in: a dict of Dask arrays."""
+        if "dask.array" in sys.modules:
+            from . import distributed
+
+            if distributed.takes(x, initial_state, False):
+                return distributed.trace(self, x, dtype, gates)
         if initial_state is None:
             from .engine import run
 
