@@ -21,11 +21,12 @@ from conftest import MODELS, ROOT, golden, load_sample, sample
 
 import rnninspect
 from rnninspect.insight import derivatives
-from rnninspect.insight.cells import state_jacobians
+from rnninspect.insight.cells import gate_activation, state_jacobians
 from rnninspect.insight.diagnose import diagnose, memory_steps
 from rnninspect.insight.explain import explain, explain_step
 from rnninspect.insight.tape import NotDifferentiableError, input_sensitivity, record
 from rnninspect.model import LSTM, Bidirectional, LayerNormalization, Recurrent
+from rnninspect.versions import keras_major
 
 AD = ROOT / "tests" / "data" / "insight_goldens.npz"
 AD_META: dict[str, Any] = json.loads(AD.with_suffix(".json").read_text())["models"]
@@ -348,20 +349,107 @@ def test_step_terms_reproduce_the_trace(name: str, layer: str | None, n: int, st
     T = trace[key].shape[1]
     assert s.t == (T - 1 - step if _cells(m)[key].go_backwards else step)
     if not s.masked:
-        np.testing.assert_allclose(s.terms["h"], trace[key][n, step], rtol=0, atol=1e-6)
-    if step > 0:  # the previous state is the engine's own value
-        prev = trace[key][n, step - 1]
-        if not s.masked:
-            assert np.array_equal(s.terms["h_prev"], prev.astype(np.float64)) or not np.any(prev)
+        assert np.array_equal(s.terms["h"], trace[key][n, step])
+    _assert_exact(s, trace, m)
+
+
+def _assert_exact(s: Any, trace: dict[str, np.ndarray], m: Any) -> None:
+    """``h``, ``c`` and the gates are the trace's float32 numbers bit for bit, and the
+    terms reproduce each other exactly: each gate is its activation of its
+    pre-activation, c and h their equations (in the engine's arrangement)."""
+    from rnninspect import activations
+
+    key, n, k, t = s.layer, s.sample, s.step, s.terms
+    cell = _cells(m)[key]
+    major = keras_major(m.source.keras_version)
+    assert all(v.dtype == np.float32 for v in t.values())
     gates = {"LSTM": ["i", "f", "g", "o"], "GRU": ["z", "r", "candidate"]}.get(s.type, [])
     for g in gates:
-        np.testing.assert_allclose(s.terms[g], trace[f"{key}/{g}"][n, step], atol=1e-6)
+        assert np.array_equal(t[g], trace[f"{key}/{g}"][n, k]), g
+        act = activations.get(gate_activation(cell, g), major)
+        assert np.array_equal(t[g], act(t[f"{g}_pre"])), g
+    if s.masked:
+        assert np.array_equal(t["h"], t["h_prev"])
     if s.type == "LSTM":
-        np.testing.assert_allclose(s.terms["c"], trace[f"{key}/c"][n, step], atol=1e-6)
-    if s.type == "SimpleRNN":
-        t = s.terms
-        assert np.array_equal(t["preactivation"], t["input_term"] + t["recurrent_term"] + t["bias"])
-        assert np.array_equal(t["h"], np.tanh(t["preactivation"]))
+        assert np.array_equal(t["c"], trace[f"{key}/c"][n, k])
+        if not s.masked:
+            assert np.array_equal(t["c"], t["f"] * t["c_prev"] + t["i"] * t["g"])
+            c_act = activations.get(cell.activation, major)(t["c"])
+            assert np.array_equal(t["h"], t["o"] * c_act)
+    elif s.type == "GRU" and not s.masked:
+        hh = t["candidate"]
+        assert np.array_equal(t["h"], hh + t["z"] * (t["h_prev"] - hh))
+    elif s.type == "SimpleRNN" and not s.masked:
+        act = activations.get(cell.activation, major)
+        assert np.array_equal(t["h"], act(t["preactivation"]))
+        # the engine adds the three in one product: equal to float32 rounding
+        parts = t["input_term"] + t["recurrent_term"] + t["bias"]
+        np.testing.assert_allclose(parts, t["preactivation"], rtol=1e-5, atol=1e-6)
+    if not s.masked:  # a real step's output is its state
+        assert np.array_equal(t["h"], trace[key][n, k])
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_step_terms_equal_the_trace_bit_for_bit(name: str) -> None:
+    """Every sample, every step, every recurrent unit of every sample model (chain
+    and graph: SimpleRNN, LSTM, GRU both ways, Bidirectional both directions,
+    masks, go_backwards, initial states from the graph)."""
+    units = _units_of(name)
+    if not units:
+        pytest.skip("no SimpleRNN / LSTM / GRU run on its own (ConvLSTM, time_major)")
+    m = _any_model(name)
+    x = _x(name)
+    trace = m.trace(x, gates=True)
+    for key in units:
+        N, T = trace[key].shape[:2]
+        for n in range(N):
+            for k in range(T):
+                s = explain_step(m, x, key, n, k)
+                assert s.layer == key
+                if k > 0 and not s.masked:
+                    before = explain_step(m, x, key, n, k - 1)
+                    assert np.array_equal(s.terms["h_prev"], before.terms["h"])
+                _assert_exact(s, trace, m)
+
+
+def _any_model(name: str) -> Any:
+    return (
+        _model(name)
+        if sample(name, "model.keras").is_file()
+        else load_sample(name, "tfkeras.keras")
+    )
+
+
+def _units_of(name: str) -> list[str]:
+    from rnninspect.insight.explain import _units
+
+    m = _any_model(name)
+    return [u[0] for u in _units(m) if not u[2].time_major]
+
+
+def test_step_terms_exact_as_the_engine_splits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large batch is run in chunks, a chunk split across threads: BLAS may round
+    a row differently in a block of another size, so the step is computed over the
+    very rows the engine ran (here chunks of 16 rows per thread; 33 rows leave one
+    alone at the end)."""
+    from rnninspect import engine
+
+    monkeypatch.setattr(engine, "CHUNK_BYTES", 1)  # chunk_rows: its minimum, 16
+    monkeypatch.setattr(engine, "SPLIT_WORK", 0)  # splitting always pays
+    monkeypatch.setenv("RNNINSPECT_THREADS", "2")
+    for name, key in [
+        ("lstm", "lstm"),
+        ("gru_v1", "gru_1"),
+        ("bidi_masked", "bidirectional/backward"),
+    ]:
+        m = _model(name)
+        x = np.random.default_rng(3).standard_normal((33, 10, 3)).astype(np.float32)
+        if name == "bidi_masked":
+            x[::3, 6:] = 0.0  # masked tails
+        trace = m.trace(x, gates=True)
+        for n in range(33):
+            s = explain_step(m, x, key, n, 6)
+            _assert_exact(s, trace, m)
 
 
 def test_step_on_a_masked_step_keeps_the_state() -> None:
