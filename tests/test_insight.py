@@ -10,8 +10,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -299,6 +302,77 @@ def test_seed_code_lines_run_the_notebook_loop() -> None:
             scope["h_last"] = scope["h"]
         exec(dense.code[0], scope)
         np.testing.assert_allclose(scope["y"], golden("seed")["y"][n], rtol=1e-5, atol=1e-6)
+
+
+NOTEBOOK = ROOT.parent / "shared" / "seed-notebook.txt"
+
+
+def _notebook_cells() -> dict[int, str]:
+    """The notebook's code cells by number: each ``In [k]:`` body up to its output
+    (the longest run of its first lines that is Python)."""
+    parts = re.split(r"^In \[(\d+)\]:\n", NOTEBOOK.read_text(), flags=re.M)
+    cells: dict[int, str] = {}
+    for num, body in zip(parts[1::2], parts[2::2], strict=True):
+        lines = body.splitlines()
+        for k in range(len(lines), 0, -1):
+            try:
+                compile("\n".join(lines[:k]), f"In [{num}]", "exec")
+            except SyntaxError:
+                continue
+            cells[int(num)] = "\n".join(lines[:k])
+            break
+    return cells
+
+
+@pytest.mark.skipif(not NOTEBOOK.is_file(), reason="../shared/seed-notebook.txt not found")
+def test_seed_explanation_is_the_notebooks_manual_computation() -> None:
+    """Against the notebook's own "Computing manually" cells (In [10], In [11]), read
+    from the notebook: the same weight names in get_weights() order, the same shapes,
+    the same NumPy lines, the same parameter counts, and a step's numbers are what
+    the notebook's loop computes at that step."""
+    cells = _notebook_cells()
+    text = NOTEBOOK.read_text()
+    m = _model("seed")
+    rnn, dense = explain(m).layers
+    # In [10]: the weights unpacked, named as the explanation names them
+    assert cells[10].splitlines() == [
+        f"{', '.join(rnn.weights)} = model.layers[1].get_weights()",
+        f"{', '.join(dense.weights)} = model.layers[2].get_weights()",
+    ]
+    # In [9]'s shapes, in the notebook's symbols
+    shapes = [w.split(" = ")[0].split()[-1] for w in rnn.weights.values()]
+    assert ", ".join(shapes) in text and shapes == ["(D,M)", "(M,M)", "(M,)"]
+    # In [11]: every NumPy line of the explanation is a line of the notebook's loop
+    loop = [line.split("#")[0].strip() for line in cells[11].splitlines()]
+    for line in rnn.code + dense.code:
+        assert line in loop
+    # In [7]: the parameter counts the explanation works out
+    assert re.search(rf"simple_rnn \(SimpleRNN\) +\(None, 5\) +{rnn.params}\b", text)
+    assert re.search(rf"dense \(Dense\) +\(None, 2\) +{dense.params}\b", text)
+    assert f"Total params: {rnn.params + dense.params} " in text
+    # a step, term by term, against In [11] run on the same sample up to that step
+    X = golden("seed")["x"]
+    weights = dict(zip(["Wx", "Wh", "bh", "Wo", "bo"], m.get_weights(), strict=True))
+    for n, step in [(0, 0), (1, 4), (3, 9)]:
+        s = explain_step(m, X, None, n, step)
+        ran = {T: _notebook_loop(cells[11], X[n], T, weights) for T in (step, step + 1)}
+        h_prev = ran[step]["h_last"]  # In [11] stopped a step earlier (T = 0: its zeros)
+        assert np.array_equal(s.terms["x"], ran[step + 1]["x"][step])
+        assert np.array_equal(s.terms["input_term"], X[n, step].dot(weights["Wx"]))
+        np.testing.assert_allclose(s.terms["h_prev"], h_prev, rtol=1e-5, atol=1e-6)
+        pre = X[n, step].dot(weights["Wx"]) + h_prev.dot(weights["Wh"]) + weights["bh"]
+        np.testing.assert_allclose(s.terms["preactivation"], pre, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(s.terms["h"], ran[step + 1]["h"], rtol=1e-5, atol=1e-6)
+
+
+def _notebook_loop(cell: str, x: np.ndarray, T: int, weights: dict[str, Any]) -> dict[str, Any]:
+    """In [11] run on one sample for its first T steps (T = 0: its loop does not run,
+    nor its final print)."""
+    scope: dict[str, Any] = {"np": np, "X": x[None], "M": 5, "T": T, **weights}
+    code = cell if T else cell.split("for t in range(T):")[0]
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(code, scope)
+    return scope
 
 
 @pytest.mark.parametrize(
