@@ -127,9 +127,13 @@ def test_explain_step_json_matches_trace(tmp_path: Path) -> None:
         "o",
     ):
         assert k in terms
-    trace = load_sample("lstm", "model.keras").trace(golden("lstm")["x"])
-    np.testing.assert_allclose(terms["h"], trace["lstm"][2, 4], atol=1e-6)
-    np.testing.assert_allclose(terms["h_prev"], trace["lstm"][2, 3], atol=0)
+    trace = load_sample("lstm", "model.keras").trace(golden("lstm")["x"], gates=True)
+    # JSON's numbers are the float32 values exactly (as float64s): bit for bit
+    assert np.array_equal(np.float32(terms["h"]), trace["lstm"][2, 4])
+    assert np.array_equal(np.float32(terms["h_prev"]), trace["lstm"][2, 3])
+    assert np.array_equal(np.float32(terms["c"]), trace["lstm/c"][2, 4])
+    for g in "ifgo":
+        assert np.array_equal(np.float32(terms[g]), trace[f"lstm/{g}"][2, 4])
 
 
 def test_explain_step_errors() -> None:

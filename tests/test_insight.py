@@ -10,22 +10,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from conftest import MODELS, ROOT, golden, load_sample, sample
+from conftest import GRAPH_MODELS, MODELS, ROOT, golden, load_sample, sample
 
 import rnninspect
 from rnninspect.insight import derivatives
-from rnninspect.insight.cells import state_jacobians
+from rnninspect.insight.cells import gate_activation, state_jacobians
 from rnninspect.insight.diagnose import diagnose, memory_steps
 from rnninspect.insight.explain import explain, explain_step
 from rnninspect.insight.tape import NotDifferentiableError, input_sensitivity, record
-from rnninspect.model import LSTM, Bidirectional, LayerNormalization, Recurrent
+from rnninspect.model import LSTM, Bidirectional, LayerNormalization, Recurrent, StackedRNN
+from rnninspect.versions import keras_major
 
 AD = ROOT / "tests" / "data" / "insight_goldens.npz"
 AD_META: dict[str, Any] = json.loads(AD.with_suffix(".json").read_text())["models"]
@@ -68,12 +72,41 @@ def _cells(m: Any) -> dict[str, Recurrent]:
 
 
 def test_autodiff_references_cover_every_kind() -> None:
-    """SimpleRNN, LSTM, GRU (both reset_after), masks, go_backwards, Bidirectional."""
+    """SimpleRNN, LSTM, GRU (both reset_after), masks, go_backwards, Bidirectional;
+    and every graph sample model with a diagnosed recurrent layer (several inputs
+    and outputs, attention, shared layers, cells, initial states from the graph)."""
     for needed in ("seed", "lstm", "gru", "gru_v1", "masking", "bidi_concat", "bidi_masked",
                    "masked_backwards", "backwards", "embedding", "acceptance_chain"):  # fmt: skip
         assert needed in AD_META
+    for name in GRAPH_MODELS:
+        if any(not _skipped_kind(node.layer) for node in _any_model(name).recurrent_nodes()):
+            assert name in AD_META, name
     for entry in AD_META.values():  # the reference's own forward pass is Keras's
         assert entry["max_abs_y_minus_keras"] < 1e-5
+        assert entry.get("max_abs_steps_minus_layers", 0.0) < 1e-9
+    multi = [m for m in AD_META if m in GRAPH_MODELS and len(_any_model(m).inputs) > 1]
+    assert {"seq2seq_states", "seq2seq_gru", "shared_layers"} <= set(multi)
+
+
+def _skipped_kind(layer: Any) -> bool:
+    """Recurrent layers diagnose reports as not applicable: ConvLSTM, time_major."""
+    cells = [layer.forward, layer.backward] if isinstance(layer, Bidirectional) else [layer]
+    return not all(isinstance(c, Recurrent | StackedRNN) for c in cells) or any(
+        getattr(c, "time_major", False) for c in cells
+    )
+
+
+def _ad_sensitivity(name: str, m: Any, autodiff: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The reference's input sensitivities, (N, T) by input name ({}: none stored,
+    the model has a layer diagnose does not differentiate)."""
+    one = f"{name}/input_sensitivity"
+    if one in autodiff:
+        return {m.inputs[0].name: autodiff[one]}
+    return {
+        spec.name: autodiff[f"{one}/{spec.name}"]
+        for spec in m.inputs
+        if f"{one}/{spec.name}" in autodiff
+    }
 
 
 @pytest.mark.parametrize("name", AD_MODELS)
@@ -87,9 +120,22 @@ def test_diagnose_equals_autodiff(name: str, autodiff: dict[str, np.ndarray]) ->
         np.testing.assert_allclose(ld.state_jacobian_norm, want, rtol=AD_RTOL, atol=1e-12)
         assert ld.state_jacobian_norm[-1] == pytest.approx(1.0)
         assert ld.memory_steps == memory_steps(list(want))
+    sens = _ad_sensitivity(name, m, autodiff)
+    if not sens:  # not applicable: a finding names the layer reverse mode does not cross
+        assert d.input_sensitivity is None
+        assert any(f.message.startswith("input_sensitivity not available") for f in d.findings)
+        return
+    assert len(sens) == len(m.inputs)
+    first = m.inputs[0].name
     assert d.input_sensitivity is not None
-    want_s = autodiff[f"{name}/input_sensitivity"].mean(axis=0)
-    np.testing.assert_allclose(d.input_sensitivity, want_s, rtol=AD_RTOL, atol=1e-12)
+    np.testing.assert_allclose(d.input_sensitivity, sens[first].mean(0), rtol=AD_RTOL, atol=1e-12)
+    if len(m.inputs) > 1:
+        assert set(d.input_sensitivities) == set(sens)
+        for spec in m.inputs:
+            want_s = sens[spec.name].mean(axis=0)
+            np.testing.assert_allclose(
+                d.input_sensitivities[spec.name], want_s, rtol=AD_RTOL, atol=1e-12
+            )
 
 
 @pytest.mark.parametrize("name", AD_MODELS)
@@ -105,8 +151,37 @@ def test_state_jacobian_matrices_equal_autodiff(name: str, autodiff: dict[str, n
 
 @pytest.mark.parametrize("name", AD_MODELS)
 def test_input_sensitivity_per_sample(name: str, autodiff: dict[str, np.ndarray]) -> None:
-    got = input_sensitivity(record(_model(name), _x(name)))[0]
-    np.testing.assert_allclose(got, autodiff[f"{name}/input_sensitivity"], rtol=AD_RTOL, atol=1e-12)
+    m = _model(name)
+    sens = _ad_sensitivity(name, m, autodiff)
+    if not sens:
+        with pytest.raises(NotDifferentiableError):
+            input_sensitivity(record(m, _x(name)))
+        return
+    got = input_sensitivity(record(m, _x(name)))
+    for spec, g in zip(m.inputs, got, strict=True):
+        np.testing.assert_allclose(g, sens[spec.name], rtol=AD_RTOL, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", GRAPH_MODELS)
+def test_diagnose_runs_on_every_graph_model(name: str) -> None:
+    """Every graph sample model: each recurrent layer diagnosed, or said not to be
+    (ConvLSTM, time_major), and an input sensitivity or the reason there is none."""
+    from rnninspect.render_insight import diagnose_json
+
+    m = _any_model(name)
+    d = diagnose(m, _x(name))
+    for node in m.recurrent_nodes():
+        mine = [k for k in d.layers if k == node.key or k.startswith(f"{node.key}/")]
+        if _skipped_kind(node.layer):
+            assert not mine
+            said = [f for f in d.findings if f.layer == node.key]
+            assert said and said[0].message.startswith("not applicable: no diagnosis for")
+        else:
+            assert mine, node.key
+    if d.input_sensitivity is None:
+        assert any(f.message.startswith("input_sensitivity ") for f in d.findings)
+    doc = json.loads(diagnose_json(d))
+    assert set(doc["layers"]) == set(d.layers)
 
 
 @pytest.mark.parametrize("name", ["seed", "lstm", "gru", "gru_v1", "bidi_concat", "lstm_stack"])
@@ -300,6 +375,77 @@ def test_seed_code_lines_run_the_notebook_loop() -> None:
         np.testing.assert_allclose(scope["y"], golden("seed")["y"][n], rtol=1e-5, atol=1e-6)
 
 
+NOTEBOOK = ROOT.parent / "shared" / "seed-notebook.txt"
+
+
+def _notebook_cells() -> dict[int, str]:
+    """The notebook's code cells by number: each ``In [k]:`` body up to its output
+    (the longest run of its first lines that is Python)."""
+    parts = re.split(r"^In \[(\d+)\]:\n", NOTEBOOK.read_text(), flags=re.M)
+    cells: dict[int, str] = {}
+    for num, body in zip(parts[1::2], parts[2::2], strict=True):
+        lines = body.splitlines()
+        for k in range(len(lines), 0, -1):
+            try:
+                compile("\n".join(lines[:k]), f"In [{num}]", "exec")
+            except SyntaxError:
+                continue
+            cells[int(num)] = "\n".join(lines[:k])
+            break
+    return cells
+
+
+@pytest.mark.skipif(not NOTEBOOK.is_file(), reason="../shared/seed-notebook.txt not found")
+def test_seed_explanation_is_the_notebooks_manual_computation() -> None:
+    """Against the notebook's own "Computing manually" cells (In [10], In [11]), read
+    from the notebook: the same weight names in get_weights() order, the same shapes,
+    the same NumPy lines, the same parameter counts, and a step's numbers are what
+    the notebook's loop computes at that step."""
+    cells = _notebook_cells()
+    text = NOTEBOOK.read_text()
+    m = _model("seed")
+    rnn, dense = explain(m).layers
+    # In [10]: the weights unpacked, named as the explanation names them
+    assert cells[10].splitlines() == [
+        f"{', '.join(rnn.weights)} = model.layers[1].get_weights()",
+        f"{', '.join(dense.weights)} = model.layers[2].get_weights()",
+    ]
+    # In [9]'s shapes, in the notebook's symbols
+    shapes = [w.split(" = ")[0].split()[-1] for w in rnn.weights.values()]
+    assert ", ".join(shapes) in text and shapes == ["(D,M)", "(M,M)", "(M,)"]
+    # In [11]: every NumPy line of the explanation is a line of the notebook's loop
+    loop = [line.split("#")[0].strip() for line in cells[11].splitlines()]
+    for line in rnn.code + dense.code:
+        assert line in loop
+    # In [7]: the parameter counts the explanation works out
+    assert re.search(rf"simple_rnn \(SimpleRNN\) +\(None, 5\) +{rnn.params}\b", text)
+    assert re.search(rf"dense \(Dense\) +\(None, 2\) +{dense.params}\b", text)
+    assert f"Total params: {rnn.params + dense.params} " in text
+    # a step, term by term, against In [11] run on the same sample up to that step
+    X = golden("seed")["x"]
+    weights = dict(zip(["Wx", "Wh", "bh", "Wo", "bo"], m.get_weights(), strict=True))
+    for n, step in [(0, 0), (1, 4), (3, 9)]:
+        s = explain_step(m, X, None, n, step)
+        ran = {T: _notebook_loop(cells[11], X[n], T, weights) for T in (step, step + 1)}
+        h_prev = ran[step]["h_last"]  # In [11] stopped a step earlier (T = 0: its zeros)
+        assert np.array_equal(s.terms["x"], ran[step + 1]["x"][step])
+        assert np.array_equal(s.terms["input_term"], X[n, step].dot(weights["Wx"]))
+        np.testing.assert_allclose(s.terms["h_prev"], h_prev, rtol=1e-5, atol=1e-6)
+        pre = X[n, step].dot(weights["Wx"]) + h_prev.dot(weights["Wh"]) + weights["bh"]
+        np.testing.assert_allclose(s.terms["preactivation"], pre, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(s.terms["h"], ran[step + 1]["h"], rtol=1e-5, atol=1e-6)
+
+
+def _notebook_loop(cell: str, x: np.ndarray, T: int, weights: dict[str, Any]) -> dict[str, Any]:
+    """In [11] run on one sample for its first T steps (T = 0: its loop does not run,
+    nor its final print)."""
+    scope: dict[str, Any] = {"np": np, "X": x[None], "M": 5, "T": T, **weights}
+    code = cell if T else cell.split("for t in range(T):")[0]
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(code, scope)
+    return scope
+
+
 @pytest.mark.parametrize(
     ("name", "arith"),
     [
@@ -348,20 +494,107 @@ def test_step_terms_reproduce_the_trace(name: str, layer: str | None, n: int, st
     T = trace[key].shape[1]
     assert s.t == (T - 1 - step if _cells(m)[key].go_backwards else step)
     if not s.masked:
-        np.testing.assert_allclose(s.terms["h"], trace[key][n, step], rtol=0, atol=1e-6)
-    if step > 0:  # the previous state is the engine's own value
-        prev = trace[key][n, step - 1]
-        if not s.masked:
-            assert np.array_equal(s.terms["h_prev"], prev.astype(np.float64)) or not np.any(prev)
+        assert np.array_equal(s.terms["h"], trace[key][n, step])
+    _assert_exact(s, trace, m)
+
+
+def _assert_exact(s: Any, trace: dict[str, np.ndarray], m: Any) -> None:
+    """``h``, ``c`` and the gates are the trace's float32 numbers bit for bit, and the
+    terms reproduce each other exactly: each gate is its activation of its
+    pre-activation, c and h their equations (in the engine's arrangement)."""
+    from rnninspect import activations
+
+    key, n, k, t = s.layer, s.sample, s.step, s.terms
+    cell = _cells(m)[key]
+    major = keras_major(m.source.keras_version)
+    assert all(v.dtype == np.float32 for v in t.values())
     gates = {"LSTM": ["i", "f", "g", "o"], "GRU": ["z", "r", "candidate"]}.get(s.type, [])
     for g in gates:
-        np.testing.assert_allclose(s.terms[g], trace[f"{key}/{g}"][n, step], atol=1e-6)
+        assert np.array_equal(t[g], trace[f"{key}/{g}"][n, k]), g
+        act = activations.get(gate_activation(cell, g), major)
+        assert np.array_equal(t[g], act(t[f"{g}_pre"])), g
+    if s.masked:
+        assert np.array_equal(t["h"], t["h_prev"])
     if s.type == "LSTM":
-        np.testing.assert_allclose(s.terms["c"], trace[f"{key}/c"][n, step], atol=1e-6)
-    if s.type == "SimpleRNN":
-        t = s.terms
-        assert np.array_equal(t["preactivation"], t["input_term"] + t["recurrent_term"] + t["bias"])
-        assert np.array_equal(t["h"], np.tanh(t["preactivation"]))
+        assert np.array_equal(t["c"], trace[f"{key}/c"][n, k])
+        if not s.masked:
+            assert np.array_equal(t["c"], t["f"] * t["c_prev"] + t["i"] * t["g"])
+            c_act = activations.get(cell.activation, major)(t["c"])
+            assert np.array_equal(t["h"], t["o"] * c_act)
+    elif s.type == "GRU" and not s.masked:
+        hh = t["candidate"]
+        assert np.array_equal(t["h"], hh + t["z"] * (t["h_prev"] - hh))
+    elif s.type == "SimpleRNN" and not s.masked:
+        act = activations.get(cell.activation, major)
+        assert np.array_equal(t["h"], act(t["preactivation"]))
+        # the engine adds the three in one product: equal to float32 rounding
+        parts = t["input_term"] + t["recurrent_term"] + t["bias"]
+        np.testing.assert_allclose(parts, t["preactivation"], rtol=1e-5, atol=1e-6)
+    if not s.masked:  # a real step's output is its state
+        assert np.array_equal(t["h"], trace[key][n, k])
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_step_terms_equal_the_trace_bit_for_bit(name: str) -> None:
+    """Every sample, every step, every recurrent unit of every sample model (chain
+    and graph: SimpleRNN, LSTM, GRU both ways, Bidirectional both directions,
+    masks, go_backwards, initial states from the graph)."""
+    units = _units_of(name)
+    if not units:
+        pytest.skip("no SimpleRNN / LSTM / GRU run on its own (ConvLSTM, time_major)")
+    m = _any_model(name)
+    x = _x(name)
+    trace = m.trace(x, gates=True)
+    for key in units:
+        N, T = trace[key].shape[:2]
+        for n in range(N):
+            for k in range(T):
+                s = explain_step(m, x, key, n, k)
+                assert s.layer == key
+                if k > 0 and not s.masked:
+                    before = explain_step(m, x, key, n, k - 1)
+                    assert np.array_equal(s.terms["h_prev"], before.terms["h"])
+                _assert_exact(s, trace, m)
+
+
+def _any_model(name: str) -> Any:
+    return (
+        _model(name)
+        if sample(name, "model.keras").is_file()
+        else load_sample(name, "tfkeras.keras")
+    )
+
+
+def _units_of(name: str) -> list[str]:
+    from rnninspect.insight.explain import _units
+
+    m = _any_model(name)
+    return [u[0] for u in _units(m) if not u[2].time_major]
+
+
+def test_step_terms_exact_as_the_engine_splits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large batch is run in chunks, a chunk split across threads: BLAS may round
+    a row differently in a block of another size, so the step is computed over the
+    very rows the engine ran (here chunks of 16 rows per thread; 33 rows leave one
+    alone at the end)."""
+    from rnninspect import engine
+
+    monkeypatch.setattr(engine, "CHUNK_BYTES", 1)  # chunk_rows: its minimum, 16
+    monkeypatch.setattr(engine, "SPLIT_WORK", 0)  # splitting always pays
+    monkeypatch.setenv("RNNINSPECT_THREADS", "2")
+    for name, key in [
+        ("lstm", "lstm"),
+        ("gru_v1", "gru_1"),
+        ("bidi_masked", "bidirectional/backward"),
+    ]:
+        m = _model(name)
+        x = np.random.default_rng(3).standard_normal((33, 10, 3)).astype(np.float32)
+        if name == "bidi_masked":
+            x[::3, 6:] = 0.0  # masked tails
+        trace = m.trace(x, gates=True)
+        for n in range(33):
+            s = explain_step(m, x, key, n, 6)
+            _assert_exact(s, trace, m)
 
 
 def test_step_on_a_masked_step_keeps_the_state() -> None:
@@ -437,6 +670,105 @@ def test_verify_fails_on_a_perturbed_model(tmp_path: Path) -> None:
     v = rnninspect.verify(path, sample("gru", "golden.npz"))
     assert not v.passed
     assert {c.name for c in v.checks if not c.passed} == {"y", "state/gru"}
+
+
+def _perturbed_reference(
+    name: str,
+) -> tuple[dict[str, np.ndarray], dict[str, tuple[int, tuple[int, ...]]]]:
+    """The golden file with known values pushed out of tolerance: in the first
+    expected output (``y`` or ``y/0``) two values, the second by far the most; in
+    the first recorded state sequence three. Returns the reference and, per array
+    changed, (how many values, the worst index)."""
+    g = {k: v for k, v in golden(name).items() if not k.startswith("y_tf")}
+    out = "y" if "y" in g else "y/0"
+    changes: dict[str, tuple[int, tuple[int, ...]]] = {}
+    y = g[out].astype(np.float64)
+    flat = y.reshape(-1)
+    a, b = 0, flat.size - 1
+    flat[a] += 0.01 * (1 + abs(flat[a]))
+    flat[b] += 1.0 + abs(flat[b])  # the worst
+    g[out] = y.astype(g[out].dtype)
+    changes[out] = (2, tuple(int(i) for i in np.unravel_index(b, y.shape)))
+    state = next((k for k in sorted(g) if k.startswith("state/")), None)
+    if state is not None:
+        st = g[state].astype(np.float64)
+        idx = [
+            tuple(int(i) for i in np.unravel_index(j, st.shape))
+            for j in (0, st.size // 2, st.size - 1)
+        ]
+        for k, j in enumerate(idx):
+            st[j] += (0.1, 0.2, 3.0)[k] * (1 + abs(st[j]))
+        g[state] = st.astype(g[state].dtype)
+        changes[state] = (3, idx[-1])
+    return g, changes
+
+
+@pytest.mark.parametrize("name", K3_MODELS)
+def test_verify_counts_exactly_what_a_perturbed_reference_changes(name: str) -> None:
+    """Every sample model, chain and graph (several outputs: y/0, y/1, ...)."""
+    ref, changes = _perturbed_reference(name)
+    v = rnninspect.verify(_model(name), ref)
+    assert not v.passed
+    failed = {c.name: c for c in v.checks if not c.passed}
+    assert set(failed) == set(changes)
+    for key, (count, worst) in changes.items():
+        assert failed[key].mismatched == count
+        assert failed[key].worst_index == worst
+
+
+@pytest.mark.parametrize(
+    "name", ["multi_output", "gru_state_outputs", "seq2seq_states", "bidi_none", "lstm"]
+)
+def test_verify_cli_exit_6_on_a_perturbed_reference(name: str, tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    ref, changes = _perturbed_reference(name)
+    path = tmp_path / "ref.npz"
+    np.savez(path, **ref)
+    code, out, err = run_cli("verify", str(sample(name, "model.keras")), str(path), "--json")
+    assert code == 6, err
+    doc = json.loads(out)
+    by = {c["name"]: c for c in doc["checks"]}
+    for key, (count, worst) in changes.items():
+        assert by[key]["mismatched"] == count and by[key]["worst_index"] == list(worst)
+    assert sum(c["mismatched"] != 0 for c in doc["checks"]) == len(changes)
+    code, _, err = run_cli(
+        "verify", str(sample(name, "model.keras")), str(sample(name, "golden.npz"))
+    )
+    assert code == 0, err
+
+
+def _perturb_weights(name: str, tmp_path: Path) -> tuple[Path, set[str]]:
+    """layers.npz with three weights changed (first, middle and last float weight:
+    one value each, by 0.25); their names as diff names them."""
+    with np.load(sample(name, "layers.npz")) as z:
+        arrays = {k: z[k] for k in z.files}
+    keys = [
+        k for k in arrays if k != "__config__" and arrays[k].dtype.kind == "f" and arrays[k].size
+    ]
+    picked = {keys[0], keys[len(keys) // 2], keys[-1]}
+    for key in picked:
+        arrays[key] = arrays[key].copy()
+        arrays[key].flat[arrays[key].size // 2] += 0.25
+    path = tmp_path / f"{name}_perturbed.npz"
+    np.savez(path, **arrays)
+    # a StackedRNNCells' cells: layers.npz says rnn/cells/0/..., diff (as trace) rnn/cell_0/...
+    return path, {re.sub(r"/cells/(\d+)/", r"/cell_\1/", k) for k in picked}
+
+
+@pytest.mark.parametrize("name", K3_MODELS)
+def test_diff_and_verify_on_a_perturbed_model(name: str, tmp_path: Path) -> None:
+    """diff finds exactly the weights changed in a copy (and nothing in the
+    architecture); verify fails that copy against the golden file."""
+    path, picked = _perturb_weights(name, tmp_path)
+    d = rnninspect.diff(sample(name, "model.keras"), path, _x(name))
+    assert not d.identical and d.architecture == []
+    changed = {f"{w.layer}/{w.weight}": w for w in d.weights if w.changed}
+    assert set(changed) == picked
+    for w in changed.values():
+        assert w.max_abs_diff == pytest.approx(0.25, rel=1e-6)
+        assert w.l2_diff == pytest.approx(0.25, rel=1e-6)
+    assert not rnninspect.verify(path, sample(name, "golden.npz")).passed
 
 
 # --- diff -----------------------------------------------------------------------------

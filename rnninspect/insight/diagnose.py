@@ -210,12 +210,14 @@ def diagnose(model: Model, x: Any, budget: float | None = SENSITIVITY_BUDGET) ->
         layers[d.name] = d
         findings += _findings(d, unit.run)
     for node in tape.skipped:
+        index = next(i for i, n in enumerate(model.nodes) if n is node)
+        why = tape.refused.get(index) or f"{node.layer.class_name} states are not differentiated"
         findings.append(
             Finding(
                 "info",
                 node.key,
-                f"no diagnosis for {node.layer.class_name} layers (its states are not "
-                f"differentiated here)",
+                f"not applicable: no diagnosis for {node.layer.class_name} layer "
+                f"{node.key!r} ({why})",
             )
         )
     sens: list[float] | None = None

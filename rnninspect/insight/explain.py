@@ -7,20 +7,20 @@ activations, the NumPy line of the notebook's manual loop that computes it
 arithmetic in the summary's symbols (``D·M + M·M + M = 3·5 + 5·5 + 5 = 45``).
 
 With a step: every term of that step of one recurrent layer for one sample, with its
-values, computed in float64 from the engine's own float32 values (the step's input
-and the previous states as the engine computed them), so the terms reproduce that
-step of ``trace``.
+values: the engine's own step (``ops.recurrent.scan``, in the engine's dtype) on the
+step's input and previous states as the engine computed them, so ``h``, ``c`` and
+the gates are ``trace``'s numbers bit for bit, and each gate is its activation of
+its pre-activation exactly.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from .. import activations
 from ..errors import UsageError
 from ..model import (
     GRU,
@@ -475,170 +475,220 @@ def _pick(model: Model, name: str | None) -> tuple[str, Node, Recurrent, str]:
 
 
 def explain_step(
-    model: Model, x: Any, layer: str | None = None, sample: int = 0, step: int = 0
+    model: Model,
+    x: Any,
+    layer: str | None = None,
+    sample: int = 0,
+    step: int = 0,
+    dtype: str = "float32",
 ) -> StepExplanation:
     """Every term of processing step ``step`` of one recurrent layer (``layer``: its
     name, ``NAME/forward`` or ``NAME/backward`` for a Bidirectional; a
     Bidirectional's bare name means its forward direction; default the first) for
-    sample ``sample`` of the batch ``x``."""
-    from ..engine import conform_rows, run
-    from .tape import record
+    sample ``sample`` of the batch ``x``.
 
-    key, node, cell, trace_key = _pick(model, layer)
+    The terms are the engine's own numbers: its step (``ops.recurrent.scan``) run in
+    ``dtype`` over the rows the engine runs that sample with, from the layer's input
+    and states as the engine computed them, so ``h``, ``c`` and the gates equal
+    ``trace(x, gates=True)`` at that step bit for bit (see ``_engine_rows``)."""
+    from contextlib import nullcontext
+
+    from .. import blas
+    from ..engine import conform_rows
+    from ..ops.recurrent import scan
+    from ..versions import keras_major
+
+    key, node, cell, _ = _pick(model, layer)
+    if cell.time_major:
+        raise UsageError(f"explain --step does not take time_major layers ({key!r})")
     xs = conform_rows(model, x)
     N = int(xs[0].shape[0])
     if not 0 <= sample < N:
         raise UsageError(f"--sample {sample} is out of range: the batch has N={N} samples")
-    states = run(model, _given(xs), collect=True, gates=True).states
-    seq = states[trace_key]  # (N, T, M) processing order
-    T = int(seq.shape[1])
-    if not 0 <= step < T:
-        raise UsageError(f"--step {step} is out of range: the layer runs T={T} steps (0..{T - 1})")
-    # The step's input and the initial states, as the engine computed them.
-    wanted = [node.inputs[0], *node.states]
-    value = _tensors(model, xs, wanted)
-    x_in = value[0][sample].astype(np.float64)  # (T, D) input order
-    initial = [v[sample].astype(np.float64) for v in value[1:]]
-    if isinstance(node.layer, Bidirectional) and key.endswith("/backward"):
-        initial = initial[node.layer.forward.STATES :]
-    elif isinstance(node.layer, Bidirectional):
-        initial = initial[: node.layer.forward.STATES]
-    mask = record(model, _given([a[sample : sample + 1] for a in xs])).masks[node.inputs[0]]
-    t = T - 1 - step if cell.go_backwards else step
-    order = np.arange(T)[::-1] if cell.go_backwards else np.arange(T)
-    valid = (
-        np.ones(T, bool) if mask is None else np.asarray(mask[0], bool)[order]
-    )  # processing order
-    M = cell.units
-    h_prev = _state_before(seq[sample], valid, step, initial[0] if initial else np.zeros(M), cell)
-    c_prev = None
+    ft = np.dtype(dtype)
+    major = keras_major(model.source.keras_version)
+    a, b, single = _engine_rows(model, xs, sample, ft)
+    n = sample - a  # the sample's row among the engine's rows
+    with blas.single_threaded() if single else nullcontext():
+        seq, initial, mask = _layer_inputs(model, [v[a:b] for v in xs], node, key, ft, major)
+        T = int(seq.shape[1])
+        if not 0 <= step < T:
+            raise UsageError(
+                f"--step {step} is out of range: the layer runs T={T} steps (0..{T - 1})"
+            )
+        t = T - 1 - step if cell.go_backwards else step
+        # The steps before, then step `step` alone from the states they leave: the
+        # engine's arithmetic on the same operands (a masked step is computed too;
+        # the mask then keeps the old states).
+        done = slice(T - step, T) if cell.go_backwards else slice(0, step)
+        before = scan(
+            cell, seq[:, done], None if mask is None else mask[:, done], ft, major, False,
+            initial=initial,
+        )  # fmt: skip
+        now = seq[:, t : t + 1]
+
+        def one(c: Recurrent) -> Any:
+            return scan(c, now, None, ft, major, False, True, True, initial=before.finals)
+
+        after = one(cell)
+        # The pre-activations, as the engine's step computes them before activating:
+        # the same step with those activations linear (the reset gate of a GRU's
+        # candidate kept as it is).
+        pre = one(_linear(cell, keep_gates=False))
+        cand = one(_linear(cell, keep_gates=True))
+    masked = mask is not None and not bool(mask[n, t])
+    x_t = seq[n, t].astype(ft, copy=False)
+    h_prev = before.finals[0][n]
+    terms: dict[str, Array] = {"x": x_t, "h_prev": h_prev}
+    labels = {"x": "x_t", "h_prev": "h_{t-1}"}
     if isinstance(cell, LSTM):
-        cs = states[f"{trace_key}/c"][sample]  # (T, M), kept through masked steps
-        c0 = initial[1] if len(initial) > 1 else np.zeros(M)
-        c_prev = cs[step - 1].astype(np.float64) if step > 0 else c0
-    terms, labels = _terms(model, cell, x_in[t], h_prev, c_prev)
-    masked = not bool(valid[step])
+        terms["c_prev"], labels["c_prev"] = before.finals[1][n], "c_{t-1}"
+    gate_of = {"LSTM": "ifgo", "GRU": ["z", "r", "candidate"]}.get(cell.class_name, [])
+    if isinstance(cell, LSTM):
+        for g in "ifgo":
+            terms[f"{g}_pre"] = pre.extra[g][n, 0]
+            terms[g] = after.extra[g][n, 0]
+    elif isinstance(cell, GRU):
+        for g in "zr":
+            terms[f"{g}_pre"] = pre.extra[g][n, 0]
+            terms[g] = after.extra[g][n, 0]
+        terms["candidate_pre"] = cand.extra["candidate"][n, 0]
+        terms["candidate"] = after.extra["candidate"][n, 0]
+    else:
+        K = cell.kernel.astype(ft, copy=False)
+        R = cell.recurrent_kernel.astype(ft, copy=False)
+        M = cell.units
+        terms["input_term"] = x_t @ K
+        terms["recurrent_term"] = h_prev @ R
+        terms["bias"] = np.zeros(M, ft) if cell.bias is None else cell.bias.astype(ft)
+        terms["preactivation"] = pre.finals[0][n]
+    assert set(gate_of) <= set(terms)
+    terms["h"] = after.finals[0][n]
+    if isinstance(cell, LSTM):
+        terms["c"] = after.finals[1][n]
+    labels.update(_step_labels(cell))
     if masked:  # the step computes, and the mask keeps the old states
         terms["h"] = h_prev.copy()
         labels["h"] = "h_{t-1} (masked step: state kept)"
-        if c_prev is not None:
-            terms["c"] = c_prev.copy()
+        if isinstance(cell, LSTM):
+            terms["c"] = terms["c_prev"].copy()
             labels["c"] = "c_{t-1} (masked step: state kept)"
+    if not isinstance(cell, (LSTM, GRU)):
+        order = ["x", "input_term", "h_prev", "recurrent_term", "bias", "preactivation", "h"]
+        terms = {k: terms[k] for k in order}
     formula, _ = _recurrent_formula(cell, "x", "")
     return StepExplanation(
         key, cell.class_name, sample, step, int(t), masked, terms, labels, formula
     )
 
 
-def _given(xs: list[Array]) -> Any:
-    """Checked inputs as ``Model.forward`` takes them: one array, or the list."""
-    return xs[0] if len(xs) == 1 else xs
+def _linear(cell: Recurrent, keep_gates: bool) -> Recurrent:
+    """``cell`` with linear activations, so that what its step outputs is its
+    pre-activations: the candidate's (and, unless ``keep_gates``, the gates').
+    Sigmoid gates then lose the engine's halving (``ops.recurrent._cell``), which
+    scales the product by a power of two: the same numbers."""
+    if keep_gates or not isinstance(cell, (LSTM, GRU)):
+        return replace(cell, activation="linear")
+    return replace(cell, activation="linear", recurrent_activation="linear")
 
 
-def _tensors(model: Model, xs: list[Array], refs: list[Ref]) -> list[Array]:
-    """The engine's values of some tensors of the graph."""
-    from ..engine import run
+def _engine_rows(model: Model, xs: list[Array], n: int, ft: np.dtype[Any]) -> tuple[int, int, bool]:
+    """The rows ``[a, b)`` that ``trace(x, gates=True)`` runs sample ``n`` with, and
+    whether BLAS runs single-threaded there: the plan of ``engine.iter_chunks``
+    (chunks of ``chunk_rows``) and ``engine._run_parallel`` (a chunk split across
+    threads). It matters: BLAS may round a row's products differently in a batch of
+    another size (measured with OpenBLAS: a row alone against the same row among
+    1000 differ in the last bit). ``test_step_terms_exact_as_the_engine_splits``
+    holds this to the engine's plan."""
+    from .. import blas, engine
+
+    N = int(xs[0].shape[0])
+    T = max(int(a.shape[1]) if a.ndim > 1 else 1 for a in xs)
+    D = sum(int(np.prod(a.shape[2:], dtype=np.int64)) or 1 for a in xs)
+    workers = engine._threads() if blas.controlled() else 1
+    step = engine.chunk_rows(model, T, D, ft.itemsize, True, True) * workers
+    if engine._time_major(model):
+        step = max(N, 1)
+    if workers > 1 and not engine._split_pays(model, min(N, step) // workers):
+        workers = 1
+    a = n // step * step
+    b = min(N, a + step)
+    if workers > 1 and engine._split_pays(model, (b - a) // workers):
+        bounds = [int(v) for v in np.linspace(0, b - a, workers + 1).astype(int)]
+        j = int(np.searchsorted(bounds, n - a, side="right")) - 1
+        a, b = a + bounds[j], a + bounds[j + 1]
+    return a, b, workers > 1
+
+
+def _layer_inputs(
+    model: Model, xs: list[Array], node: Node, key: str, ft: np.dtype[Any], major: int
+) -> tuple[Array, list[Array] | None, Array | None]:
+    """The layer's input sequence (N, T, D), initial states (or None) and mask (N, T)
+    (or None) as the engine computes them over these rows (one walk of the graph)."""
+    from ..engine import _Ctx, _walk
 
     keys: dict[Ref, str] = {}
+    for r in [node.inputs[0], *node.states]:
+        if not isinstance(model.nodes[r.node].layer, InputLayer):
+            src = model.nodes[r.node].key
+            keys[r] = src if r.index == 0 else f"{src}/{r.index}"
+    of = frozenset(model.nodes[r.node].key for r in keys)
+    ctx = _Ctx(ft, major, {} if keys else None, False, of)
+    ctx.mask_of = node.key
+    _walk(model, xs, ctx)
     position = {id(layer): k for k, layer in enumerate(model.inputs)}
-    direct: dict[Ref, Array] = {}
-    for r in refs:
-        node = model.nodes[r.node]
-        if isinstance(node.layer, InputLayer):
-            direct[r] = xs[position[id(node.layer)]]
-        else:
-            keys[r] = node.key if r.index == 0 else f"{node.key}/{r.index}"
-    found = (
-        run(
-            model,
-            _given(xs),
-            collect=True,
-            outputs_of=frozenset(model.nodes[r.node].key for r in keys),
-        ).states
-        if keys
-        else {}
-    )
-    return [direct[r] if r in direct else found[keys[r]] for r in refs]
+
+    def value(r: Ref) -> Array:
+        if r in keys:
+            assert ctx.states is not None
+            return ctx.states[keys[r]]
+        v = xs[position[id(model.nodes[r.node].layer)]]
+        return v if v.dtype.kind in "iu" else v.astype(ft, copy=False)  # as ``_walk``
+
+    seq = value(node.inputs[0])
+    states = [value(r).astype(ft, copy=False) for r in node.states]
+    if isinstance(node.layer, Bidirectional):
+        n_f = node.layer.forward.STATES
+        states = states[n_f:] if key.endswith("/backward") else states[:n_f]
+    return seq, states or None, ctx.masks.get(node.key)
 
 
-def _state_before(seq: Array, valid: Array, step: int, initial: Array, cell: Recurrent) -> Array:
-    """h after step ``step - 1``: the output there, or (the output of a masked step
-    being zeros with zero_output_for_mask) the output of the last unmasked step."""
-    for k in range(step - 1, -1, -1):
-        if valid[k] or not cell.zero_output_for_mask:
-            return np.asarray(seq[k], dtype=np.float64)
-    return np.asarray(initial, dtype=np.float64)
-
-
-def _terms(
-    model: Model, cell: Recurrent, x: Array, h: Array, c: Array | None
-) -> tuple[dict[str, Array], dict[str, str]]:
-    from ..versions import keras_major
-
-    major = keras_major(model.source.keras_version)
-    act = activations.get(cell.activation, major)
-    K = cell.kernel.astype(np.float64)
-    R = cell.recurrent_kernel.astype(np.float64)
-    M = cell.units
-    b = np.zeros(cell.GATES * M) if cell.bias is None else cell.bias.astype(np.float64)
-    terms: dict[str, Array] = {"x": x, "h_prev": h}
-    labels = {"x": "x_t", "h_prev": "h_{t-1}"}
+def _step_labels(cell: Recurrent) -> dict[str, str]:
+    """Each term's formula, notebook notation."""
     if isinstance(cell, LSTM):
-        assert c is not None
-        ract = activations.get(cell.recurrent_activation, major)
-        terms["c_prev"], labels["c_prev"] = c, "c_{t-1}"
-        u = x @ K + h @ R + b  # (4M,) i, f, c, o
-        for j, g in enumerate("ifgo"):
-            pre = u[j * M : (j + 1) * M]
-            fn, name = (act, cell.activation) if g == "g" else (ract, cell.recurrent_activation)
-            terms[f"{g}_pre"] = pre
-            labels[f"{g}_pre"] = f"x_t·Wx_{g} + h_{{t-1}}·Wh_{g}" + (
-                " + b_" + g if cell.bias is not None else ""
-            )
-            terms[g] = fn(pre)
+        labels: dict[str, str] = {}
+        bias = cell.bias is not None
+        for g in "ifgo":
+            name = cell.activation if g == "g" else cell.recurrent_activation
+            labels[f"{g}_pre"] = f"x_t·Wx_{g} + h_{{t-1}}·Wh_{g}" + (f" + b_{g}" if bias else "")
             labels[g] = f"{name}({g}_pre)"
-        terms["c"] = terms["f"] * c + terms["i"] * terms["g"]
         labels["c"] = "f*c_{t-1} + i*g"
-        terms["h"] = terms["o"] * act(terms["c"])
         labels["h"] = f"o*{cell.activation}(c)"
-        return terms, labels
+        return labels
     if isinstance(cell, GRU):
-        ract = activations.get(cell.recurrent_activation, major)
         rn = cell.recurrent_activation
         if cell.reset_after:
-            b_in = b[0] if b.ndim == 2 else b
-            b_rec = b[1] if b.ndim == 2 else np.zeros(3 * M)
-            xw, hw = x @ K + b_in, h @ R + b_rec  # (3M,) each
-            z_pre, r_pre = xw[:M] + hw[:M], xw[M : 2 * M] + hw[M : 2 * M]
-            z, r = ract(z_pre), ract(r_pre)
-            cand_pre = xw[2 * M :] + r * hw[2 * M :]
             lz = "x_t·Wx_z + bx_z + h_{t-1}·Wh_z + bh_z"
-            lr = lz.replace("_z", "_r")
             lc = "x_t·Wx_h + bx_h + r*(h_{t-1}·Wh_h + bh_h)"
         else:
-            xw = x @ K + b
-            z_pre = xw[:M] + h @ R[:, :M]
-            r_pre = xw[M : 2 * M] + h @ R[:, M : 2 * M]
-            z, r = ract(z_pre), ract(r_pre)
-            cand_pre = xw[2 * M :] + (r * h) @ R[:, 2 * M :]
             lz = "x_t·Wx_z + h_{t-1}·Wh_z + b_z"
-            lr = lz.replace("_z", "_r")
             lc = "x_t·Wx_h + (r*h_{t-1})·Wh_h + b_h"
-        cand = act(cand_pre)
-        terms.update({"z_pre": z_pre, "z": z, "r_pre": r_pre, "r": r})
-        labels.update({"z_pre": lz, "z": f"{rn}(z_pre)", "r_pre": lr, "r": f"{rn}(r_pre)"})
-        terms.update({"candidate_pre": cand_pre, "candidate": cand})
-        labels.update({"candidate_pre": lc, "candidate": f"{cell.activation}(candidate_pre)"})
-        terms["h"] = z * h + (1 - z) * cand
-        labels["h"] = "z*h_{t-1} + (1 - z)*candidate"
-        return terms, labels
-    terms["input_term"], labels["input_term"] = x @ K, "x_t·Wx"
-    terms["recurrent_term"], labels["recurrent_term"] = h @ R, "h_{t-1}·Wh"
-    terms["bias"], labels["bias"] = b, "bh"
-    pre = terms["input_term"] + terms["recurrent_term"] + b
-    terms["preactivation"] = pre
-    labels["preactivation"] = "x_t·Wx + h_{t-1}·Wh + bh"
-    terms["h"] = act(pre)
-    labels["h"] = _act_text(cell.activation, "preactivation")
-    order = ["x", "input_term", "h_prev", "recurrent_term", "bias", "preactivation", "h"]
-    return {k: terms[k] for k in order}, labels
+        return {
+            "z_pre": lz,
+            "z": f"{rn}(z_pre)",
+            "r_pre": lz.replace("_z", "_r"),
+            "r": f"{rn}(r_pre)",
+            "candidate_pre": lc,
+            "candidate": f"{cell.activation}(candidate_pre)",
+            # The engine's arrangement of it (the same in exact arithmetic).
+            "h": "z*h_{t-1} + (1 - z)*candidate, as candidate + z*(h_{t-1} - candidate)",
+        }
+    return {
+        "input_term": "x_t·Wx",
+        "recurrent_term": "h_{t-1}·Wh",
+        "bias": "bh",
+        # The engine adds the three in one product, [x_t; 1; h_{t-1}]·[Wx; bh; Wh]:
+        # their float sum may differ from it in the last bit.
+        "preactivation": "x_t·Wx + h_{t-1}·Wh + bh",
+        "h": _act_text(cell.activation, "preactivation"),
+    }
