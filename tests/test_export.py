@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 from conftest import (
     FULL_MODEL_FILES,
-    HARD_SIGMOID_MODELS,
     ROOT,
     WEIGHTS_ONLY_MODEL_FILES,
     assert_close,
@@ -53,9 +52,19 @@ def _same_weights(a: Any, b: Any) -> None:
         assert np.array_equal(xa, xb), f"{na} vs {nb}: values differ"
 
 
-def _rescaled(model: str, name: str, with_config: bool = False) -> bool:
-    """Keras 1/2 hard_sigmoid written for Keras 3: those weights are scaled by 6/5."""
-    return model in HARD_SIGMOID_MODELS and semantics_of(name, with_config) == "tfkeras"
+def _uses_hard_sigmoid(layer: Any) -> bool:
+    inner = [getattr(layer, k, None) for k in ("forward", "backward", "layer")]
+    inner += list(getattr(layer, "cells", []))
+    own = {getattr(layer, "activation", None), getattr(layer, "recurrent_activation", None)}
+    return "hard_sigmoid" in own or any(_uses_hard_sigmoid(i) for i in inner if i is not None)
+
+
+def _rescaled(m: Any) -> bool:
+    """Keras 1/2 hard_sigmoid written for Keras 3: those weights are scaled by 6/5
+    (the layers as loaded: tf_keras's ConvLSTM2D defaults to hard_sigmoid, which the
+    Keras 3 config of the same sample does not say)."""
+    major = int((m.source.keras_version or "3").split(".")[0])
+    return major < 3 and any(_uses_hard_sigmoid(layer) for layer in m.layers)
 
 
 def _loaded(model: str, name: str) -> Any:
@@ -64,31 +73,12 @@ def _loaded(model: str, name: str) -> Any:
 
 
 EVERY_FILE = sorted(FULL_MODEL_FILES + WEIGHTS_ONLY_MODEL_FILES)
-# Graph models whose export does not yet give the original's numbers (the export
-# writer predates them; issue 14 stays open for these): tracked, so a fix shows.
-EXPORT_GAPS = {
-    "npz": {"masked_merge", "shared_layers", "shared_nested", "time_major"},
-    "keras": {
-        "convlstm2d",
-        "masked_attention",
-        "masked_merge",
-        "mha",
-        "shared_layers",
-        "time_major",
-    },
-}
-
-
-def _gap(kind: str, model: str) -> None:
-    if model in EXPORT_GAPS[kind]:
-        pytest.xfail(f"export of {model} to .{kind}: a known gap (issue 14)")
 
 
 @pytest.mark.parametrize(("model", "name"), EVERY_FILE)
 def test_npz_round_trip_is_exact(model: str, name: str, tmp_path: Path) -> None:
     """``.npz`` (layer-qualified, with ``__config__``) reads back to the same model:
     the same weights bit for bit and the same outputs bit for bit."""
-    _gap("npz", model)
     m = _loaded(model, name)
     out = tmp_path / "m.npz"
     assert export(m, out) == []
@@ -107,7 +97,6 @@ def test_keras_round_trip(model: str, name: str, tmp_path: Path) -> None:
     --config) to the same weights and outputs: bit for bit, except where Keras 1/2's
     hard_sigmoid was rewritten for Keras 3 (weights scaled, outputs equal to float
     rounding). The outputs equal Keras's own."""
-    _gap("keras", model)
     m = _loaded(model, name)
     with_config = (model, name) in WEIGHTS_ONLY_MODEL_FILES
     archive, weights = tmp_path / "m.keras", tmp_path / "m.weights.h5"
@@ -122,12 +111,12 @@ def test_keras_round_trip(model: str, name: str, tmp_path: Path) -> None:
         for a, b, want in zip(
             got, ours, golden_outputs(model, semantics_of(name, with_config)), strict=True
         ):
-            if _rescaled(model, name, with_config):
+            if _rescaled(m):
                 assert_close(a, b, f"{model}/{name}", rtol=1e-5, atol=1e-6)
             else:
                 np.testing.assert_array_equal(a, b)
             assert_close(a, want, f"{model}/{name} vs Keras")
-    if _rescaled(model, name, with_config):
+    if _rescaled(m):
         assert any("hard_sigmoid" in n for n in notes)
     else:
         _same_weights(back, m)
