@@ -14,6 +14,7 @@ anything else is refused.
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -459,6 +460,7 @@ class _Call:
 def _parse_functional(config: Any, where: str, depth: int) -> Architecture:
     if not isinstance(config, dict):
         raise ModelError(f"{where}: functional model config is not an object")
+    config = _fold_time_major(config)
     entries = _layer_list(config, where)
     by_name: dict[str, dict[str, Any]] = {}
     order: list[str] = []
@@ -582,6 +584,109 @@ def _parse_functional(config: Any, where: str, depth: int) -> Architecture:
     )
     _check_input_dtype(arch)
     return arch
+
+
+_TIME_MAJOR_CLASSES = ("SimpleRNN", "LSTM", "GRU")
+
+
+def _fold_time_major(config: dict[str, Any]) -> dict[str, Any]:
+    """A Keras 3 recurrent layer between two ``Transpose(axes=[1, 0, 2])`` ops is the
+    ``time_major=True`` layer it computes (how ``export`` writes one for Keras 3,
+    which has none): the ops folded into the layer, so it reads back as it was.
+    Folded only where every use of the layer's sequence goes through such a
+    transpose (or it returns none)."""
+    layers = config.get("layers")
+    if not isinstance(layers, list):
+        return config
+
+    def history(t: Any) -> list[Any] | None:
+        if isinstance(t, dict) and t.get("class_name") == "__keras_tensor__":
+            h = (t.get("config") or {}).get("keras_history")
+            return h if isinstance(h, list) and len(h) == 3 else None
+        return None
+
+    def one_call(e: dict[str, Any]) -> dict[str, Any] | None:
+        nodes = e.get("inbound_nodes")
+        if isinstance(nodes, list) and len(nodes) == 1 and isinstance(nodes[0], dict):
+            args = nodes[0].get("args")
+            if isinstance(args, list) and len(args) == 1 and history(args[0]) is not None:
+                return nodes[0]
+        return None
+
+    transposes = {
+        e.get("name"): e
+        for e in layers
+        if isinstance(e, dict)
+        and e.get("class_name") == "Transpose"
+        and str(e.get("module", "")).startswith("keras.src.ops")
+        and (e.get("config") or {}).get("axes") == [1, 0, 2]
+        and one_call(e) is not None
+    }
+    if not transposes:
+        return config
+    uses: dict[str, list[str]] = {}  # layer -> the entries taking its output 0
+
+    def walk(obj: Any, owner: str) -> None:
+        h = history(obj)
+        if h is not None and h[1:] == [0, 0]:
+            uses.setdefault(h[0], []).append(owner)
+        if isinstance(obj, dict):
+            for v in obj.values():
+                walk(v, owner)
+        elif isinstance(obj, list):
+            for v in obj:
+                walk(v, owner)
+
+    for e in layers:
+        if isinstance(e, dict):
+            walk(e.get("inbound_nodes"), str(e.get("name")))
+    out = config.get("output_layers")
+    outputs = [out] if isinstance(out, list) and out and isinstance(out[0], str) else out
+    for o in outputs if isinstance(outputs, list) else []:
+        if isinstance(o, list) and len(o) == 3 and o[1:] == [0, 0]:
+            uses.setdefault(o[0], []).append("")  # a model output
+    alias: dict[str, list[Any]] = {}  # a transpose after -> the layer's output
+    folded: dict[str, dict[str, Any]] = {}
+    for e in layers:
+        call = one_call(e) if isinstance(e, dict) else None
+        if call is None or e.get("class_name") not in _TIME_MAJOR_CLASSES:
+            continue
+        src = history(call["args"][0])
+        assert src is not None
+        if src[0] not in transposes or src[1:] != [0, 0]:
+            continue
+        cfg = e.get("config") or {}
+        after = uses.get(e["name"], [])
+        if cfg.get("return_sequences") and not all(a in transposes for a in after):
+            continue
+        before = one_call(transposes[src[0]])
+        assert before is not None
+        new = copy.deepcopy(e)
+        new["config"]["time_major"] = True
+        new["inbound_nodes"][0]["args"] = [copy.deepcopy(before["args"][0])]
+        folded[e["name"]] = new
+        if cfg.get("return_sequences"):
+            for a in after:
+                alias[a] = [e["name"], 0, 0]
+
+    def rewire(obj: Any) -> Any:
+        h = history(obj)
+        if h is not None and h[0] in alias and h[1:] == [0, 0]:
+            obj = copy.deepcopy(obj)
+            obj["config"]["keras_history"] = list(alias[h[0]])
+            return obj
+        if isinstance(obj, dict):
+            return {k: rewire(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            if len(obj) == 3 and isinstance(obj[0], str) and obj[0] in alias and obj[1:] == [0, 0]:
+                return list(alias[obj[0]])  # an output_layers endpoint
+            return [rewire(v) for v in obj]
+        return obj
+
+    # The transposes are left in the list: nothing reads them any more, and only
+    # the layers a model output needs are built.
+    kept = [folded.get(str(e.get("name")), e) if isinstance(e, dict) else e for e in layers]
+    return {**config, "layers": rewire(kept), "output_layers": rewire(config.get("output_layers"))}
 
 
 def _skips_first_node(entry: dict[str, Any]) -> bool:

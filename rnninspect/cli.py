@@ -1186,8 +1186,6 @@ def plot(
         raise UsageError("give the picture to write: -o OUT.png, OUT.svg or OUT.pdf")
     pictures.check_target(output)
     pictures.require()
-    if kind is PlotKind.diagnose:
-        pictures.insight()
     chosen = None
     if units is not None:
         try:

@@ -167,14 +167,26 @@ class Plan:
         self.keras3 = keras3
         self.notes: list[str] = []
         self.major = keras_major(model.source.keras_version, 3)
-        for node in model.nodes:
-            _refuse(node.layer, str(model.source.path))
-        self.sequential = _is_sequential(model)
+        time_major = [n.layer.name for n in model.nodes if getattr(n.layer, "time_major", False)]
+        if keras3:
+            for node in model.nodes:
+                _refuse(node.layer, str(model.source.path))
+        self.sequential = _is_sequential(model) and not (keras3 and time_major)
         self.ops = MaskOps()
         if not self.sequential and keras3:
             taken = {layer.name for layer in [*model.inputs, *model.layers]}
-            self.ops = _mask_ops(model, taken)
+            _time_major_ops(model, taken, self.ops)
+            _mask_ops(model, taken, self.ops)
+        if keras3 and time_major:
+            self.notes.append(
+                f"time_major=True in {', '.join(map(repr, time_major))}: Keras 3 has no "
+                "time-major layers, so each is written batch-major between two "
+                "Transpose(axes=[1, 0, 2]) ops (a Functional model); it computes the same, "
+                "and the model's batch axis is still time, as in the original"
+            )
         self.order = keras_order(model, self.ops)
+        if not keras3:
+            self.order = _own_order(model, self.order)
         self.layers: list[Layer] = []  # Keras's order; InputLayers too for Functional
         seen: set[int] = set()
         for k in self.order:
@@ -217,6 +229,8 @@ class Plan:
         self.nodes_of: dict[int, list[int]] = {}
         for i, node in enumerate(model.nodes):
             self.nodes_of.setdefault(id(node.layer), []).append(i)
+        for calls in self.nodes_of.values():  # inbound_nodes[k] is call k
+            calls.sort(key=lambda i: model.nodes[i].call)
 
     def name(self, layer: Layer) -> str:
         return self.names[id(layer)]
@@ -272,50 +286,66 @@ class Plan:
         }
 
     def _op_entry(self, name: str) -> dict[str, Any]:
-        cls, src, value = self.ops.entries[name]
-        if cls == "NotEqual":
-            assert isinstance(src, Ref)
-            args: list[Any] = [self._tensor(src), value]
-            cfg: dict[str, Any] = {"name": name}
-        else:
-            assert isinstance(src, str)
-            args = [self._op_tensor(src)]
-            cfg = {"name": name, "axis": -1, "keepdims": False}
+        cls, args, extra = self.ops.entries[name]
         return {
             "module": "keras.src.ops.numpy",
             "class_name": cls,
-            "config": cfg,
+            "config": {"name": name, **extra},
             "registered_name": cls,
             "name": name,
-            "inbound_nodes": [{"args": args, "kwargs": {}}],
+            "inbound_nodes": [{"args": [self._arg(a) for a in args], "kwargs": {}}],
         }
+
+    def _arg(self, arg: Any) -> Any:
+        if isinstance(arg, Ref):
+            return self._tensor(arg)
+        if isinstance(arg, tuple) and arg[0] == "own":
+            return self._tensor(arg[1], raw=True)  # the layer's own output, untransposed
+        if isinstance(arg, str):
+            return self._op_tensor(arg)
+        return arg  # a constant
 
     def _op_tensor(self, name: str) -> dict[str, Any]:
-        """The (N, T[, D]) boolean output of a mask op."""
-        _, src, _ = self.ops.entries[name]
-        if isinstance(src, str):
-            shape = self._op_tensor(src)["config"]["shape"][:-1]  # Any over the last axis
-        else:
-            shape = self._tensor(src)["config"]["shape"]
+        """The output of an op: a boolean (N, T[, D]) mask, or a transposed tensor."""
+        cls, args, extra = self.ops.entries[name]
+        src = self._arg(args[0])["config"]
+        shape = list(src["shape"])
+        dtype = "bool"
+        if cls == "Any":
+            shape = shape[:-1]  # over the last axis
+        elif cls == "Transpose":
+            shape = [shape[a] for a in extra["axes"]]
+            dtype = src["dtype"]
         return {
             "class_name": "__keras_tensor__",
-            "config": {"shape": shape, "dtype": "bool", "keras_history": [name, 0, 0]},
+            "config": {"shape": shape, "dtype": dtype, "keras_history": [name, 0, 0]},
         }
 
-    def _history(self, ref: Ref) -> list[Any]:
+    def _history(self, ref: Ref, raw: bool = False) -> list[Any]:
+        key = self.ops.key(ref)
+        if isinstance(key, str) and not raw:
+            return [key, 0, 0]
         node = self.model.nodes[ref.node]
         return [self.name(node.layer), node.call, ref.index]
 
-    def _tensor(self, ref: Ref) -> dict[str, Any]:
+    def _tensor(self, ref: Ref, raw: bool = False) -> dict[str, Any]:
+        """A tensor as an argument: as the graph written has it (``raw``: the node's
+        own output, even where an op replaced it for the consumers)."""
+        key = self.ops.key(ref)
+        if isinstance(key, str) and not raw:
+            return self._op_tensor(key)
         node = self.model.nodes[ref.node]
         shape = node.output_shapes[ref.index] if ref.index < len(node.output_shapes) else ()
+        full: list[Any] = [None, *shape]
+        if raw and isinstance(key, str):
+            full = [full[1], full[0], *full[2:]]  # batch-major, before the transpose
         ids = isinstance(node.layer, InputLayer) and node.layer.dtype == "int32"
         return {
             "class_name": "__keras_tensor__",
             "config": {
-                "shape": [None, *shape],
+                "shape": full,
                 "dtype": "int32" if ids else "float32",
-                "keras_history": self._history(ref),
+                "keras_history": self._history(ref, raw),
             },
         }
 
@@ -324,8 +354,15 @@ class Plan:
         entry = layer_entry(written, self.name(layer))
         first = self.model.nodes[self.nodes_of[id(layer)][0]]
         build = _build_config(self.model, first)
+        if self.nodes_of[id(layer)][0] in self.ops.input_of:
+            T, N, *rest = self._op_tensor(self.ops.input_of[self.nodes_of[id(layer)][0]])["config"][
+                "shape"
+            ]
+            build = {"input_shape": [T, N, *rest]}  # batch-major, after the transpose
         if build is not None:
             entry["build_config"] = build
+        if not self.keras3 and getattr(written, "time_major", False):
+            entry["config"]["time_major"] = True  # for rnninspect's reader (.npz)
         if isinstance(written, PReLU):
             x = self.model.nodes[first.inputs[0].node].output_shapes[first.inputs[0].index]
             shared = [
@@ -343,8 +380,15 @@ class Plan:
 
     def _inbound(self, node: Node) -> dict[str, Any]:
         layer = node.layer
+        position = self.model.nodes.index(node)
         tensors = [self._tensor(r) for r in node.inputs]
-        kwargs: dict[str, Any] = dict(node.options)
+        if position in self.ops.input_of:
+            tensors[0] = self._op_tensor(self.ops.input_of[position])
+        # rnninspect's own notes on a call are no Keras arguments: ``mask_given`` is
+        # said by the explicit mask written (``MaskOps``; kept as a flag in .npz,
+        # which its reader takes back), ``carried`` belongs to one run.
+        internal = {"carried"} | ({"mask_given"} if self.keras3 else set())
+        kwargs: dict[str, Any] = {k: v for k, v in node.options.items() if k not in internal}
         if isinstance(layer, (Merge, Attention)):
             args: list[Any] = [tensors]
         else:
@@ -353,7 +397,6 @@ class Plan:
             kwargs["use_causal_mask"] = True
         if node.states:
             kwargs["initial_state"] = [self._tensor(r) for r in node.states]
-        position = self.model.nodes.index(node)
         if position in self.ops.mask_of:
             kwargs["mask"] = self._op_tensor(self.ops.mask_of[position])
         if isinstance(layer, (Recurrent, Bidirectional, StackedRNN, ConvLSTM)):
@@ -458,7 +501,9 @@ def keras_order(model: Model, ops: MaskOps | None = None) -> list[Key]:
         if isinstance(k, str):
             return list(ops.parents[k])
         n = nodes[k]
-        found: list[Key] = [r.node for r in n.inputs + n.states]
+        found: list[Key] = [ops.key(r) for r in n.inputs + n.states]
+        if k in ops.input_of:
+            found[0] = ops.input_of[k]
         if k in ops.mask_of:
             found.append(ops.mask_of[k])
         return found
@@ -485,7 +530,7 @@ def keras_order(model: Model, ops: MaskOps | None = None) -> list[Key]:
         ordered.append(k)
 
     for ref in model.outputs:
-        visit(ref.node)
+        visit(ops.key(ref))
     node_depth: dict[Key, int] = {}
     op_depth: dict[Key, int] = {}
     for k in reversed(ordered):
@@ -514,74 +559,137 @@ def keras_order(model: Model, ops: MaskOps | None = None) -> list[Key]:
 
 @dataclasses.dataclass
 class MaskOps:
-    """Explicit mask tensors for the recurrent calls that need one in Keras 3.
+    """Keras 3 operations written between layers (``keras.src.ops.numpy``, as Keras 3
+    itself writes the ops of a Functional graph): explicit masks, and the transposes
+    around a ``time_major`` layer.
 
-    Keras 3 does not pass a mask implicitly to a recurrent layer called with
-    ``initial_state`` (tf.keras did): such calls get ``mask=`` from ops written as
-    Keras 3 writes masks (``NotEqual(ids, 0)`` for an Embedding's, ``Any(NotEqual(x,
-    v), axis=-1)`` for a Masking layer's). rnninspect's reader ignores mask arguments
-    (it propagates masks itself), so the file reads back the same."""
+    Masks: Keras 3 passes a mask implicitly only to a call with one tensor argument
+    (not to a recurrent layer called with ``initial_state``, as tf.keras did), and its
+    merge layers combine masks differently from tf.keras's (``ops.merge.merge_masks``).
+    Wherever the mask a recurrent call gets in the model's own semantics is not the one
+    Keras 3 would fill in, the call gets ``mask=`` from ops written as Keras 3 writes
+    masks (``NotEqual(ids, 0)`` for an Embedding's, ``Any(NotEqual(x, v), axis=-1)``
+    for a Masking layer's, ``LogicalAnd`` of several). rnninspect's reader notes an
+    explicit mask (``mask_given``) and otherwise propagates masks itself, so the file
+    reads back the same.
+
+    time_major: ``Transpose(axes=[1, 0, 2])`` before the layer (the batch-major input
+    it runs on) and after its sequence output (time first again, as the layer returned
+    it); see ``_time_major_ops``."""
 
     parents: dict[str, list[Key]] = dataclasses.field(default_factory=dict)  # op -> inputs
-    entries: dict[str, tuple[str, Ref | str, Any]] = dataclasses.field(default_factory=dict)
+    # op -> (Keras class, call arguments: tensors (Ref), ops (str) or constants, config)
+    entries: dict[str, tuple[str, list[Any], dict[str, Any]]] = dataclasses.field(
+        default_factory=dict
+    )
     mask_of: dict[int, str] = dataclasses.field(default_factory=dict)  # node -> its mask op
+    input_of: dict[int, str] = dataclasses.field(default_factory=dict)  # node -> op feeding it
+    output_of: dict[int, str] = dataclasses.field(default_factory=dict)  # node -> op of out 0
+
+    def key(self, ref: Ref) -> Key:
+        """What a tensor comes from in the written graph: its node, or the op that
+        replaced that node's output (a time_major layer's transposed sequence)."""
+        if ref.index == 0 and ref.node in self.output_of:
+            return self.output_of[ref.node]
+        return ref.node
 
 
-def _mask_origin(model: Model, ref: Ref) -> tuple[str, Ref, float] | None:
-    """Where the mask a tensor carries comes from: ``("ids", the ids, 0)`` for an
-    Embedding(mask_zero), ``("masking", its input, mask_value)`` for a Masking layer,
-    or None (no mask). Follows the layers that pass a mask on unchanged."""
-    for _ in range(len(model.nodes)):
-        node = model.nodes[ref.node]
-        layer = node.layer
-        if isinstance(layer, InputLayer) or not node.inputs:
+# A mask as a set of origins ANDed together (None: no mask, or an all-True one, which
+# a recurrent layer computes the same with). An origin: ("ids", the ids, 0) for an
+# Embedding(mask_zero), ("masking", its input, mask_value) for a Masking layer, or
+# ("opaque", node, 0) for one this writer does not model (the same in every Keras,
+# so never written out).
+Origin = tuple[str, Ref, float]
+SymMask = frozenset[Origin] | None
+
+_RECURRENT_CALLS = (Recurrent, Bidirectional, StackedRNN, ConvLSTM)
+_MASK_PASSING = (
+    Dense,
+    TimeDistributed,
+    Activation,
+    Passthrough,
+    ReLU,
+    LeakyReLU,
+    ELU,
+    PReLU,
+    Softmax,
+    BatchNormalization,
+    LayerNormalization,
+    Attention,  # the query's mask
+    MultiHeadAttention,
+)
+
+
+def _node_masks(
+    model: Model, node: Node, i: int, ins: list[SymMask], major: int, explicit: SymMask
+) -> list[SymMask]:
+    """The masks a node's outputs carry (symbolically, as ``engine`` computes them
+    with Keras generation ``major``), given its inputs' masks. ``explicit``: the mask
+    written for the call, which Keras 3 then passes on."""
+    layer = node.layer
+    n_out = max(1, len(node.output_shapes))
+    none: list[SymMask] = [None] * n_out
+    mask = ins[0] if ins else None
+    if isinstance(layer, InputLayer) or not node.inputs:
+        return none
+    if isinstance(layer, Embedding):
+        if layer.mask_zero:
+            return [frozenset({("ids", node.inputs[0], 0.0)}), *none[1:]]
+        return [mask, *none[1:]]
+    if isinstance(layer, Masking):
+        return [frozenset({("masking", node.inputs[0], float(layer.mask_value))}), *none[1:]]
+    if isinstance(layer, _RECURRENT_CALLS):
+        carried = explicit if explicit is not None else mask
+        if not layer.return_sequences:
+            return none
+        both = isinstance(layer, Bidirectional) and layer.merge_mode is None
+        k = 2 if both else 1
+        return [carried] * k + none[k:]
+    if isinstance(layer, _MASK_PASSING):
+        return [mask, *none[1:]]
+    if isinstance(layer, Merge):
+        return [_merge_mask(node, i, ins, major), *none[1:]]
+    if isinstance(layer, (Plumbing, Conv, Pooling)):
+        return none  # Keras passes no mask on through these (``families``)
+    if any(m is not None for m in ins):
+        return [frozenset({("opaque", Ref(i), 0.0)}), *none[1:]]
+    return none
+
+
+def _merge_mask(node: Node, i: int, ins: list[SymMask], major: int) -> SymMask:
+    """``ops.merge.merge_masks`` on symbolic masks."""
+    layer = node.layer
+    assert isinstance(layer, Merge)
+    if layer.mode == "dot" or all(m is None for m in ins):
+        return None
+    opaque: SymMask = frozenset({("opaque", Ref(i), 0.0)})
+    if layer.mode == "concatenate":
+        rank = len(node.output_shapes[0]) if node.output_shapes else 0
+        axis = layer.axis if layer.axis >= 0 else rank + 1 + layer.axis
+        if axis != rank:
+            return opaque  # along time: the masks concatenated, the same in both
+    if major >= 3:  # an unmasked input makes every step True; else the OR
+        if any(m is None for m in ins):
             return None
-        if isinstance(layer, Embedding) and layer.mask_zero:
-            return ("ids", node.inputs[0], 0.0)
-        if isinstance(layer, Masking):
-            return ("masking", node.inputs[0], layer.mask_value)
-        passes = isinstance(
-            layer,
-            (
-                Embedding,
-                Dense,
-                TimeDistributed,
-                Activation,
-                Passthrough,
-                ReLU,
-                LeakyReLU,
-                ELU,
-                PReLU,
-                Softmax,
-                BatchNormalization,
-                LayerNormalization,
-            ),
-        )
-        if isinstance(layer, (Recurrent, Bidirectional, StackedRNN, ConvLSTM)):
-            passes = ref.index == 0 and layer.return_sequences
-        if not passes:
-            if isinstance(layer, (Merge, Plumbing, Conv, Pooling, Attention, MultiHeadAttention)):
-                return None if not _any_mask(model, node) else _unsupported(layer)
-            return None
-        ref = node.inputs[0]
-    return None
+        return ins[0] if all(m == ins[0] for m in ins) else opaque
+    present = [m for m in ins if m is not None]  # tf.keras: the AND of the masks there
+    return frozenset().union(*present)
 
 
-def _any_mask(model: Model, node: Node) -> bool:
-    return any(_mask_origin(model, r) is not None for r in node.inputs)
-
-
-def _unsupported(layer: Layer) -> tuple[str, Ref, float]:
-    raise UnsupportedLayerError(
-        f"a mask reaches a recurrent layer called with initial_state through {layer.name!r} "
-        f"({layer.class_name}); Keras 3 needs that mask written out, which export does only "
-        "for masks from an Embedding or a Masking layer passed on unchanged"
+def _unsupported(layer: Layer, why: str) -> UnsupportedLayerError:
+    return UnsupportedLayerError(
+        f"layer {layer.name!r}: Keras 3 would run it with another mask than the model's "
+        f"file does ({why}), and export writes masks out only from an Embedding or a "
+        "Masking layer passed on unchanged or ANDed"
     )
 
 
-def _mask_ops(model: Model, taken: set[str]) -> MaskOps:
-    ops = MaskOps()
-    made: dict[tuple[str, Ref, float], str] = {}
+def _mask_ops(model: Model, taken: set[str], ops: MaskOps) -> None:
+    """Explicit masks where Keras 3 would fill in another one than the model computes
+    with: walk the graph with both semantics at once (the model's own, and Keras 3's
+    given the masks already written)."""
+    major = keras_major(model.source.keras_version, 3)
+    made: dict[Origin | frozenset[Origin], str] = {}
 
     def name(base: str) -> str:
         k, found = 0, base
@@ -591,27 +699,77 @@ def _mask_ops(model: Model, taken: set[str]) -> MaskOps:
         taken.add(found)
         return found
 
-    for i, node in enumerate(model.nodes):
-        if not node.states or not isinstance(
-            node.layer, (Recurrent, Bidirectional, StackedRNN, ConvLSTM)
-        ):
-            continue
-        origin = _mask_origin(model, node.inputs[0])
-        if origin is None:
-            continue
+    def op_for(origin: Origin) -> str:
         if origin not in made:
             kind, src, value = origin
             ne = name("not_equal")
-            ops.parents[ne] = [src.node]
-            ops.entries[ne] = ("NotEqual", src, 0 if kind == "ids" else value)
+            ops.parents[ne] = [ops.key(src)]
+            ops.entries[ne] = ("NotEqual", [src, 0 if kind == "ids" else value], {})
             last = ne
             if kind == "masking":
                 last = name("any")
                 ops.parents[last] = [ne]
-                ops.entries[last] = ("Any", ne, None)
+                ops.entries[last] = ("Any", [ne], {"axis": -1, "keepdims": False})
             made[origin] = last
-        ops.mask_of[i] = made[origin]
-    return ops
+        return made[origin]
+
+    def written(mask: frozenset[Origin]) -> str:
+        if mask not in made:
+            parts = [op_for(o) for o in sorted(mask, key=lambda o: (o[0], o[1].node, o[2]))]
+            last = parts[0]
+            for other in parts[1:]:
+                both = name("logical_and")
+                ops.parents[both] = [last, other]
+                ops.entries[both] = ("LogicalAnd", [last, other], {})
+                last = both
+            made[mask] = last
+        return made[mask]
+
+    own: dict[Ref, SymMask] = {}  # the model's semantics
+    k3: dict[Ref, SymMask] = {}  # what Keras 3 computes from the file written
+    for i, node in enumerate(model.nodes):
+        ins_own = [own.get(r) for r in node.inputs]
+        ins_k3 = [k3.get(r) for r in node.inputs]
+        explicit: SymMask = None
+        if isinstance(node.layer, _RECURRENT_CALLS) and node.inputs:
+            given = node.options.get("carried") or node.options.get("mask_given")
+            want = None if (node.states and major >= 3 and not given) else ins_own[0]
+            implicit = None if node.states else ins_k3[0]
+            if want != implicit:
+                if want is None:
+                    raise _unsupported(node.layer, "the model's call runs unmasked")
+                if any(o[0] == "opaque" for o in want):
+                    raise _unsupported(node.layer, "a mask combined by a merge or attention")
+                explicit = want
+                ops.mask_of[i] = written(want)
+        for j, m in enumerate(_node_masks(model, node, i, ins_own, major, None)):
+            own[Ref(i, j)] = m
+        for j, m in enumerate(_node_masks(model, node, i, ins_k3, 3, explicit)):
+            k3[Ref(i, j)] = m
+
+
+def _time_major_ops(model: Model, taken: set[str], ops: MaskOps) -> None:
+    """Keras 3 has no ``time_major``: a time-major layer is written as the same
+    batch-major layer between two ``Transpose(axes=[1, 0, 2])`` ops, which compute
+    what it computed (the model's batch axis still being time, as in the original)."""
+    for i, node in enumerate(model.nodes):
+        layer = node.layer
+        if not (isinstance(layer, Recurrent) and layer.time_major):
+            continue
+        base = clean_name(layer.name)
+        before, after = f"{base}_to_batch_major", f"{base}_to_time_major"
+        for n in (before, after):
+            if n in taken:
+                raise UnsupportedLayerError(f"layer name {n!r} taken: cannot write {base}'s ops")
+            taken.add(n)
+        src = node.inputs[0]
+        ops.parents[before] = [ops.key(src)]
+        ops.entries[before] = ("Transpose", [src], {"axes": [1, 0, 2]})
+        ops.input_of[i] = before
+        if layer.return_sequences:
+            ops.parents[after] = [i]
+            ops.entries[after] = ("Transpose", [("own", Ref(i, 0))], {"axes": [1, 0, 2]})
+            ops.output_of[i] = after
 
 
 def clean_name(name: str) -> str:
@@ -899,7 +1057,9 @@ def _build_config(model: Model, node: Node) -> dict[str, Any] | None:
 
 
 def _refuse(layer: Layer, where: str) -> None:
-    inner: list[Layer] = [layer]
+    """A time-major layer is written between transposes (``_time_major_ops``); one
+    wrapped in another layer has no tensor of its own to transpose."""
+    inner: list[Layer] = []
     if isinstance(layer, Bidirectional):
         inner = [layer.forward, layer.backward]
     if isinstance(layer, TimeDistributed):
@@ -907,10 +1067,28 @@ def _refuse(layer: Layer, where: str) -> None:
     for one in inner:
         if isinstance(one, Recurrent) and one.time_major:
             raise UnsupportedLayerError(
-                f"{where}: layer {layer.name!r} has time_major=True: Keras 3 has no "
-                "time-major recurrent layers (and no layer that moves the batch axis), "
-                "so it cannot be exported"
+                f"{where}: layer {layer.name!r} wraps a layer with time_major=True: Keras 3 "
+                "has no time-major recurrent layers, and export transposes only around a "
+                "layer of the model's own graph, so it cannot be exported to Keras 3"
             )
+
+
+def _own_order(model: Model, order: list[Key]) -> list[Key]:
+    """For ``.npz`` (read back by rnninspect only): the model's own layer order,
+    which reads back to the same ``model.layers``; Keras's where a layer is missing
+    from it (the layers of an inlined nested model)."""
+    first: dict[int, int] = {}
+    for i, node in enumerate(model.nodes):
+        first.setdefault(id(node.layer), i)
+    own = [layer for layer in model.layers if not isinstance(layer, InputLayer)]
+    if {id(layer) for layer in own} != {
+        id(n.layer) for n in model.nodes if not isinstance(n.layer, InputLayer)
+    }:
+        return order
+    inputs: list[Key] = [
+        k for k in order if isinstance(k, int) and isinstance(model.nodes[k].layer, InputLayer)
+    ]
+    return inputs + [first[id(layer)] for layer in own]
 
 
 # -------------------------------------------------- what Keras 3 cannot say, rewritten

@@ -11,8 +11,9 @@ Kinds (``kind``):
   "gate" is h itself, the terms of h_t = act(x_t·Wx + h_{t-1}·Wh + bh) (masks and
   initial states not shown);
 * ``units``: chosen units' trajectories h_t[j] over the steps, one line per sample;
-* ``diagnose``: Jacobian norms and input sensitivity over the steps and saturation
-  per gate, from ``rnninspect.insight`` (issue 13) once it exists.
+* ``diagnose``: the numbers of ``rnninspect diagnose`` (``insight.diagnose``): each
+  recurrent layer's state Jacobian norms over its steps, the input sensitivity over
+  the input steps, and the saturation per gate.
 
 Every heatmap uses one diverging colour map centred at zero (blue below, white at
 zero, red above; light to dark by magnitude, so it reads in grey too) with a colour
@@ -51,20 +52,11 @@ def require() -> Any:
     return matplotlib
 
 
-def insight() -> Any:
-    """``rnninspect.insight`` (the ``diagnose`` numbers), or a usage error."""
-    found: Any = None
-    try:
-        from . import insight as found
-    except ImportError:
-        found = None
-    if found is None or not hasattr(found, "diagnose"):
-        raise UsageError(
-            "--kind diagnose is not yet available: it draws the numbers of "
-            "'rnninspect diagnose', which this version does not have "
-            "(use --kind states, gates or units)"
-        )
-    return found
+def diagnosis(model: Model, x: Any) -> Any:
+    """What ``rnninspect diagnose`` computes for the batch (``insight.diagnose``)."""
+    from .insight.diagnose import diagnose
+
+    return diagnose(model, x)
 
 
 def check_target(path: Path) -> Path:
@@ -360,32 +352,73 @@ def units_figure(
     return fig
 
 
-def diagnose_figure(found: dict[str, Any]) -> Any:
-    """Issue 13's ``diagnose`` JSON: per-layer ``state_jacobian_norm`` over steps,
-    ``input_sensitivity`` over input steps, ``saturation`` per gate."""
-    layers = found.get("layers")
-    if not isinstance(layers, dict) or not layers:
-        raise UsageError("rnninspect.insight.diagnose gave no per-layer results to draw")
-    fig, axes = _figure([2.0, 2.0, 2.0], sharex=False)
+def diagnose_figure(d: Any) -> Any:
+    """The numbers of ``rnninspect diagnose`` (an ``insight.diagnose.Diagnosis``): per
+    recurrent layer the mean ||ds_{T-1}/ds_t|| over its processing steps (log
+    scale), the model's input sensitivity ||dy/dx_t|| over the input steps, and the
+    fraction of each gate's values at its activation's bounds (gates with unbounded
+    activations have none: left out, and said)."""
+    layers = d.layers
+    if not layers:
+        raise UsageError("diagnose found no recurrent layer to draw (SimpleRNN, LSTM, GRU)")
+    fig, axes = _figure([2.0, 1.8, 2.0], sharex=False)
+    jac = axes[0]
+    for k, (name, entry) in enumerate(layers.items()):
+        norms = np.asarray(entry.state_jacobian_norm, dtype=float)  # (T,)
+        jac.plot(
+            np.arange(norms.size),
+            norms,
+            marker=_MARKERS[k % len(_MARKERS)],
+            linestyle=_STYLES[k % len(_STYLES)],
+            color="black" if k == 0 else f"{0.15 + 0.5 * (k % 3) / 2:.2f}",
+            label=name + (" (go_backwards)" if entry.go_backwards else ""),
+        )
+    jac.set_yscale("log")
+    jac.set_xlabel("processing step t")
+    jac.set_ylabel("||ds_{T-1}/ds_t||")
+    jac.legend(fontsize=7)
+    jac.set_title(f"diagnose over N={d.samples} samples: state Jacobian norms")
+    sens_ax = axes[1]
+    by_input = d.input_sensitivities or (
+        {"x": d.input_sensitivity} if d.input_sensitivity is not None else {}
+    )
+    for k, (name, values) in enumerate(by_input.items()):
+        sens_ax.plot(
+            np.arange(len(values)),
+            np.asarray(values, dtype=float),
+            marker=_MARKERS[k % len(_MARKERS)],
+            linestyle=_STYLES[k % len(_STYLES)],
+            color="black",
+            label=name,
+        )
+    if len(by_input) > 1:
+        sens_ax.legend(fontsize=7)
+    if not by_input:
+        sens_ax.text(0.5, 0.5, "input sensitivity not available (see diagnose's findings)",
+                     ha="center", va="center", transform=sens_ax.transAxes)  # fmt: skip
+    sens_ax.set_xlabel("input step t")
+    sens_ax.set_ylabel("||dy/dx_t||")
+    sens_ax.set_title("input sensitivity (mean over samples)")
+    labels, values, unbounded = [], [], []
     for name, entry in layers.items():
-        jac = np.asarray(entry.get("state_jacobian_norm") or [], dtype=float)
-        if jac.size:
-            axes[0].semilogy(np.arange(jac.size), np.maximum(jac, 1e-30), marker="o", label=name)
-    axes[0].set_ylabel("||ds_T/ds_t||")
-    axes[0].legend(fontsize=7)
-    axes[0].set_title("state Jacobian norms (processing steps), input sensitivity, saturation")
-    sens = np.asarray(found.get("input_sensitivity") or [], dtype=float)
-    if sens.size:
-        axes[1].plot(np.arange(sens.size), sens, marker="s", color="black")
-    axes[1].set_ylabel("||dy/dx_t||")
-    labels, values = [], []
-    for name, entry in layers.items():
-        for gate, frac in (entry.get("saturation") or {}).items():
+        for gate, frac in entry.saturation.items():
+            if frac is None:
+                unbounded.append(f"{name}:{gate}")
+                continue
             labels.append(f"{name}:{gate}")
             values.append(float(frac))
-    axes[2].bar(np.arange(len(values)), values, color="0.4")
-    axes[2].set_ylabel("saturated fraction")
-    axes[2].set_xticks(np.arange(len(values)), labels, rotation=45, ha="right", fontsize=7)
+    bars = axes[2]
+    bars.bar(np.arange(len(values)), values, color="0.45", edgecolor="black")
+    for k, v in enumerate(values):  # the number itself: small fractions stay readable
+        bars.annotate(f"{v:.3g}", (k, v), ha="center", va="bottom", fontsize=7)
+    top = max(values, default=0.0)
+    bars.set_ylim(0.0, min(1.0, max(0.1, 1.3 * top)))
+    bars.set_ylabel("saturated fraction")
+    bars.set_xticks(np.arange(len(values)), labels, rotation=30, ha="right", fontsize=7)
+    title = "saturation per gate (values at the activation's bounds)"
+    if unbounded:
+        title += f"; unbounded, none: {', '.join(unbounded)}"
+    bars.set_title(title, fontsize=8)
     return fig
 
 
@@ -418,7 +451,7 @@ def plot(
     check_target(path)
     matplotlib = require()
     if kind == "diagnose":
-        found = insight().diagnose(model, x)
+        found = diagnosis(model, x)
 
         def figure() -> Any:
             return diagnose_figure(found)

@@ -78,7 +78,11 @@ def cases() -> list[dict]:
                     "id": f"{d.name}/{name}",
                     "path": str(d / name),
                     "config": config,
-                    "x": [g["x"]],
+                    "x": (
+                        [g["x"]]
+                        if "x" in g
+                        else [g[f"x/{i}"] for i in range(sum(k.startswith("x/") for k in g))]
+                    ),
                     "y": ys,
                 }
             )

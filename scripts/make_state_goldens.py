@@ -6,6 +6,7 @@ Developer-only (rnninspect never imports TensorFlow or Keras). Run with the Kera
 (tensorflow-cpu 2.21.0, keras 3.15.1), from the repo root::
 
     /work/kenv/bin/python scripts/make_state_goldens.py
+    /work/kenv/bin/python scripts/make_state_goldens.py --every-layer   # see every_layer()
 
 For each small model (N=3 samples, T=12 steps, D=4 features; random weights, scale
 0.5, non-zero biases) it saves the model (``stateful=False``) as
@@ -247,5 +248,60 @@ def main():
     )
 
 
+EVERY_LAYER = ("stacked", "bidi", "simple_rnn", "gru")  # models in tests/data/states/
+
+
+def every_layer():
+    """``tests/data/states_every_layer.npz``: for the saved models of ``main`` (not
+    rebuilt: the same files, so the same weights), EVERY recurrent layer called with
+    random initial states, ``layer(h, initial_state=[...])``, and Keras's output:
+    ``<name>/init/<state key>`` and ``<name>/y_init``, on ``<name>/x`` of
+    ``states.npz``. Its own random stream, so ``main``'s data stay as they are."""
+    gen = np.random.RandomState(20261201)
+    with np.load(OUT / "states.npz") as z:
+        xs = {name: z[f"{name}/x"] for name in EVERY_LAYER}
+    store = {}
+    for name in EVERY_LAYER:
+        base = keras.saving.load_model(OUT / "states" / f"{name}.keras")
+        x = xs[name]
+        xi = keras.Input((None, D), name="x")
+        inputs, given, h = [], [], xi
+        for layer in base.layers:
+            if isinstance(layer, L.InputLayer):
+                continue
+            if not is_rnn(layer):
+                h = layer(h)
+                continue
+            if isinstance(layer, L.Bidirectional):
+                inner = (layer.forward_layer, layer.backward_layer)
+                parts = [("forward", r) for r in inner[:1]] + [("backward", r) for r in inner[1:]]
+                keys = []
+                for part, r in parts:
+                    names = ("h", "c") if isinstance(r, L.LSTM) else ("h",)
+                    keys += [(f"{layer.name}/{part}/{n}", r.units) for n in names]
+            else:
+                names = ("h", "c") if isinstance(layer, L.LSTM) else ("h",)
+                keys = [(f"{layer.name}/{n}", layer.units) for n in names]
+            states = []
+            for key, m in keys:
+                s = keras.Input((m,), name=key.replace("/", "_"))
+                inputs.append(s)
+                states.append(s)
+                v = (gen.randn(N, m) * 0.7).astype(np.float32)
+                given.append(v)
+                store[f"{name}/init/{key}"] = v
+            h = layer(h, initial_state=states)
+        mi = keras.Model([xi, *inputs], h)
+        store[f"{name}/y_init"] = mi.predict([x, *given], verbose=0)
+        print(f"{name}: initial states for {sorted(k for k in store if k.startswith(name + '/init/'))}")
+    np.savez(OUT / "states_every_layer.npz", **store)
+    print(f"wrote {OUT / 'states_every_layer.npz'} ({len(store)} arrays)")
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if "--every-layer" in sys.argv:
+        every_layer()
+    else:
+        main()

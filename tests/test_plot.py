@@ -7,7 +7,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -20,7 +19,7 @@ matplotlib = pytest.importorskip("matplotlib")
 from rnninspect import plot as pictures  # noqa: E402
 
 MODELS = ["seed", "lstm", "bidi_concat", "gru", "stacked"]
-KINDS = ["states", "gates", "units"]
+KINDS = ["states", "gates", "units", "diagnose"]
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -100,36 +99,45 @@ def test_options(tmp_path: Path) -> None:
         pictures.plot(cells, np.zeros((1, 8, 4), np.float32), out, kind="gates", layer="cells")
 
 
-def test_diagnose_waits_for_insight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without ``rnninspect.insight`` (issue 13), --kind diagnose is a usage error;
-    with it, its documented JSON layout is drawn."""
-    try:
-        import rnninspect.insight  # type: ignore[import-not-found]
-    except ImportError:
-        code, _, err = run_cli(
-            "plot", str(sample("lstm", "model.keras")), "--random", "2", "-o",
-            str(tmp_path / "d.png"), "--kind", "diagnose",
-        )  # fmt: skip
-        assert code == 2 and "not yet available" in err
-    import types
+@pytest.mark.parametrize("model", ["seed", "lstm", "bidi_concat"])
+def test_diagnose_draws_diagnose_numbers(model: str) -> None:
+    """--kind diagnose draws what ``diagnose`` computes: one line per recurrent layer
+    with its state Jacobian norms, the input sensitivity, one bar per bounded gate
+    with its saturation, read back from the figure's artists."""
+    from rnninspect.insight.diagnose import diagnose
 
-    fake = types.ModuleType("rnninspect.insight")
-
-    def diagnose(model: Any, x: Any) -> dict[str, Any]:
-        return {
-            "layers": {"lstm": {"state_jacobian_norm": [0.01, 0.1, 1.0],
-                                "saturation": {"i": 0.1, "f": 0.2}}},
-            "input_sensitivity": [0.5, 0.7, 0.9],
-        }  # fmt: skip
-
-    fake.diagnose = diagnose  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "rnninspect.insight", fake)
-    import rnninspect
-
-    monkeypatch.setattr(rnninspect, "insight", fake, raising=False)
-    out = tmp_path / "d.png"
-    pictures.plot(load_sample("lstm", "model.keras"), golden("lstm")["x"], out, kind="diagnose")
-    assert out.read_bytes().startswith(b"\x89PNG")
+    m = load_sample(model, "model.keras")
+    x = golden(model)["x"]
+    d = diagnose(m, x)
+    fig = pictures.diagnose_figure(d)
+    jac, sens, bars = fig.axes[:3]
+    lines = {line.get_label().split(" ")[0]: line for line in jac.get_lines()}
+    assert sorted(lines) == sorted(d.layers)
+    for name, entry in d.layers.items():
+        got = lines[name].get_ydata()
+        np.testing.assert_array_equal(got, np.asarray(entry.state_jacobian_norm, dtype=float))
+        np.testing.assert_array_equal(lines[name].get_xdata(), np.arange(entry.steps))
+    assert jac.get_yscale() == "log"
+    assert d.input_sensitivity is not None
+    (line,) = sens.get_lines()
+    np.testing.assert_array_equal(line.get_ydata(), np.asarray(d.input_sensitivity, dtype=float))
+    assert len(d.input_sensitivity) == x.shape[1]  # over the input steps T
+    want = [
+        (f"{name}:{gate}", frac)
+        for name, entry in d.layers.items()
+        for gate, frac in entry.saturation.items()
+        if frac is not None
+    ]
+    heights = [p.get_height() for p in bars.patches]
+    labels = [t.get_text() for t in bars.get_xticklabels()]
+    assert labels == [lab for lab, _ in want]
+    np.testing.assert_array_equal(heights, [frac for _, frac in want])
+    if model == "bidi_concat":
+        assert any(name.endswith("/backward") for name in d.layers)
+    for ax, label in zip(
+        fig.axes[:3], ("||ds_{T-1}/ds_t||", "||dy/dx_t||", "saturated"), strict=True
+    ):
+        assert ax.get_ylabel().startswith(label)
 
 
 def test_cli_plot(tmp_path: Path) -> None:

@@ -111,6 +111,58 @@ def test_initial_state_equals_keras(name: str) -> None:
     assert_close(m.forward(g["x"], initial_state=given), g["y_init"], f"{name}: initial_state")
 
 
+@cache
+def _every_layer() -> dict[str, np.ndarray]:
+    with np.load(DATA / "states_every_layer.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+EVERY_LAYER = ["bidi", "gru", "simple_rnn", "stacked"]
+
+
+def _every_layer_case(name: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    p = f"{name}/init/"
+    found = _every_layer()
+    given = {k[len(p) :]: v for k, v in found.items() if k.startswith(p)}
+    return given, found[f"{name}/y_init"]
+
+
+@pytest.mark.parametrize("name", EVERY_LAYER)
+def test_initial_state_of_every_layer_equals_keras(name: str) -> None:
+    """Every recurrent layer given a state (a stacked model's three, a
+    Bidirectional's two directions): Keras's model calling each of them as
+    ``layer(h, initial_state=[...])``."""
+    given, want = _every_layer_case(name)
+    m = _model(name)
+    assert sorted(given) == sorted(layout(m))  # every state of the model given
+    assert_close(m.forward(_g(name)["x"], initial_state=given), want, f"{name}: every layer")
+
+
+@pytest.mark.parametrize(
+    ("name", "every"),
+    [("simple_rnn", False), ("lstm", False), ("gru", False), ("bidi", True), ("stacked", True)],
+)
+def test_cli_initial_state_equals_keras(name: str, every: bool, tmp_path: Path) -> None:
+    """``forward --initial-state S.npz`` computes Keras's ``layer(x, initial_state=...)``
+    (the .npz in the documented key layout)."""
+    g = _g(name)
+    if every:
+        given, want = _every_layer_case(name)
+    else:
+        given = {k[len("init/") :]: v for k, v in g.items() if k.startswith("init/")}
+        want = g["y_init"]
+    states, x, y = tmp_path / "s.npz", tmp_path / "x.npy", tmp_path / "y.npy"
+    np.savez(states, **given)
+    np.save(x, g["x"])
+    model = str(DATA / "states" / f"{name}.keras")
+    code, _, err = run_cli("forward", model, str(x), "--initial-state", str(states), "-o", str(y))
+    assert code == 0, err
+    assert_close(np.load(y), want, f"{name}: cli --initial-state vs Keras")
+    code, _, err = run_cli("forward", model, str(x), "-o", str(y))
+    assert code == 0, err
+    assert not np.allclose(np.load(y), want, rtol=1e-4, atol=1e-5)  # the states matter
+
+
 def test_backward_directions_are_carried_as_keras_does() -> None:
     """A Bidirectional carried across pieces: each direction continues from its own
     final state (the backward one from the start of the previous piece), as Keras's
