@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import gc
+import io
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple
@@ -20,6 +22,7 @@ import numpy as np
 import typer
 from typer.core import TyperCommand
 
+from . import process, signals
 from .errors import DifferenceFoundError, ExitCode, OutputError, RnnInspectError, UsageError
 
 EXIT_MEANINGS = {
@@ -249,11 +252,64 @@ def _width() -> int | None:
     return None
 
 
+class ReaderGone(BaseException):
+    """stdout's reader went away (``| head``): the run ends quietly. A BaseException,
+    so neither Typer (which turns a broken pipe into exit 1) nor Rich (which exits
+    with 1 itself) gets to handle it first."""
+
+
 def _console(stderr: bool = False, width: int | None = None) -> Any:
     from rich.console import Console
 
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise ReaderGone
+
     # Without a width to fit (no terminal), never squeeze tables: they are read whole.
-    return Console(stderr=stderr, highlight=False, width=width or 4096)
+    return _Console(stderr=stderr, highlight=False, width=width or 4096)
+
+
+@contextlib.contextmanager
+def _stdout() -> Iterator[None]:
+    """Writing to stdout: a reader going away ends the run quietly; any other
+    failure (``> /dev/full``, stdout closed) is an output error."""
+    try:
+        yield
+        sys.stdout.flush()
+    except OSError as exc:
+        _quiet_stdout()
+        if exc.errno == errno.EPIPE:
+            raise ReaderGone from None
+        raise OutputError(f"<stdout>: cannot write ({exc.strerror or exc})") from None
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the final flush at exit has nowhere to fail (what
+    the Python documentation recommends after a broken pipe)."""
+    with contextlib.suppress(OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _show(items: Any, width: int | None = None) -> None:
+    """Rich renderables printed on stdout, one after the other."""
+    console = _console(width=width)
+    with _stdout():
+        for item in items:
+            console.print(item)
+
+
+def _guard(writes: dict[str, Any], reads: dict[str, Any], named: list[str] | None = None) -> None:
+    """No output is a file this run reads (or another of its outputs): see
+    ``files.refuse_overwrite``. ``named``: --input NAME=PATH options, read too."""
+    from . import files
+
+    for item in named or []:
+        name, _, path = item.partition("=")
+        reads[f"--input {name}= file"] = path or None
+    files.refuse_overwrite(writes, reads)
 
 
 def _colour(console: Any) -> bool:
@@ -341,15 +397,18 @@ class _InputArgs(NamedTuple):
         return save
 
 
-def _batch(m: Any, args: _InputArgs, save: Any) -> tuple[list[Any], str]:
+def _batch(m: Any, args: _InputArgs, save: Any, whole: bool = False) -> tuple[list[Any], str]:
     """The input batch, one array per model input (shape and dtype checked; values
-    are checked chunk by chunk)."""
+    are checked chunk by chunk). Files and --random are read a chunk at a time as
+    the engine walks them; ``whole``: read into memory (for commands that look at
+    the batch other than through the engine)."""
     from . import inputs
     from .diagnostics import nonfinite_weights
 
     given = inputs.named_inputs(m, args.named or [])
+    xs: list[Any]
     if args.random is not None:
-        xs = inputs.random_inputs(m, args.random, args.seed, args.length)
+        xs = inputs.random_inputs(m, args.random, args.seed, args.length, str(m.source.path))
         where = "--random"
         if save is not None:
             inputs.save_inputs(m, xs, save)
@@ -363,6 +422,8 @@ def _batch(m: Any, args: _InputArgs, save: Any) -> tuple[list[Any], str]:
             _warn(note)
     for note in nonfinite_weights(m):
         _warn(note)
+    if whole:
+        xs = [np.asarray(x) for x in xs]
     return xs, where
 
 
@@ -424,10 +485,10 @@ def _chunks(
 
 
 def _emit(text: str) -> None:
-    sys.stdout.write(text)
-    if not text.endswith("\n"):
-        sys.stdout.write("\n")
-    sys.stdout.flush()
+    with _stdout():
+        sys.stdout.write(text)
+        if not text.endswith("\n"):
+            sys.stdout.write("\n")
 
 
 def _target(
@@ -463,11 +524,12 @@ def _print(shown: list[Any], width: int | None) -> None:
     """Views printed at the terminal's width (a --full table wider than it: whole)."""
     need = max((r.width for r in shown), default=0)
     console = _console(width=None if width is None else max(width, need))
-    for i, r in enumerate(shown):
-        if i:
-            console.print()
-        for item in r.items:
-            console.print(item)
+    with _stdout():
+        for i, r in enumerate(shown):
+            if i:
+                console.print()
+            for item in r.items:
+                console.print(item)
 
 
 SUMMARY_HELP = """Keras-style parameter summary: layers, output shapes, parameter counts, and every
@@ -526,9 +588,7 @@ def summary(
         _emit(render.summary_json(s, layer, values=weights))
         return
     width = _width()
-    console = _console(width=width)
-    for item in render.summary_tables(s, layer, weights, full, width):
-        console.print(item)
+    _show(render.summary_tables(s, layer, weights, full, width), width)
 
 
 FORWARD_HELP = """The model's output for a batch, computed in NumPy: equal to Keras's predict.
@@ -632,6 +692,16 @@ def forward(
     target = _target(output, fmt, json_out, outputs.FORMATS, "npy")
     if final_state is not None:
         outputs.check_target(final_state, ("npz",))
+    _guard(
+        {"--output": output, "--final-state": final_state, "--save-input": save_input},
+        {
+            "input file": input,
+            "model file": model,
+            "--config file": config,
+            "--initial-state file": initial_state,
+        },
+        named,
+    )
     table = target is None and not json_out
     if full and not table:
         _warn("--full shapes the terminal table; --json and -o hold every value anyway")
@@ -807,6 +877,16 @@ def trace(
         raise UsageError("-o -: HDF5 cannot stream to stdout; give a file name")
     if final_state is not None:
         outputs.check_target(final_state, ("npz",))
+    _guard(
+        {"--output": output, "--final-state": final_state, "--save-input": save_input},
+        {
+            "input file": input,
+            "model file": model,
+            "--config file": config,
+            "--initial-state file": initial_state,
+        },
+        named,
+    )
     table = target is None and not json_out
     given = {"--sample": sample is not None, "--units": units is not None}
     _view_only(table, **given, **{"--steps": steps is not None})
@@ -1050,6 +1130,7 @@ def export_cmd(
 
     target_kind(output)
     outputs.check_target(output, (output.suffix.lower().lstrip("."),))
+    _guard({"--output": output}, {"model file": model, "--config file": config})
     m = _load(model, config, _prepare(run=False, tables=False))
     for note in export(m, output, names.value):
         _warn(f"{model}: {note}")
@@ -1116,6 +1197,9 @@ def plot(
     if output is None:
         raise UsageError("give the picture to write: -o OUT.png, OUT.svg or OUT.pdf")
     pictures.check_target(output)
+    _guard(
+        {"--output": output}, {"input file": input, "model file": model, "--config file": config}
+    )
     pictures.require()
     if kind is PlotKind.diagnose:
         pictures.insight()
@@ -1128,7 +1212,7 @@ def plot(
     m = _load(model, config, _prepare(run=True, tables=False))
     args = _InputArgs(input, key, random, seed, length, None)
     args.check()
-    xs, _ = _batch(m, args, None)
+    xs, _ = _batch(m, args, None, whole=True)
     pictures.plot(m, xs if len(xs) > 1 else xs[0], output, kind.value, layer, sample, chosen)
 
 
@@ -1166,8 +1250,13 @@ def diagnose(
     DEBUG["on"] |= debug
     args = _InputArgs(input, key, random, seed, length, save_input, named)
     save = args.check()
+    _guard(
+        {"--save-input": save_input},
+        {"input file": input, "model file": model, "--config file": config},
+        named,
+    )
     m = _load(model, config, _prepare(run=True, tables=not json_out))
-    xs, _ = _batch(m, args, save)
+    xs, _ = _batch(m, args, save, whole=True)
     from . import render_insight
     from .insight.diagnose import diagnose as diagnose_model
 
@@ -1175,9 +1264,7 @@ def diagnose(
     if json_out:
         _emit(render_insight.diagnose_json(result))
         return
-    console = _console()
-    for item in render_insight.diagnose_tables(result):
-        console.print(item)
+    _show(render_insight.diagnose_tables(result))
 
 
 @app.command(
@@ -1237,19 +1324,21 @@ def explain(
         if json_out:
             _emit(render_insight.explain_json(result))
             return
-        console = _console()
-        for item in render_insight.explain_tables(result):
-            console.print(item)
+        _show(render_insight.explain_tables(result))
         return
     args = _InputArgs(input, key, random, seed, length, save_input, named)
-    xs, _ = _batch(m, args, args.check())
+    save = args.check()
+    _guard(
+        {"--save-input": save_input},
+        {"input file": input, "model file": model, "--config file": config},
+        named,
+    )
+    xs, _ = _batch(m, args, save, whole=True)
     found = insight_explain.explain_step(m, xs[0] if len(xs) == 1 else xs, layer, sample, step)
     if json_out:
         _emit(render_insight.explain_json(found))
         return
-    console = _console()
-    for item in render_insight.step_table(found, full):
-        console.print(item)
+    _show(render_insight.step_table(found, full))
 
 
 RtolOpt = Annotated[float, typer.Option("--rtol", metavar="R", help="Relative tolerance.")]
@@ -1268,7 +1357,7 @@ def _read_batch(m: Any, source: str, key: str | None) -> Any:
     from . import inputs
 
     where = "<stdin>" if source == "-" else source
-    return inputs.conform(m, inputs.read_input(source, key, ids=m.takes_ids), where)
+    return np.asarray(inputs.conform(m, inputs.read_input(source, key, ids=m.takes_ids), where))
 
 
 @app.command(
@@ -1316,9 +1405,7 @@ def verify(
     if json_out:
         _emit(render_insight.verify_json(result))
     else:
-        console = _console()
-        for item in render_insight.verify_tables(result):
-            console.print(item)
+        _show(render_insight.verify_tables(result))
     if not result.passed:
         failed = [c.name for c in result.checks if not c.passed]
         raise DifferenceFoundError(
@@ -1363,9 +1450,7 @@ def diff(
     if json_out:
         _emit(render_insight.diff_json(result))
     else:
-        console = _console()
-        for item in render_insight.diff_tables(result):
-            console.print(item)
+        _show(render_insight.diff_tables(result))
     if not result.identical:
         changed = sum(w.changed for w in result.weights)
         raise DifferenceFoundError(
@@ -1375,8 +1460,9 @@ def diff(
 
 
 def _fail(message: str, code: int) -> int:
-    sys.stderr.write(f"rnninspect: error: {message}\n")
-    sys.stderr.flush()
+    with contextlib.suppress(OSError, ValueError):  # stderr itself may be unwritable
+        sys.stderr.write(f"rnninspect: error: {message}\n")
+        sys.stderr.flush()
     return code
 
 
@@ -1400,6 +1486,9 @@ def _exc(module: Any, *names: str) -> tuple[type[BaseException], ...]:
 def main(argv: list[str] | None = None) -> None:
     """Run the app, mapping every failure to one stderr line and an exit code. (The
     ``rnninspect`` command enters through ``rnninspect.__main__``, which calls this.)"""
+    if argv is None:  # the process's own command line: the process is ours to set up
+        process.standard_streams()
+        signals.install()
     code = _run(sys.argv[1:] if argv is None else argv)
     if argv is None:
         # The process ends here (argv is given only by callers that go on). Its
@@ -1447,15 +1536,24 @@ def _run(args: list[str]) -> int:
     command = typer.main.get_command(_app_for(args))
     if "--debug" in args:
         DEBUG["on"] = True
+    signals.reset()
     try:
         result = command.main(args=args, prog_name="rnninspect", standalone_mode=False)
-        sys.stdout.flush()
+        with _stdout():
+            pass  # flushes what is left
         return result if isinstance(result, int) else 0
+    except ReaderGone:
+        # The reader went away (`| head -1`): stop quietly, without a traceback.
+        _quiet_stdout()
+        return 0
+    except signals.Terminated as exc:
+        return signals.report(exc)
     except DifferenceFoundError as exc:
         # A verdict, not a failure: the report is on stdout already.
-        sys.stdout.flush()
-        sys.stderr.write(f"rnninspect: {exc}\n")
-        sys.stderr.flush()
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+            sys.stderr.write(f"rnninspect: {exc}\n")
+            sys.stderr.flush()
         return int(exc.exit_code)
     except RnnInspectError as exc:
         if DEBUG["on"]:
@@ -1464,7 +1562,14 @@ def _run(args: list[str]) -> int:
             traceback.print_exc()
         return _fail(str(exc), int(exc.exit_code))
     except exits as exc:
-        return int(getattr(exc, "exit_code", 0) or 0)
+        code = int(getattr(exc, "exit_code", 0) or 0)
+        cause = exc.__context__
+        if isinstance(cause, OSError) and cause.errno == errno.EPIPE:
+            _quiet_stdout()  # Click's word for a reader gone (help, completion)
+            return 0
+        if code == ExitCode.INTERRUPTED and isinstance(cause, KeyboardInterrupt):
+            return _fail("interrupted", code)  # Typer's word for a Ctrl-C in a command
+        return code
     except aborts:
         return _fail("interrupted", int(ExitCode.INTERRUPTED))
     except usage as exc:
@@ -1474,9 +1579,7 @@ def _run(args: list[str]) -> int:
         hint = f" (see '{ctx.command_path} -h')" if ctx is not None else ""
         return _fail(message + hint, int(getattr(exc, "exit_code", 2) or 2))
     except BrokenPipeError:
-        # The reader went away (`| head -1`): stop quietly, without a traceback.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _quiet_stdout()
         return 0
     except MemoryError:
         return _fail("out of memory", 1)
@@ -1486,3 +1589,5 @@ def _run(args: list[str]) -> int:
         return _fail(
             f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", 1
         )
+    finally:
+        signals.settle()
