@@ -1310,6 +1310,11 @@ def explain(
       rnninspect explain model.keras x.npy --step 0 --layer bidi/backward --json
     """
     DEBUG["on"] |= debug
+    _guard(
+        {"--save-input": save_input},
+        {"input file": input, "model file": model, "--config file": config},
+        named,
+    )
     m = _load(model, config, _prepare(run=step is not None, tables=not json_out))
     from . import render_insight
     from .insight import explain as insight_explain
@@ -1328,11 +1333,6 @@ def explain(
         return
     args = _InputArgs(input, key, random, seed, length, save_input, named)
     save = args.check()
-    _guard(
-        {"--save-input": save_input},
-        {"input file": input, "model file": model, "--config file": config},
-        named,
-    )
     xs, _ = _batch(m, args, save, whole=True)
     found = insight_explain.explain_step(m, xs[0] if len(xs) == 1 else xs, layer, sample, step)
     if json_out:

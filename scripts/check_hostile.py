@@ -38,6 +38,8 @@ SAMPLES = ROOT / "sample_models"
 SEED = SAMPLES / "seed" / "model.keras"
 VARIABLE = SAMPLES / "variable_t" / "model.keras"
 EMBEDDING = SAMPLES / "embedding" / "model.keras"
+GRAPH = SAMPLES / "attention_seq2seq" / "model.keras"  # inputs enc_in (8, 3), dec_in (6, 2)
+MULTI_OUT = SAMPLES / "multi_output" / "model.keras"  # three outputs
 HANG = sorted((ROOT / "tests" / "fuzz_regressions").glob("hang-*"))[0]
 TIME = "/usr/bin/time"  # GNU time: -f %M is the peak resident set size in KiB
 MAX_SECONDS = 30.0
@@ -292,7 +294,7 @@ def build(work: Path) -> None:
         v["0"] = np.zeros((0, e.shape[1]), e.dtype)
 
     edited_keras(EMBEDDING, work / "v0.keras", config=no_vocabulary, weights=empty_embeddings)
-    np.save(work / "ids.npy", np.array([[1.0, 1e20, 2.0]]))
+    np.save(work / "ids.npy", np.array([[1.0, 1e20, 2.0] + [1.0] * 6]))  # T = 9
     (work / "big.csv").write_bytes(b"1\n" * (15 << 19))  # 15 MiB: 7.9 million values
 
     # HDF5: a hard-link DAG of 2**30 paths, and a hanging file with a sparse 1 TB tail
@@ -308,10 +310,26 @@ def build(work: Path) -> None:
     shutil.copy(HANG, work / "hang.h5")
     os.truncate(work / "hang.h5", 1 << 40)
     shutil.copy(HANG, work / "hang2.h5")
+    # graph models and the newer commands
+    np.save(work / "enc.npy", rng.standard_normal((4, 8, 3)).astype(np.float32))
+    np.save(work / "dec.npy", rng.standard_normal((4, 6, 2)).astype(np.float32))
+    np.savez(work / "xs.npz", enc_in=np.load(work / "enc.npy"), dec_in=np.load(work / "dec.npy"))
+    (work / "enc_link.npy").symlink_to("enc.npy")
+    (work / "x_link.png").symlink_to("x.npy")
+    (work / "x_link.npz").symlink_to("x.npy")
+    shutil.copy(SAMPLES / "seed" / "model.h5", work / "m.h5")
+    shutil.copy(SEED, work / "cfg.keras")
+    np.savez(work / "s0.npz", simple_rnn=np.zeros((2, 5), np.float32))
+    os.mkfifo(work / "fifo_ref.npz")
+    with open(work / "bigref.npy", "wb") as fh:  # declares 40 GB, holds nothing
+        np.lib.format.write_array_header_1_0(
+            fh, {"descr": "<f4", "fortran_order": False, "shape": (10**9, 10)}
+        )
+    np.save(work / "ref.npy", np.zeros((4, 2), np.float32))
 
 
 def cases(work: Path) -> list[Case]:
-    seed, var, emb = str(SEED), str(VARIABLE), str(EMBEDDING)
+    seed, var, emb, graph = str(SEED), str(VARIABLE), str(EMBEDDING), str(GRAPH)
     long_name = "n" * 300
     tmp_of = lambda d: lambda: any(p.suffix == ".tmp" for p in d.iterdir())  # noqa: E731
     child_busy = lambda: time.sleep(2.0) or True  # noqa: E731
@@ -409,6 +427,50 @@ def cases(work: Path) -> list[Case]:
         Case("umask-022", ["forward", seed, "--random", "2", "-o", "st/p.npy"], 0, shell="umask 022; {cmd}", check=mode_is("st/p.npy", 0o644)),
         Case("umask-077", ["trace", seed, "--random", "2", "-o", "st/p.npz"], 0, shell="umask 077; {cmd}", check=mode_is("st/p.npz", 0o600)),
         Case("umask-002-json", ["forward", seed, "--random", "2", "-o", "st/p.json"], 0, shell="umask 002; {cmd}", check=mode_is("st/p.json", 0o664)),
+        # --- graph models and the newer commands: data loss
+        Case("o-is-named-input", ["forward", graph, "--input", "enc_in=enc.npy", "--input", "dec_in=dec.npy", "-o", "dec.npy"], 2, "refusing", guarded=["dec.npy"]),
+        Case("o-symlink-to-named-input", ["trace", graph, "--input", "enc_in=enc.npy", "--input", "dec_in=dec.npy", "-o", "enc_link.npy"], 2, "refusing", guarded=["enc.npy"]),
+        Case("o-is-npz-input-of-graph", ["forward", graph, "xs.npz", "-o", "xs.npz"], 2, "refusing", guarded=["xs.npz"]),
+        Case("export-o-is-model", ["export", "w.npz", "-o", "w.npz"], 2, "model file", guarded=["w.npz"]),
+        Case("export-o-is-config", ["export", "w.weights.h5", "--config", "cfg.keras", "-o", "cfg.keras"], 2, "--config file", guarded=["cfg.keras"]),
+        Case("plot-o-symlink-to-input", ["plot", seed, "x.npy", "-o", "x_link.png"], 2, "refusing", guarded=["x.npy"]),
+        Case("trace-h5-o-is-model", ["trace", "m.h5", "--random", "2", "-o", "m.h5"], 2, "model file", guarded=["m.h5"]),
+        Case("final-state-is-input", ["forward", seed, "x.npy", "--final-state", "x_link.npz"], 2, "refusing", guarded=["x.npy"]),
+        Case("final-state-is-o", ["forward", seed, "--random", "2", "-o", "st/f.npz", "--final-state", "st/f.npz"], 2, "the same file"),
+        Case("initial-state-is-o", ["trace", seed, "--random", "2", "--initial-state", "s0.npz", "-o", "s0.npz"], 2, "--initial-state file", guarded=["s0.npz"]),
+        Case("save-input-is-model", ["forward", "w.npz", "--random", "2", "--save-input", "w.npz"], 2, "model file", guarded=["w.npz"]),
+        Case("diagnose-save-input-is-model", ["diagnose", "w.npz", "--random", "2", "--save-input", "w.npz"], 2, "model file", guarded=["w.npz"]),
+        Case("explain-save-input-is-model", ["explain", "w.npz", "--step", "0", "--random", "1", "--save-input", "w.npz"], 2, "model file", guarded=["w.npz"]),
+        # signals
+        Case("sigterm-trace-h5", ["trace", var, "--random", "400000", "--length", "200", "-o", "st/states.h5"], 143, "terminated (SIGTERM)", signal_after=(tmp_of(states), signal.SIGTERM)),
+        Case("sigterm-final-state", ["forward", var, "--random", "400000", "--length", "200", "-o", "st/y.npy", "--final-state", "st/f.npz"], 143, "terminated (SIGTERM)", signal_after=(tmp_of(states), signal.SIGTERM)),
+        Case("sighup-graph-forward", ["forward", graph, "--random", "2000000", "-o", "st/y.npz"], 129, "terminated (SIGHUP)", signal_after=(tmp_of(states), signal.SIGHUP)),
+        # hangs and memory
+        Case("graph-endless-stdin-npz", ["forward", graph, "-"], 4, "512 MiB", shell="(printf 'PK\\003\\004'; cat /dev/zero) | {cmd}"),
+        Case("graph-named-input-dev-zero", ["forward", graph, "--input", "enc_in=/dev/zero", "--input", "dec_in=dec.npy"], 4, "16 MiB"),
+        Case("graph-random-1M", ["forward", graph, "--random", "1000000", "--seed", "1", "-o", "st/ya.npy", "-q"], 0),
+        Case("diagnose-dev-zero", ["diagnose", seed, "/dev/zero"], 4, "16 MiB"),
+        Case("verify-fifo-reference", ["verify", seed, "fifo_ref.npz"], 4, "regular file"),
+        Case("verify-reference-declaring-40gb", ["verify", seed, "bigref.npy", "--input", "x.npy"], 4, "declares"),
+        Case("verify-input-dev-zero", ["verify", seed, "ref.npy", "--input", "/dev/zero"], 4, "16 MiB"),
+        Case("diff-fifo-model", ["diff", seed, "fifo.keras"], 3, "FIFO"),
+        Case("initial-state-fifo", ["forward", seed, "--random", "2", "--initial-state", "fifo_ref.npz"], 4, "fifo_ref.npz"),
+        # exit codes
+        Case("graph-seed-minus-1", ["forward", graph, "--random", "2", "--seed", "-1"], 2, "--seed"),
+        Case("export-long-name", ["export", seed, "-o", f"{long_name}.keras"], 5, "too long"),
+        Case("plot-long-name", ["plot", seed, "--random", "1", "-o", f"{long_name}.png"], 5, "too long"),
+        Case("multi-output-json-to-dev-full", ["forward", str(MULTI_OUT), "--random", "2", "--json"], 5, "<stdout>", stdout="/dev/full"),
+        Case("diagnose-json-to-dev-full", ["diagnose", seed, "--random", "2", "--json"], 5, "<stdout>", stdout="/dev/full"),
+        # pipes
+        Case("diagnose-head", ["diagnose", seed, "--random", "4"], 0, shell="{cmd} | head -1 >/dev/null; exit ${{PIPESTATUS[0]}}"),
+        Case("explain-head", ["explain", str(SAMPLES / "lstm_stack" / "model.keras")], 0, shell="{cmd} | head -1 >/dev/null; exit ${{PIPESTATUS[0]}}"),
+        Case("graph-json-head-c", ["forward", str(MULTI_OUT), "--random", "20000", "--json"], 0, shell="{cmd} | head -c 100 >/dev/null; exit ${{PIPESTATUS[0]}}"),
+        Case("help-head", ["trace", "--help"], 0, shell="{cmd} | head -1 >/dev/null; exit ${{PIPESTATUS[0]}}"),
+        # permissions
+        Case("umask-022-export", ["export", seed, "-o", "st/e.keras"], 0, shell="umask 022; {cmd}", check=mode_is("st/e.keras", 0o644)),
+        Case("umask-022-trace-h5", ["trace", seed, "--random", "2", "-o", "st/t.h5"], 0, shell="umask 022; {cmd}", check=mode_is("st/t.h5", 0o644)),
+        Case("umask-077-final-state", ["forward", seed, "--random", "2", "--final-state", "st/f.npz"], 0, shell="umask 077; {cmd} >/dev/null", check=mode_is("st/f.npz", 0o600)),
+        Case("umask-027-plot", ["plot", seed, "--random", "1", "-o", "st/p.png"], 0, shell="umask 027; {cmd}", check=mode_is("st/p.png", 0o640)),
     ]  # fmt: skip
     return L
 
