@@ -123,7 +123,9 @@ def _check_reference(path: Path, where: str) -> None:
     except (FileNotFoundError, NotADirectoryError):
         raise InputArrayError(f"{where}: no such file") from None
     except (OSError, ValueError) as exc:  # a name too long, a loop of symlinks, ...
-        raise InputArrayError(f"{where}: cannot read ({getattr(exc, 'strerror', None) or exc})") from exc
+        raise InputArrayError(
+            f"{where}: cannot read ({getattr(exc, 'strerror', None) or exc})"
+        ) from exc
     if not stat.S_ISREG(st.st_mode):
         raise InputArrayError(f"{where}: a reference is read from a regular file only")
     try:
