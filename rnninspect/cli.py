@@ -86,6 +86,9 @@ app = typer.Typer(
 )
 
 DEBUG = {"on": bool(os.environ.get("RNNINSPECT_DEBUG"))}
+# The run's input has another T than the model was built for (its warning): a
+# shape error the engine meets then is that input's fault, not a bug.
+LENGTH: dict[str, str | None] = {"note": None}
 USAGE = "Usage: rnninspect [OPTIONS] COMMAND [ARGS]..."
 
 
@@ -420,6 +423,7 @@ def _batch(m: Any, args: _InputArgs, save: Any, whole: bool = False) -> tuple[li
         note = inputs.length_note(m, x, _input_where(m, i, where, given), index=i)
         if note is not None:
             _warn(note)
+            LENGTH["note"] = note
     for note in nonfinite_weights(m):
         _warn(note)
     if whole:
@@ -1537,6 +1541,7 @@ def _run(args: list[str]) -> int:
     if "--debug" in args:
         DEBUG["on"] = True
     signals.reset()
+    LENGTH["note"] = None
     try:
         result = command.main(args=args, prog_name="rnninspect", standalone_mode=False)
         with _stdout():
@@ -1583,11 +1588,27 @@ def _run(args: list[str]) -> int:
         return 0
     except MemoryError:
         return _fail("out of memory", 1)
-    except Exception as exc:  # a bug: say so in one line unless --debug
-        if DEBUG["on"]:
-            raise
+    except (ValueError, IndexError) as exc:
+        note = LENGTH["note"]
+        if note is None or DEBUG["on"]:
+            return _internal(exc)
+        # Layers whose shapes hold T (Flatten, a Dot over time) cannot run over another.
+        where = note.split(": T=", 1)[0]
         return _fail(
-            f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", 1
+            f"{where}: the model cannot run over this many steps, only the T it was built "
+            f"for ({type(exc).__name__}: {exc})",
+            int(ExitCode.INPUT),
         )
+    except Exception as exc:  # a bug: say so in one line unless --debug
+        return _internal(exc)
     finally:
         signals.settle()
+
+
+def _internal(exc: Exception) -> int:
+    """A bug: said in one line unless --debug (then raised, with its traceback)."""
+    if DEBUG["on"]:
+        raise exc
+    return _fail(
+        f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", 1
+    )

@@ -5,14 +5,19 @@ Every run must end in success or one of the documented error exits (2 usage, 3 m
 file behind. The corpus covers every model format (.keras, legacy .h5, .weights.h5,
 tf.keras files, .npz in both conventions) across the layer families (SimpleRNN,
 LSTM, GRU and GRU v1, Bidirectional, nested models, return_state, Embedding,
-Masking, TimeDistributed), --config JSON, and every input form (.npy in C and
-Fortran order, .npz stored and deflated, CSV, stdin); archives are also damaged in
-their directory (compression method, flags, sizes) where the parsers trust it.
-The default profile is fast; the long one runs thousands of cases:
+Masking, TimeDistributed), graph models (several inputs and outputs, shared layers,
+merges, attention, convolutions), --config JSON, and every input form (.npy in C and
+Fortran order, .npz stored and deflated, CSV, stdin, a several-input .npz, --input
+NAME=PATH), --initial-state files and verify references; archives are also damaged
+in their directory (compression method, flags, sizes) where the parsers trust it.
+A model that loads is also run through a newer command (diagnose, explain, verify,
+diff, export and reading the export back, plot, --final-state fed back as
+--initial-state). The default profile is fast; the long one runs thousands of cases:
 
-    RNNINSPECT_FUZZ_EXAMPLES=12000 python -m pytest tests/test_fuzz.py -p no:cacheprovider -s
+    RNNINSPECT_FUZZ_EXAMPLES=3000 python -m pytest tests/test_fuzz.py -p no:cacheprovider -s
 
-(``-s`` shows the number of CLI runs made.) Crashers found by the long profile are
+(``-s`` shows the number of CLI runs made; ``RNNINSPECT_FUZZ_LOG=FILE`` also
+appends each run's exit code to FILE, to follow a long run.) Crashers found by the long profile are
 kept below as explicit regression tests.
 """
 
@@ -74,7 +79,27 @@ MODEL_SEEDS = [
         ("acceptance_chain", "model.keras"),
     )
 ]
+# Graph models: several inputs, several outputs, shared layers, merges, attention,
+# convolutions, states passed between layers.
+GRAPH_SEEDS = [
+    SAMPLES / model / name
+    for model, name in (
+        ("attention_seq2seq", "model.keras"),
+        ("seq2seq_states", "tfkeras.h5"),
+        ("shared_layers", "model.h5"),
+        ("multi_output", "layers.npz"),
+        ("merges", "model.keras"),
+        ("masked_merge", "tfkeras.keras"),
+        ("mha", "model.keras"),
+        ("cnn_lstm", "model.weights.h5"),
+        ("convlstm1d", "model.keras"),
+        ("plumbing", "tfkeras.h5"),
+    )
+]
+MODEL_SEEDS += GRAPH_SEEDS
 MODEL_BYTES = [(p.name, p.read_bytes()) for p in MODEL_SEEDS]
+# Which sample each seed file comes from (its golden.npz, its --config).
+SOURCE_OF = {p.read_bytes(): p for p in MODEL_SEEDS}
 # Weights-only files and the --config that describes them.
 CONFIG_PAIRS = [
     (SAMPLES / model / weights, (SAMPLES / model / "config.json").read_bytes())
@@ -203,13 +228,25 @@ def _mutation(data: bytes, corpus: list[tuple[str, bytes]]) -> st.SearchStrategy
     return st.one_of(truncate, flips.map(flip), splice, insert)
 
 
+LOG = os.environ.get("RNNINSPECT_FUZZ_LOG")  # a line per CLI run (for long runs)
+
+
 def _check(code: int, err: str, allowed: set[int]) -> None:
     COUNTER["cases"] += 1
+    if LOG:
+        with open(LOG, "a") as fh:
+            fh.write(f"{code}\n")
     assert code in allowed, err
     assert "Traceback" not in err and "internal error" not in err, err
     assert "Exception ignored" not in err and "Warning" not in err, err
     if code:
-        lines = [line for line in err.splitlines() if line.startswith("rnninspect: error")]
+        # One line: the error, or the verdict of a comparison (exit 6).
+        head = "rnninspect: " if code == 6 else "rnninspect: error"
+        lines = [
+            line
+            for line in err.splitlines()
+            if line.startswith(head) and not line.startswith("rnninspect: warning")
+        ]
         assert len(lines) == 1, err
 
 
@@ -226,9 +263,71 @@ def _keep_find(name: str, data: bytes, err: str) -> None:
         (keep / f"{len(list(keep.iterdir()))}-{name}").write_bytes(data)
 
 
+COMMANDS = ("diagnose", "explain", "explain-step", "verify", "diff", "export", "plot", "states")
+
+
+def _original(name: str, data: bytes) -> Path:
+    """The sample file a mutated file came from (the first of its name and kind)."""
+    exact = SOURCE_OF.get(data)
+    if exact is not None:
+        return exact
+    return next(p for p in MODEL_SEEDS if p.name == name)
+
+
+def _newer_command(command: str, path: Path, name: str, data: bytes, rand: list[str]) -> None:
+    """One of the newer commands on a model that loads: never a crash, never a
+    leftover, and an exported file reads back."""
+    tmp = path.parent
+    any_code = {0, 2, 3, 4}
+    if command == "diagnose":
+        code, err = run_cli("diagnose", str(path), *rand, "--json")
+        _check(code, err, any_code)
+    elif command == "explain":
+        code, err = run_cli("explain", str(path), "--json")
+        _check(code, err, {0, 3})
+    elif command == "explain-step":
+        code, err = run_cli("explain", str(path), "--step", "0", *rand, "--json")
+        _check(code, err, any_code)
+    elif command == "verify":
+        golden = _original(name, data).parent / "golden.npz"
+        code, err = run_cli("verify", str(path), str(golden), "--json")
+        _check(code, err, {*any_code, 6})
+    elif command == "diff":
+        code, err = run_cli("diff", str(_original(name, data)), str(path), "--json")
+        _check(code, err, {*any_code, 6})
+    elif command == "export":
+        out = tmp / ("again.npz" if len(data) % 3 == 0 else "again.keras")
+        code, err = run_cli("export", str(path), "-o", str(out))
+        _check(code, err, {0, 2, 3, 5})
+        assert out.exists() == (code == 0), err
+        if code == 0:
+            code, err = run_cli("summary", str(out), "--json")
+            _check(code, err, {0, 3})
+    elif command == "plot":
+        out = tmp / "h.svg"
+        code, err = run_cli("plot", str(path), "--random", "1", *rand[2:], "-o", str(out))
+        _check(code, err, any_code)
+        assert out.exists() == (code == 0), err
+    else:  # the final states fed back as initial states
+        finals = tmp / "finals.npz"
+        code, err = run_cli("forward", str(path), *rand, "--final-state", str(finals), "--json")
+        _check(code, err, any_code)
+        assert finals.exists() == (code == 0), err
+        if code == 0:
+            code, err = run_cli("trace", str(path), *rand, "--initial-state", str(finals), "--json")
+            _check(code, err, any_code)
+
+
 @FUZZ
-@given(case=mutated(MODEL_BYTES), gates=st.booleans())
-def test_mutated_model_files(case: tuple[str, bytes], gates: bool) -> None:
+@given(
+    case=mutated(MODEL_BYTES),
+    gates=st.booleans(),
+    command=st.sampled_from(COMMANDS),
+    own_t=st.booleans(),
+)
+def test_mutated_model_files(
+    case: tuple[str, bytes], gates: bool, command: str, own_t: bool
+) -> None:
     name, data = case
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name
@@ -237,13 +336,20 @@ def test_mutated_model_files(case: tuple[str, bytes], gates: bool) -> None:
         _keep_find(name, data, err)
         _check(code, err, {0, 3})
         if code == 0:
-            code, err = run_cli("forward", str(path), "--random", "2", "--length", "4", "--json")
+            # The model's own T (a variable T: 4), or T = 4 whatever the model's.
+            rand = ["--random", "2", "--length", "4"]
+            code, err = run_cli("forward", str(path), *rand[: 2 if own_t else 4], "--json")
+            if own_t and code == 2 and "--length" in err:
+                code, err = run_cli("forward", str(path), *rand, "--json")
+            else:
+                rand = rand[: 2 if own_t else 4]
             _check(code, err, {0, 2, 3, 4})
             out = Path(tmp) / "states.npz"
-            args = ["trace", str(path), "--random", "2", "--length", "4", "-o", str(out)]
+            args = ["trace", str(path), *rand, "-o", str(out)]
             code, err = run_cli(*args, *(["--gates"] if gates else []))
             _check(code, err, {0, 2, 3, 4})
             assert out.exists() == (code == 0)
+            _newer_command(command, path, name, data, rand)
             _no_leftovers(Path(tmp))
 
 
@@ -287,6 +393,105 @@ def test_mutated_inputs(case: tuple[str, bytes], stdin: bool) -> None:
         _check(code, err, {0, 4})
         assert out.exists() == (code == 0)
         _no_leftovers(Path(tmp))
+
+
+def _graph_input_seeds() -> list[tuple[str, bytes]]:
+    """The attention_seq2seq sample's two inputs (enc_in, dec_in) in one .npz."""
+    with np.load(SAMPLES / "attention_seq2seq" / "golden.npz") as g:
+        enc, dec = g["x/0"], g["x/1"]
+    stored, deflated = io.BytesIO(), io.BytesIO()
+    np.savez(stored, enc_in=enc, dec_in=dec)
+    np.savez_compressed(deflated, enc_in=enc, dec_in=dec)
+    one = io.BytesIO()
+    np.save(one, dec)
+    return [
+        ("xs.npz", stored.getvalue()),
+        ("xd.npz", deflated.getvalue()),
+        ("dec.npy", one.getvalue()),
+    ]
+
+
+GRAPH_INPUT_BYTES = _graph_input_seeds()
+GRAPH = SAMPLES / "attention_seq2seq" / "model.keras"
+
+
+@FUZZ
+@given(case=mutated(GRAPH_INPUT_BYTES), how=st.sampled_from(["npz", "stdin", "named"]))
+def test_mutated_graph_inputs(case: tuple[str, bytes], how: str) -> None:
+    """A several-input model's inputs: one .npz (a file or stdin), or one file per
+    input (--input NAME=PATH), damaged."""
+    name, data = case
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(data)
+        out = Path(tmp) / "y.npz"
+        if how == "named":
+            enc = Path(tmp) / "enc.npy"
+            with np.load(SAMPLES / "attention_seq2seq" / "golden.npz") as g:
+                np.save(enc, g["x/0"])
+            named = ["--input", f"enc_in={enc}", "--input", f"dec_in={path}"]
+            code, err = run_cli("forward", str(GRAPH), *named, "-o", str(out))
+        elif how == "stdin":
+            code, err = _stdin_cli(data, "forward", str(GRAPH), "-", "-o", str(out))
+        else:
+            code, err = run_cli("trace", str(GRAPH), str(path), "-o", str(out))
+        _check(code, err, {0, 2, 4})
+        assert out.exists() == (code == 0)
+        _no_leftovers(Path(tmp))
+
+
+def _states_seeds() -> list[tuple[str, bytes]]:
+    """Final states of the seed and LSTM samples, as --final-state writes them."""
+    out = []
+    for model in ("seed", "lstm"):
+        with tempfile.TemporaryDirectory() as tmp:
+            finals = Path(tmp) / "f.npz"
+            path = SAMPLES / model / "model.keras"
+            code, _, err = conftest.run_cli(
+                "forward", str(path), "--random", "3", "--seed", "0", "--final-state", str(finals)
+            )
+            assert code == 0, err
+            out.append((f"{model}.npz", finals.read_bytes()))
+    return out
+
+
+STATES_BYTES = _states_seeds()
+
+
+@FUZZ
+@given(case=mutated(STATES_BYTES))
+def test_mutated_initial_states(case: tuple[str, bytes]) -> None:
+    name, data = case
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "s.npz"
+        path.write_bytes(data)
+        model = SAMPLES / name.removesuffix(".npz") / "model.keras"
+        out = Path(tmp) / "y.npy"
+        args = ["--random", "3", "--initial-state", str(path), "-o", str(out)]
+        code, err = run_cli("forward", str(model), *args)
+        _check(code, err, {0, 2, 4})
+        assert out.exists() == (code == 0)
+        _no_leftovers(Path(tmp))
+
+
+REFERENCE_BYTES = [
+    ("golden.npz", (SAMPLES / "seed" / "golden.npz").read_bytes()),
+    ("y.npy", next(b for n, b in INPUT_BYTES if n == "x.npy")),
+]
+
+
+@FUZZ
+@given(case=mutated(REFERENCE_BYTES))
+def test_mutated_verify_references(case: tuple[str, bytes]) -> None:
+    name, data = case
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(data)
+        model = str(SAMPLES / "seed" / "model.keras")
+        extra = [] if name.endswith(".npz") else ["--input", str(SAMPLES / "seed" / "golden.npz")]
+        extra += [] if name.endswith(".npz") else ["--key", "x"]
+        code, err = run_cli("verify", model, str(path), *extra, "--json")
+        _check(code, err, {0, 2, 4, 6})
 
 
 @FUZZ
