@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import sys
 
-from . import process, signals
+from . import signals
 
 _LOADING = frozenset(
     {"summary", "forward", "trace", "export", "plot", "diagnose", "explain", "verify", "diff"}
@@ -21,7 +21,7 @@ _HELP = frozenset({"--help", "-h"})
 def main() -> None:
     # Before the fork, so the child starts with descriptors 0-2 taken and the
     # parent's signals already routed (the child then ignores them itself).
-    process.standard_streams()
+    signals.standard_streams()
     signals.install()
     try:
         args = sys.argv[1:]

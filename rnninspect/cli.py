@@ -22,7 +22,7 @@ import numpy as np
 import typer
 from typer.core import TyperCommand
 
-from . import process, signals
+from . import signals
 from .errors import DifferenceFoundError, ExitCode, OutputError, RnnInspectError, UsageError
 
 EXIT_MEANINGS = {
@@ -42,7 +42,7 @@ ENVIRONMENT = {
         "OPENBLAS_NUM_THREADS, OMP_NUM_THREADS as well)",
     ],
     "RNNINSPECT_DEBUG=1": ["a traceback for errors, as --debug"],
-    "RNNINSPECT_PARSE_SECONDS": ["time limit to parse a model (10, +1 s/20 MB)"],
+    "RNNINSPECT_PARSE_SECONDS": ["time limit to parse a model (10, +1 s/20 MB, <= 60)"],
     "NO_COLOR": ["no colours (FORCE_COLOR: colours off a terminal)"],
     "COLUMNS": [
         "the width tables fit (default: the terminal's;",
@@ -1491,7 +1491,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the app, mapping every failure to one stderr line and an exit code. (The
     ``rnninspect`` command enters through ``rnninspect.__main__``, which calls this.)"""
     if argv is None:  # the process's own command line: the process is ours to set up
-        process.standard_streams()
+        signals.standard_streams()
         signals.install()
     code = _run(sys.argv[1:] if argv is None else argv)
     if argv is None:
