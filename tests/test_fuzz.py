@@ -235,7 +235,8 @@ def _check(code: int, err: str, allowed: set[int]) -> None:
     COUNTER["cases"] += 1
     if LOG:
         with open(LOG, "a") as fh:
-            fh.write(f"{code}\n")
+            # Each run's code; an unexpected one with its stderr, found while it runs.
+            fh.write(f"{code}\n" if code in allowed else f"{code} {err!r}\n")
     assert code in allowed, err
     assert "Traceback" not in err and "internal error" not in err, err
     assert "Exception ignored" not in err and "Warning" not in err, err
