@@ -42,7 +42,7 @@ ENVIRONMENT = {
         "OPENBLAS_NUM_THREADS, OMP_NUM_THREADS as well)",
     ],
     "RNNINSPECT_DEBUG=1": ["a traceback for errors, as --debug"],
-    "RNNINSPECT_PARSE_SECONDS": ["time limit to parse a model (10, +1 s/20 MB, <= 60)"],
+    "RNNINSPECT_PARSE_SECONDS": ["parse time limit (10 s, +1 s/20 MB, <= 60 s)"],
     "NO_COLOR": ["no colours (FORCE_COLOR: colours off a terminal)"],
     "COLUMNS": [
         "the width tables fit (default: the terminal's;",

@@ -599,3 +599,13 @@ def test_regression_recurrent_layer_given_no_sequence(
     code, _, err = conftest.run_cli(*args)
     assert code == 3, err
     assert "takes sequences" in err and "return_sequences is false" in err
+
+
+def test_regression_plot_of_a_convlstm(tmp_path: Path) -> None:
+    """Found by the long fuzz profile: plot drew a ConvLSTM's (T, W, F) feature maps
+    as an image and matplotlib refused them (exit 1). It is a usage error."""
+    out = tmp_path / "h.svg"
+    model = SAMPLES / "convlstm1d" / "model.keras"
+    code, err = run_cli("plot", str(model), "--random", "1", "-o", str(out))
+    assert code == 2 and "ConvLSTM" in err, err
+    assert not out.exists()
