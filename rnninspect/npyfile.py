@@ -118,7 +118,8 @@ def zip_members(src: Any, cap: int = 1 << 62) -> dict[str, Member]:
                 out[key] = Member(info, shape, fortran, dtype, offset)
     except zipfile.BadZipFile as exc:
         raise NpyHeaderError(f"broken .npz archive ({exc})") from exc
-    except (OSError, EOFError, ValueError) as exc:
+    except (OSError, EOFError, ValueError, RuntimeError, NotImplementedError) as exc:
+        # NotImplementedError: a zip "version" or method zipfile cannot read.
         raise NpyHeaderError(f"unreadable .npz archive ({exc})") from exc
     return out
 

@@ -609,3 +609,29 @@ def test_regression_plot_of_a_convlstm(tmp_path: Path) -> None:
     code, err = run_cli("plot", str(model), "--random", "1", "-o", str(out))
     assert code == 2 and "ConvLSTM" in err, err
     assert not out.exists()
+
+
+def test_regression_npz_zip_version_and_name_mismatch(tmp_path: Path) -> None:
+    """Found by the long fuzz profile (exit 1): an .npz whose directory claims a zip
+    version zipfile cannot read (NotImplementedError), as a several-input INPUT; an
+    --initial-state .npz whose member name differs between directory and header
+    (BadZipFile). Both are input errors."""
+    with np.load(SAMPLES / "attention_seq2seq" / "golden.npz") as g:
+        np.savez(tmp_path / "xs.npz", enc_in=g["x/0"], dec_in=g["x/1"])
+    data = bytearray((tmp_path / "xs.npz").read_bytes())
+    data[data.index(b"PK\x01\x02") + 6] = 213  # "version needed": 21.3
+    (tmp_path / "xs.npz").write_bytes(bytes(data))
+    code, err = run_cli(
+        "forward", str(SAMPLES / "attention_seq2seq" / "model.keras"), str(tmp_path / "xs.npz")
+    )
+    assert code == 4 and "version" in err, err
+    np.savez(tmp_path / "s.npz", **{"simple_rnn/h": np.zeros((3, 5), np.float32)})
+    data = bytearray((tmp_path / "s.npz").read_bytes())
+    at = data.index(b"PK\x01\x02")
+    data[data.index(b"simple_rnn/h", at)] = 0  # the directory's copy of the name only
+    (tmp_path / "s.npz").write_bytes(bytes(data))
+    model = SAMPLES / "seed" / "model.keras"
+    code, err = run_cli(
+        "forward", str(model), "--random", "3", "--initial-state", str(tmp_path / "s.npz")
+    )
+    assert code == 4 and "s.npz" in err, err
