@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import sys
 
+from . import signals
+
 _LOADING = frozenset(
     {"summary", "forward", "trace", "export", "plot", "diagnose", "explain", "verify", "diff"}
 )
@@ -17,18 +19,26 @@ _HELP = frozenset({"--help", "-h"})
 
 
 def main() -> None:
-    args = sys.argv[1:]
-    ahead: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
-    if not _HELP.intersection(args) and _LOADING.intersection(args):
-        import numpy  # noqa: F401  (before the fork: imported once, for both)
+    # Before the fork, so the child starts with descriptors 0-2 taken and the
+    # parent's signals already routed (the child then ignores them itself).
+    signals.standard_streams()
+    signals.install()
+    try:
+        args = sys.argv[1:]
+        ahead: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+        if not _HELP.intersection(args) and _LOADING.intersection(args):
+            import numpy  # noqa: F401  (before the fork: imported once, for both)
 
-        from .loaders import parser_started
+            from .loaders import parser_started
 
-        ahead = parser_started()
-    with ahead:
-        from .cli import main as run
+            ahead = parser_started()
+        with ahead:
+            from .cli import main as run
 
-        run()
+            run()
+    except signals.Terminated as exc:  # before the command started: nothing to clean
+        signals.settle()
+        raise SystemExit(signals.report(exc)) from None
 
 
 if __name__ == "__main__":

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import gc
+import io
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple
@@ -20,6 +22,7 @@ import numpy as np
 import typer
 from typer.core import TyperCommand
 
+from . import signals
 from .errors import DifferenceFoundError, ExitCode, OutputError, RnnInspectError, UsageError
 
 EXIT_MEANINGS = {
@@ -40,7 +43,7 @@ ENVIRONMENT = {
         "OPENBLAS_NUM_THREADS, OMP_NUM_THREADS as well)",
     ],
     "RNNINSPECT_DEBUG=1": ["a traceback for errors, as --debug"],
-    "RNNINSPECT_PARSE_SECONDS": ["time limit to parse a model (10, +1 s/20 MB)"],
+    "RNNINSPECT_PARSE_SECONDS": ["parse time limit (10 s, +1 s/20 MB, <= 60 s)"],
     "NO_COLOR": ["no colours (FORCE_COLOR: colours off a terminal)"],
     "COLUMNS": [
         "the width tables fit (default: the terminal's;",
@@ -84,6 +87,9 @@ app = typer.Typer(
 )
 
 DEBUG = {"on": bool(os.environ.get("RNNINSPECT_DEBUG"))}
+# The run's input has another T than the model was built for (its warning): a
+# shape error the engine meets then is that input's fault, not a bug.
+LENGTH: dict[str, str | None] = {"note": None}
 USAGE = "Usage: rnninspect [OPTIONS] COMMAND [ARGS]..."
 
 
@@ -260,11 +266,64 @@ def _width() -> int | None:
     return None
 
 
+class ReaderGone(BaseException):
+    """stdout's reader went away (``| head``): the run ends quietly. A BaseException,
+    so neither Typer (which turns a broken pipe into exit 1) nor Rich (which exits
+    with 1 itself) gets to handle it first."""
+
+
 def _console(stderr: bool = False, width: int | None = None) -> Any:
     from rich.console import Console
 
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise ReaderGone
+
     # Without a width to fit (no terminal), never squeeze tables: they are read whole.
-    return Console(stderr=stderr, highlight=False, width=width or 4096)
+    return _Console(stderr=stderr, highlight=False, width=width or 4096)
+
+
+@contextlib.contextmanager
+def _stdout() -> Iterator[None]:
+    """Writing to stdout: a reader going away ends the run quietly; any other
+    failure (``> /dev/full``, stdout closed) is an output error."""
+    try:
+        yield
+        sys.stdout.flush()
+    except OSError as exc:
+        _quiet_stdout()
+        if exc.errno == errno.EPIPE:
+            raise ReaderGone from None
+        raise OutputError(f"<stdout>: cannot write ({exc.strerror or exc})") from None
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the final flush at exit has nowhere to fail (what
+    the Python documentation recommends after a broken pipe)."""
+    with contextlib.suppress(OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _show(items: Any, width: int | None = None) -> None:
+    """Rich renderables printed on stdout, one after the other."""
+    console = _console(width=width)
+    with _stdout():
+        for item in items:
+            console.print(item)
+
+
+def _guard(writes: dict[str, Any], reads: dict[str, Any], named: list[str] | None = None) -> None:
+    """No output is a file this run reads (or another of its outputs): see
+    ``files.refuse_overwrite``. ``named``: --input NAME=PATH options, read too."""
+    from . import files
+
+    for item in named or []:
+        name, _, path = item.partition("=")
+        reads[f"--input {name}= file"] = path or None
+    files.refuse_overwrite(writes, reads)
 
 
 def _colour(console: Any) -> bool:
@@ -352,15 +411,18 @@ class _InputArgs(NamedTuple):
         return save
 
 
-def _batch(m: Any, args: _InputArgs, save: Any) -> tuple[list[Any], str]:
+def _batch(m: Any, args: _InputArgs, save: Any, whole: bool = False) -> tuple[list[Any], str]:
     """The input batch, one array per model input (shape and dtype checked; values
-    are checked chunk by chunk)."""
+    are checked chunk by chunk). Files and --random are read a chunk at a time as
+    the engine walks them; ``whole``: read into memory (for commands that look at
+    the batch other than through the engine)."""
     from . import inputs
     from .diagnostics import nonfinite_weights
 
     given = inputs.named_inputs(m, args.named or [])
+    xs: list[Any]
     if args.random is not None:
-        xs = inputs.random_inputs(m, args.random, args.seed, args.length)
+        xs = inputs.random_inputs(m, args.random, args.seed, args.length, str(m.source.path))
         where = "--random"
         if save is not None:
             inputs.save_inputs(m, xs, save)
@@ -372,8 +434,11 @@ def _batch(m: Any, args: _InputArgs, save: Any) -> tuple[list[Any], str]:
         note = inputs.length_note(m, x, _input_where(m, i, where, given), index=i)
         if note is not None:
             _warn(note)
+            LENGTH["note"] = note
     for note in nonfinite_weights(m):
         _warn(note)
+    if whole:
+        xs = [np.asarray(x) for x in xs]
     return xs, where
 
 
@@ -479,10 +544,10 @@ def _on_stores(
 
 
 def _emit(text: str) -> None:
-    sys.stdout.write(text)
-    if not text.endswith("\n"):
-        sys.stdout.write("\n")
-    sys.stdout.flush()
+    with _stdout():
+        sys.stdout.write(text)
+        if not text.endswith("\n"):
+            sys.stdout.write("\n")
 
 
 def _target(
@@ -518,11 +583,12 @@ def _print(shown: list[Any], width: int | None) -> None:
     """Views printed at the terminal's width (a --full table wider than it: whole)."""
     need = max((r.width for r in shown), default=0)
     console = _console(width=None if width is None else max(width, need))
-    for i, r in enumerate(shown):
-        if i:
-            console.print()
-        for item in r.items:
-            console.print(item)
+    with _stdout():
+        for i, r in enumerate(shown):
+            if i:
+                console.print()
+            for item in r.items:
+                console.print(item)
 
 
 SUMMARY_HELP = """Keras-style parameter summary: layers, output shapes, parameter counts, and every
@@ -581,9 +647,7 @@ def summary(
         _emit(render.summary_json(s, layer, values=weights))
         return
     width = _width()
-    console = _console(width=width)
-    for item in render.summary_tables(s, layer, weights, full, width):
-        console.print(item)
+    _show(render.summary_tables(s, layer, weights, full, width), width)
 
 
 FORWARD_HELP = """The model's output for a batch, computed in NumPy: equal to Keras's predict.
@@ -693,6 +757,16 @@ def forward(
     target = _target(output, fmt, json_out, outputs.FORMATS, "npy")
     if final_state is not None:
         outputs.check_target(final_state, ("npz",))
+    _guard(
+        {"--output": output, "--final-state": final_state, "--save-input": save_input},
+        {
+            "input file": input,
+            "model file": model,
+            "--config file": config,
+            "--initial-state file": initial_state,
+        },
+        named,
+    )
     table = target is None and not json_out
     if full and not table:
         _warn("--full shapes the terminal table; --json and -o hold every value anyway")
@@ -876,6 +950,16 @@ def trace(
         raise UsageError("-o -: HDF5 cannot stream to stdout; give a file name")
     if final_state is not None:
         outputs.check_target(final_state, ("npz",))
+    _guard(
+        {"--output": output, "--final-state": final_state, "--save-input": save_input},
+        {
+            "input file": input,
+            "model file": model,
+            "--config file": config,
+            "--initial-state file": initial_state,
+        },
+        named,
+    )
     table = target is None and not json_out
     given = {"--sample": sample is not None, "--units": units is not None}
     _view_only(table, **given, **{"--steps": steps is not None})
@@ -1119,6 +1203,7 @@ def export_cmd(
 
     target_kind(output)
     outputs.check_target(output, (output.suffix.lower().lstrip("."),))
+    _guard({"--output": output}, {"model file": model, "--config file": config})
     m = _load(model, config, _prepare(run=False, tables=False))
     for note in export(m, output, names.value):
         _warn(f"{model}: {note}")
@@ -1185,6 +1270,9 @@ def plot(
     if output is None:
         raise UsageError("give the picture to write: -o OUT.png, OUT.svg or OUT.pdf")
     pictures.check_target(output)
+    _guard(
+        {"--output": output}, {"input file": input, "model file": model, "--config file": config}
+    )
     pictures.require()
     chosen = None
     if units is not None:
@@ -1195,7 +1283,7 @@ def plot(
     m = _load(model, config, _prepare(run=True, tables=False))
     args = _InputArgs(input, key, random, seed, length, None)
     args.check()
-    xs, _ = _batch(m, args, None)
+    xs, _ = _batch(m, args, None, whole=True)
     pictures.plot(m, xs if len(xs) > 1 else xs[0], output, kind.value, layer, sample, chosen)
 
 
@@ -1233,8 +1321,13 @@ def diagnose(
     DEBUG["on"] |= debug
     args = _InputArgs(input, key, random, seed, length, save_input, named)
     save = args.check()
+    _guard(
+        {"--save-input": save_input},
+        {"input file": input, "model file": model, "--config file": config},
+        named,
+    )
     m = _load(model, config, _prepare(run=True, tables=not json_out))
-    xs, _ = _batch(m, args, save)
+    xs, _ = _batch(m, args, save, whole=True)
     from . import render_insight
     from .insight.diagnose import diagnose as diagnose_model
 
@@ -1242,9 +1335,7 @@ def diagnose(
     if json_out:
         _emit(render_insight.diagnose_json(result))
         return
-    console = _console()
-    for item in render_insight.diagnose_tables(result):
-        console.print(item)
+    _show(render_insight.diagnose_tables(result))
 
 
 @app.command(
@@ -1290,6 +1381,11 @@ def explain(
       rnninspect explain model.keras x.npy --step 0 --layer bidi/backward --json
     """
     DEBUG["on"] |= debug
+    _guard(
+        {"--save-input": save_input},
+        {"input file": input, "model file": model, "--config file": config},
+        named,
+    )
     m = _load(model, config, _prepare(run=step is not None, tables=not json_out))
     from . import render_insight
     from .insight import explain as insight_explain
@@ -1304,19 +1400,16 @@ def explain(
         if json_out:
             _emit(render_insight.explain_json(result))
             return
-        console = _console()
-        for item in render_insight.explain_tables(result):
-            console.print(item)
+        _show(render_insight.explain_tables(result))
         return
     args = _InputArgs(input, key, random, seed, length, save_input, named)
-    xs, _ = _batch(m, args, args.check())
+    save = args.check()
+    xs, _ = _batch(m, args, save, whole=True)
     found = insight_explain.explain_step(m, xs[0] if len(xs) == 1 else xs, layer, sample, step)
     if json_out:
         _emit(render_insight.explain_json(found))
         return
-    console = _console()
-    for item in render_insight.step_table(found, full):
-        console.print(item)
+    _show(render_insight.step_table(found, full))
 
 
 RtolOpt = Annotated[float, typer.Option("--rtol", metavar="R", help="Relative tolerance.")]
@@ -1335,7 +1428,7 @@ def _read_batch(m: Any, source: str, key: str | None) -> Any:
     from . import inputs
 
     where = "<stdin>" if source == "-" else source
-    return inputs.conform(m, inputs.read_input(source, key, ids=m.takes_ids), where)
+    return np.asarray(inputs.conform(m, inputs.read_input(source, key, ids=m.takes_ids), where))
 
 
 @app.command(
@@ -1383,9 +1476,7 @@ def verify(
     if json_out:
         _emit(render_insight.verify_json(result))
     else:
-        console = _console()
-        for item in render_insight.verify_tables(result):
-            console.print(item)
+        _show(render_insight.verify_tables(result))
     if not result.passed:
         failed = [c.name for c in result.checks if not c.passed]
         raise DifferenceFoundError(
@@ -1430,9 +1521,7 @@ def diff(
     if json_out:
         _emit(render_insight.diff_json(result))
     else:
-        console = _console()
-        for item in render_insight.diff_tables(result):
-            console.print(item)
+        _show(render_insight.diff_tables(result))
     if not result.identical:
         changed = sum(w.changed for w in result.weights)
         raise DifferenceFoundError(
@@ -1442,8 +1531,9 @@ def diff(
 
 
 def _fail(message: str, code: int) -> int:
-    sys.stderr.write(f"rnninspect: error: {message}\n")
-    sys.stderr.flush()
+    with contextlib.suppress(OSError, ValueError):  # stderr itself may be unwritable
+        sys.stderr.write(f"rnninspect: error: {message}\n")
+        sys.stderr.flush()
     return code
 
 
@@ -1467,6 +1557,9 @@ def _exc(module: Any, *names: str) -> tuple[type[BaseException], ...]:
 def main(argv: list[str] | None = None) -> None:
     """Run the app, mapping every failure to one stderr line and an exit code. (The
     ``rnninspect`` command enters through ``rnninspect.__main__``, which calls this.)"""
+    if argv is None:  # the process's own command line: the process is ours to set up
+        signals.standard_streams()
+        signals.install()
     code = _run(sys.argv[1:] if argv is None else argv)
     if argv is None:
         # The process ends here (argv is given only by callers that go on). Its
@@ -1514,15 +1607,25 @@ def _run(args: list[str]) -> int:
     command = typer.main.get_command(_app_for(args))
     if "--debug" in args:
         DEBUG["on"] = True
+    signals.reset()
+    LENGTH["note"] = None
     try:
         result = command.main(args=args, prog_name="rnninspect", standalone_mode=False)
-        sys.stdout.flush()
+        with _stdout():
+            pass  # flushes what is left
         return result if isinstance(result, int) else 0
+    except ReaderGone:
+        # The reader went away (`| head -1`): stop quietly, without a traceback.
+        _quiet_stdout()
+        return 0
+    except signals.Terminated as exc:
+        return signals.report(exc)
     except DifferenceFoundError as exc:
         # A verdict, not a failure: the report is on stdout already.
-        sys.stdout.flush()
-        sys.stderr.write(f"rnninspect: {exc}\n")
-        sys.stderr.flush()
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+            sys.stderr.write(f"rnninspect: {exc}\n")
+            sys.stderr.flush()
         return int(exc.exit_code)
     except RnnInspectError as exc:
         if DEBUG["on"]:
@@ -1531,7 +1634,14 @@ def _run(args: list[str]) -> int:
             traceback.print_exc()
         return _fail(str(exc), int(exc.exit_code))
     except exits as exc:
-        return int(getattr(exc, "exit_code", 0) or 0)
+        code = int(getattr(exc, "exit_code", 0) or 0)
+        cause = exc.__context__
+        if isinstance(cause, OSError) and cause.errno == errno.EPIPE:
+            _quiet_stdout()  # Click's word for a reader gone (help, completion)
+            return 0
+        if code == ExitCode.INTERRUPTED and isinstance(cause, KeyboardInterrupt):
+            return _fail("interrupted", code)  # Typer's word for a Ctrl-C in a command
+        return code
     except aborts:
         return _fail("interrupted", int(ExitCode.INTERRUPTED))
     except usage as exc:
@@ -1541,15 +1651,31 @@ def _run(args: list[str]) -> int:
         hint = f" (see '{ctx.command_path} -h')" if ctx is not None else ""
         return _fail(message + hint, int(getattr(exc, "exit_code", 2) or 2))
     except BrokenPipeError:
-        # The reader went away (`| head -1`): stop quietly, without a traceback.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _quiet_stdout()
         return 0
     except MemoryError:
         return _fail("out of memory", 1)
-    except Exception as exc:  # a bug: say so in one line unless --debug
-        if DEBUG["on"]:
-            raise
+    except (ValueError, IndexError) as exc:
+        note = LENGTH["note"]
+        if note is None or DEBUG["on"]:
+            return _internal(exc)
+        # Layers whose shapes hold T (Flatten, a Dot over time) cannot run over another.
+        where = note.split(": T=", 1)[0]
         return _fail(
-            f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", 1
+            f"{where}: the model cannot run over this many steps, only the T it was built "
+            f"for ({type(exc).__name__}: {exc})",
+            int(ExitCode.INPUT),
         )
+    except Exception as exc:  # a bug: say so in one line unless --debug
+        return _internal(exc)
+    finally:
+        signals.settle()
+
+
+def _internal(exc: Exception) -> int:
+    """A bug: said in one line unless --debug (then raised, with its traceback)."""
+    if DEBUG["on"]:
+        raise exc
+    return _fail(
+        f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", 1
+    )

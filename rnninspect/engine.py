@@ -206,7 +206,7 @@ def as_inputs(model: Model, x: Any) -> list[Any]:
         isinstance(x, (list, tuple))
         and len(names) == 1
         and len(x) == 1
-        and isinstance(x[0], np.ndarray)
+        and (isinstance(x[0], np.ndarray) or hasattr(x[0], "read"))  # an array or batches.Rows
     ):
         return [x[0]]  # one array per input, for a one-input model
     if isinstance(x, (list, tuple)) and len(names) > 1:
@@ -307,12 +307,12 @@ def _threads() -> int:
     more threads than free cores make every step wait its turn)."""
     own = os.environ.get("RNNINSPECT_THREADS", "").strip()
     if own:
-        if not own.isdigit() or int(own) < 1:
+        if not (own.isascii() and own.isdigit() and len(own) < 19) or int(own) < 1:
             raise UsageError(f"RNNINSPECT_THREADS must be a positive whole number, got {own!r}")
         return min(int(own), _cores())
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         value = os.environ.get(var, "").strip()
-        if value.isdigit() and int(value) > 0:
+        if value.isascii() and value.isdigit() and len(value) < 19 and int(value) > 0:
             return min(int(value), _cores())
     return _cores()
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -37,16 +36,24 @@ class H5Sink:
         self.path = path
         self.total = total_rows
         self._rows: dict[str, int] = {}
+        from . import signals
+        from .outputs import temp_beside
+
         try:
-            fd, self._tmp = tempfile.mkstemp(
-                prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or "."
-            )
-            os.close(fd)
+            with signals.deferred():  # no way out between creating and recording it
+                fd, self._tmp = temp_beside(path)
+                os.close(fd)
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+        try:
             import h5py
 
             self._h5: Any = h5py.File(self._tmp, "w")
-        except OSError as exc:
-            raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, OSError):
+                raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+            raise
 
     def write(self, arrays: Mapping[str, Array]) -> None:
         try:
@@ -82,10 +89,13 @@ class H5Sink:
             self.abort()
 
     def abort(self) -> None:
-        with contextlib.suppress(Exception):
-            self._h5.close()
-        with contextlib.suppress(OSError):
-            os.unlink(self._tmp)
+        from . import signals
+
+        with signals.deferred():  # a second signal must not cut the cleanup short
+            with contextlib.suppress(Exception):
+                self._h5.close()
+            with contextlib.suppress(OSError):
+                os.unlink(self._tmp)
 
 
 def read(path: str | Path) -> dict[str, Array]:

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import zipfile
@@ -23,6 +24,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from . import files, signals
 from .errors import OutputError
 from .model import Array
 
@@ -67,7 +69,15 @@ def check_target(
             )
         return Target(None, chosen)
     path = Path(path)
-    if path.is_dir() or str(path).endswith(os.sep):
+    try:
+        mode: int | None = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        mode = None
+    except (OSError, ValueError) as exc:  # a name too long, a loop of symlinks, ...
+        raise OutputError(
+            f"{path}: cannot write ({getattr(exc, 'strerror', None) or exc})"
+        ) from exc
+    if (mode is not None and stat.S_ISDIR(mode)) or str(path).endswith(os.sep):
         raise OutputError(f"{path}: is a directory; give a file name, e.g. {path / 'out.npy'}")
     suffix = path.suffix.lower().lstrip(".")
     if fmt is not None and suffix in FORMATS and suffix != fmt:
@@ -79,9 +89,23 @@ def check_target(
             f"{path}: unknown output extension {'.' + suffix if suffix else '(none)'!r}; "
             f"use one of {known} (or --format {'|'.join(allowed)})"
         )
+    if mode is not None and not stat.S_ISREG(mode):
+        # The complete result is renamed into place: that would replace the device
+        # or pipe itself, not write into it.
+        raise OutputError(
+            f"{path}: is {files.kind(mode)}; outputs are written to regular files only "
+            "(-o - writes to stdout)"
+        )
     parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"{path}: directory {parent} does not exist")
+    try:
+        if not stat.S_ISDIR(os.stat(parent).st_mode):
+            raise OutputError(f"{path}: {parent} is not a directory")
+    except (FileNotFoundError, NotADirectoryError):
+        raise OutputError(f"{path}: directory {parent} does not exist") from None
+    except (OSError, ValueError) as exc:  # a name too long, no permission, ...
+        raise OutputError(
+            f"{path}: cannot write ({getattr(exc, 'strerror', None) or exc})"
+        ) from exc
     if not os.access(parent, os.W_OK):
         raise OutputError(f"{path}: no permission to write in {parent}")
     return Target(path, chosen)
@@ -117,32 +141,96 @@ def destination(target: Target, binary: bool) -> Iterator[IO[Any]]:
 
 def publish(tmp: str, path: Path) -> None:
     """Rename a finished temporary file over ``path``, with the permissions a plain
-    ``open(path, "w")`` would give (``mkstemp`` makes it owner-only)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
+    ``open(path, "w")`` would give (``mkstemp`` makes it owner-only; see
+    ``file_mode``). No signal cuts it short (``signals.deferred``)."""
+    with signals.deferred():
+        os.chmod(tmp, file_mode(path))
+        os.replace(tmp, path)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (changing
+    it, even for a moment, races with threads creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def file_mode(path: Path) -> int:
+    """The mode an output file gets: an earlier file's own (so rewriting a private
+    file keeps it private), else what the umask allows (0644 under umask 022), as
+    for any file a tool creates."""
+    try:
+        st = os.stat(path)
+        if stat.S_ISREG(st.st_mode):
+            return stat.S_IMODE(st.st_mode)
+    except OSError:
+        pass
+    return 0o666 & ~_umask()
+
+
+def temp_beside(path: Path | None, name: str | None = None) -> tuple[int, str]:
+    """A new temporary file beside ``path`` (None: in the temporary directory). Call
+    it inside ``signals.deferred()`` and record the name for cleanup before the block
+    ends, so no signal leaves the file behind."""
+    base = name or (path.name if path is not None else "stdout")
+    if len(os.fsencode(base)) > 200:  # the temporary name must fit where the name fits
+        base = "rnninspect"
+    where = None if path is None else (str(path.parent) or ".")
+    return tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=where)
 
 
 @contextlib.contextmanager
 def atomic(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; rename it over ``path`` on success."""
+    cleanup = _Cleanup()
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
-    try:
+        with signals.deferred():  # a signal arriving here is raised once it is recorded
+            try:
+                fd, tmp = temp_beside(path)
+            except OSError as exc:
+                raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+            cleanup.tmp, cleanup.fd = tmp, fd
         with os.fdopen(fd, mode) as fh:
+            cleanup.fd = None  # the file object closes it now
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        publish(tmp, path)
+        with signals.deferred():
+            publish(tmp, path)
+            cleanup.tmp = None
     except OSError as exc:
-        _unlink(tmp)
+        cleanup.run()
         raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
     except BaseException:
-        _unlink(tmp)
+        cleanup.run()
         raise
+
+
+class _Cleanup:
+    """A temporary file to remove (and its descriptor to close) unless it was
+    renamed into place."""
+
+    def __init__(self) -> None:
+        self.tmp: str | None = None
+        self.fd: int | None = None
+
+    def run(self) -> None:
+        with signals.deferred():  # a second signal must not cut the cleanup short
+            if self.fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(self.fd)
+                self.fd = None
+            if self.tmp is not None:
+                _unlink(self.tmp)
+                self.tmp = None
 
 
 def _unlink(tmp: str) -> None:
@@ -298,10 +386,10 @@ class ArraySink:
     def _stream(self, key: str, chunk: Array) -> None:
         try:
             if key not in self._files:
-                name = self.target.path.name if self.target.path is not None else "stdout"
-                fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self._dir)
-                fh = os.fdopen(fd, "wb")
-                self._files[key] = (tmp, fh)
+                with signals.deferred():  # no way out between creating and recording it
+                    fd, tmp = temp_beside(self.target.path)
+                    self._files[key] = (tmp, os.fdopen(fd, "wb"))
+                fh = self._files[key][1]
                 header = {
                     "descr": np.lib.format.dtype_to_descr(chunk.dtype),
                     "fortran_order": False,
@@ -322,7 +410,9 @@ class ArraySink:
                 ((tmp, fh),) = self._files.values()
                 _finish(fh)
                 if path is not None:
-                    publish(tmp, path)
+                    with signals.deferred():
+                        publish(tmp, path)
+                        self._files.clear()
                 else:
                     with open(tmp, "rb") as src:
                         shutil.copyfileobj(src, _stdout_bytes(), 1 << 20)
@@ -352,11 +442,12 @@ class ArraySink:
             self.abort()
 
     def abort(self) -> None:
-        for tmp, fh in self._files.values():
-            with contextlib.suppress(OSError):
-                fh.close()
-            _unlink(tmp)
-        self._files.clear()
+        with signals.deferred():  # a second signal must not cut the cleanup short
+            for tmp, fh in self._files.values():
+                with contextlib.suppress(OSError):
+                    fh.close()
+                _unlink(tmp)
+            self._files.clear()
 
 
 def _finish(fh: IO[bytes]) -> None:

@@ -78,7 +78,16 @@ def _choose(model: Model, layer: str | None) -> tuple[Node, str | None]:
     """The recurrent node to draw and, for a Bidirectional, the direction
     (``NAME/forward`` or ``NAME/backward`` picks one; default both, or forward for
     gates)."""
-    nodes = model.recurrent_nodes()
+    from .model import ConvLSTM
+
+    every = model.recurrent_nodes()
+    # A ConvLSTM's states are feature maps per step, not (T, M): no picture draws them.
+    nodes = [n for n in every if not isinstance(n.layer, ConvLSTM)]
+    if not nodes and every:
+        raise UsageError(
+            f"{model.source.path}: its recurrent layers are all ConvLSTM, whose states are "
+            "feature maps, not (T, M) sequences to draw (trace -o writes them)"
+        )
     if not nodes:
         raise UsageError(f"{model.source.path}: the model has no recurrent layer to plot")
     if layer is None:

@@ -30,6 +30,7 @@ extra inputs feeding its ``initial_state`` edges and the final states extra outp
 from __future__ import annotations
 
 import dataclasses
+import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -322,5 +323,6 @@ def read_states(path: str | Path) -> dict[str, Array]:
         raise InputArrayError(
             f"{where}: holds Python objects (pickle) or is broken ({exc})"
         ) from exc
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zipfile.BadZipFile, RuntimeError, NotImplementedError) as exc:
+        # BadZipFile: a member's name in the directory and its header differ, ...
         raise InputArrayError(f"{where}: not a readable .npz file ({exc})") from exc

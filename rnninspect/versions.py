@@ -9,7 +9,7 @@ def keras_major(version: str | None, default: int = 3) -> int:
     if not version:
         return default
     head = version.strip().split(".")[0]
-    return int(head) if head.isdigit() else default
+    return int(head) if head.isascii() and head.isdigit() else default
 
 
 def older_than(version: str | None, than: tuple[int, ...]) -> bool:

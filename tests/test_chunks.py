@@ -91,15 +91,19 @@ def test_error_in_a_later_chunk_leaves_no_output(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ids.npy", "y.npy"]
 
 
-def test_memory_mapped_input_is_not_held(tmp_path: Path) -> None:
+def test_npy_input_is_read_in_blocks_not_held(tmp_path: Path) -> None:
+    """An .npy input is read a chunk of samples at a time (never memory-mapped: a
+    mapped file truncated under the run would kill it with SIGBUS)."""
     model = rnninspect.load_model(SAMPLES / "seed" / "model.keras")
     x = batch(model, 2000, seed=5)
     np.save(tmp_path / "x.npy", x)
+    from rnninspect.batches import Rows
     from rnninspect.inputs import read_input
 
-    mapped = read_input(str(tmp_path / "x.npy"))
-    assert isinstance(mapped, np.memmap)
-    np.testing.assert_allclose(model.forward(mapped), model.forward(x), rtol=1e-6, atol=1e-6)
+    rows = read_input(str(tmp_path / "x.npy"))
+    assert isinstance(rows, Rows) and not isinstance(rows, np.ndarray)
+    got = np.concatenate([r.output for _, _, r in engine.iter_chunks(model, rows, rows=300)])
+    np.testing.assert_allclose(got, model.forward(x), rtol=1e-6, atol=1e-6)
 
 
 @pytest.fixture

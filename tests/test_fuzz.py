@@ -1,12 +1,24 @@
 """Fuzzing: mutated, truncated and spliced sample files never crash the tool.
 
-Every run must end in success or one of the documented error exits (3 model, 4 input),
-with one line on stderr and no traceback. The default profile is fast; the long one
-runs thousands of cases:
+Every run must end in success or one of the documented error exits (2 usage, 3 model,
+4 input, 5 output), with one line on stderr and no traceback, and leave no temporary
+file behind. The corpus covers every model format (.keras, legacy .h5, .weights.h5,
+tf.keras files, .npz in both conventions) across the layer families (SimpleRNN,
+LSTM, GRU and GRU v1, Bidirectional, nested models, return_state, Embedding,
+Masking, TimeDistributed), graph models (several inputs and outputs, shared layers,
+merges, attention, convolutions), --config JSON, and every input form (.npy in C and
+Fortran order, .npz stored and deflated, CSV, stdin, a several-input .npz, --input
+NAME=PATH), --initial-state files and verify references; archives are also damaged
+in their directory (compression method, flags, sizes) where the parsers trust it.
+A model that loads is also run through a newer command (diagnose, explain, verify,
+diff, export and reading the export back, plot, --final-state fed back as
+--initial-state). The default profile is fast; the long one runs thousands of cases:
 
-    RNNINSPECT_FUZZ_EXAMPLES=12000 python -m pytest tests/test_fuzz.py -p no:cacheprovider
+    RNNINSPECT_FUZZ_EXAMPLES=3000 python -m pytest tests/test_fuzz.py -p no:cacheprovider -s
 
-Crashers found by the long profile are kept below as explicit regression tests.
+(``-s`` shows the number of CLI runs made; ``RNNINSPECT_FUZZ_LOG=FILE`` also
+appends each run's exit code to FILE, to follow a long run.) Crashers found by the long profile are
+kept below as explicit regression tests.
 """
 
 from __future__ import annotations
@@ -26,7 +38,8 @@ from hypothesis import strategies as st
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_models"
 EXAMPLES = int(os.environ.get("RNNINSPECT_FUZZ_EXAMPLES", "40"))
-# A file the HDF5 library loops on is stopped after this long (the default is 30 s).
+# A file the HDF5 library loops on is stopped after this long (the default: 10 s, plus
+# 1 s per 20 MB the file holds, at most 60 s).
 os.environ.setdefault("RNNINSPECT_PARSE_SECONDS", "5")
 FUZZ = settings(
     max_examples=EXAMPLES,
@@ -47,25 +60,91 @@ MODEL_SEEDS = [
         "layers.npz",
         "notebook.npz",
     )
-] + [SAMPLES / "embedding" / "model.keras", SAMPLES / "stacked" / "tfkeras.h5"]
+] + [
+    SAMPLES / model / name
+    for model, name in (
+        ("embedding", "model.keras"),
+        ("stacked", "tfkeras.h5"),
+        ("lstm", "model.keras"),
+        ("lstm", "tfkeras_weights.h5"),
+        ("gru", "model.h5"),
+        ("gru_v1", "tfkeras.h5"),
+        ("bidi_concat", "model.keras"),
+        ("bidi_none", "layers.npz"),
+        ("nested_seq", "model.h5"),
+        ("nested_func", "model.keras"),
+        ("return_state", "tfkeras.keras"),
+        ("masking", "layers.npz"),
+        ("timedistributed", "model.weights.h5"),
+        ("acceptance_chain", "model.keras"),
+    )
+]
+# Graph models: several inputs, several outputs, shared layers, merges, attention,
+# convolutions, states passed between layers.
+GRAPH_SEEDS = [
+    SAMPLES / model / name
+    for model, name in (
+        ("attention_seq2seq", "model.keras"),
+        ("seq2seq_states", "tfkeras.h5"),
+        ("shared_layers", "model.h5"),
+        ("multi_output", "layers.npz"),
+        ("merges", "model.keras"),
+        ("masked_merge", "tfkeras.keras"),
+        ("mha", "model.keras"),
+        ("cnn_lstm", "model.weights.h5"),
+        ("convlstm1d", "model.keras"),
+        ("plumbing", "tfkeras.h5"),
+    )
+]
+MODEL_SEEDS += GRAPH_SEEDS
 MODEL_BYTES = [(p.name, p.read_bytes()) for p in MODEL_SEEDS]
+# Which sample each seed file comes from (its golden.npz, its --config).
+SOURCE_OF = {p.read_bytes(): p for p in MODEL_SEEDS}
+# Weights-only files and the --config that describes them.
+CONFIG_PAIRS = [
+    (SAMPLES / model / weights, (SAMPLES / model / "config.json").read_bytes())
+    for model, weights in (
+        ("seed", "model.weights.h5"),
+        ("lstm", "tfkeras_weights.h5"),
+        ("bidi_concat", "model.weights.h5"),
+        ("nested_seq", "model.weights.h5"),
+        ("embedding", "model.weights.h5"),
+    )
+]
+CONFIG_BYTES = [("config.json", data) for _, data in CONFIG_PAIRS]
 
 
 def _input_seeds() -> list[tuple[str, bytes]]:
     with np.load(SAMPLES / "seed" / "golden.npz") as g:
         x = g["x"]
-    npy, npz, csv = io.BytesIO(), io.BytesIO(), io.StringIO()
+    npy, fortran, npz, deflated, csv = (io.BytesIO() for _ in range(5))
     np.save(npy, x)
+    np.save(fortran, np.asfortranarray(x))
     np.savez(npz, x=x)
-    np.savetxt(csv, x[0], delimiter=",")
+    np.savez_compressed(deflated, x=x)
+    text = io.StringIO()
+    np.savetxt(text, x[0], delimiter=",")
+    csv.write(text.getvalue().encode())
     return [
         ("x.npy", npy.getvalue()),
+        ("f.npy", fortran.getvalue()),
         ("x.npz", npz.getvalue()),
-        ("x.csv", csv.getvalue().encode()),
+        ("d.npz", deflated.getvalue()),
+        ("x.csv", csv.getvalue()),
     ]
 
 
+def _id_seeds() -> list[tuple[str, bytes]]:
+    with np.load(SAMPLES / "embedding" / "golden.npz") as g:
+        x = g["x"]
+    npy, csv = io.BytesIO(), io.StringIO()
+    np.save(npy, x)
+    np.savetxt(csv, x[0].reshape(-1, 1), fmt="%d")
+    return [("ids.npy", npy.getvalue()), ("ids.csv", csv.getvalue().encode())]
+
+
 INPUT_BYTES = _input_seeds()
+ID_BYTES = _id_seeds()
 COUNTER = {"cases": 0}
 
 
@@ -82,23 +161,49 @@ def _zip_members(data: bytes) -> dict[str, bytes] | None:
         return None
 
 
-def _rezip(members: dict[str, bytes]) -> bytes:
+def _rezip(
+    members: dict[str, bytes],
+    compression: int = zipfile.ZIP_STORED,
+    forge: tuple[str, str, int] | None = None,
+) -> bytes:
+    """A zip of ``members``; ``forge``: (member, ZipInfo field, value) written into
+    the central directory only (the local header keeps the truth), as a damaged or
+    hostile archive would say it."""
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as zf:
+    with zipfile.ZipFile(out, "w", compression) as zf:
         for name, body in members.items():
             zf.writestr(name, body)
+        if forge is not None:
+            member, field, value = forge
+            setattr(zf.getinfo(member), field, value)
     return out.getvalue()
+
+
+FORGED_FIELDS = {
+    "compress_type": st.sampled_from([1, 6, 9, 12, 14, 93, 95, 98, 99]),
+    "flag_bits": st.sampled_from([0x1, 0x8, 0x41, 0x800]),
+    "file_size": st.one_of(st.integers(0, 1 << 16), st.sampled_from([1 << 32, 1 << 42, 1 << 62])),
+    "compress_size": st.integers(0, 1 << 34),
+}
 
 
 @st.composite
 def mutated(draw: st.DrawFn, corpus: list[tuple[str, bytes]]) -> tuple[str, bytes]:
     name, data = draw(st.sampled_from(corpus))
     members = _zip_members(data)
-    if members and draw(st.booleans()):
-        # Mutate inside the archive so the damage reaches the h5/json/npy parsers.
-        member = draw(st.sampled_from(sorted(members)))
-        members[member] = draw(_mutation(members[member], corpus))
-        return name, _rezip(members)
+    if members:
+        how = draw(st.sampled_from(["member", "directory", "whole"]))
+        compression = draw(st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED]))
+        if how == "member":
+            # Mutate inside the archive so the damage reaches the h5/json/npy parsers.
+            member = draw(st.sampled_from(sorted(members)))
+            members[member] = draw(_mutation(members[member], corpus))
+            return name, _rezip(members, compression)
+        if how == "directory":
+            member = draw(st.sampled_from(sorted(members)))
+            field = draw(st.sampled_from(sorted(FORGED_FIELDS)))
+            forge = (member, field, draw(FORGED_FIELDS[field]))
+            return name, _rezip(members, compression, forge)
     return name, draw(_mutation(data, corpus))
 
 
@@ -123,48 +228,298 @@ def _mutation(data: bytes, corpus: list[tuple[str, bytes]]) -> st.SearchStrategy
     return st.one_of(truncate, flips.map(flip), splice, insert)
 
 
+LOG = os.environ.get("RNNINSPECT_FUZZ_LOG")  # a line per CLI run (for long runs)
+
+
 def _check(code: int, err: str, allowed: set[int]) -> None:
     COUNTER["cases"] += 1
+    if LOG:
+        with open(LOG, "a") as fh:
+            # Each run's code; an unexpected one with its stderr, found while it runs.
+            fh.write(f"{code}\n" if code in allowed else f"{code} {err!r}\n")
     assert code in allowed, err
     assert "Traceback" not in err and "internal error" not in err, err
+    assert "Exception ignored" not in err and "Warning" not in err, err
     if code:
-        lines = [line for line in err.splitlines() if line.startswith("rnninspect: error")]
+        # One line: the error, or the verdict of a comparison (exit 6).
+        head = "rnninspect: " if code == 6 else "rnninspect: error"
+        lines = [
+            line
+            for line in err.splitlines()
+            if line.startswith(head) and not line.startswith("rnninspect: warning")
+        ]
         assert len(lines) == 1, err
 
 
+def _no_leftovers(directory: Path, *keep: str) -> None:
+    left = sorted(p.name for p in directory.iterdir() if p.name not in keep)
+    assert not [n for n in left if n.endswith(".tmp")], f"temporary files left behind: {left}"
+
+
+def _keep_find(name: str, data: bytes, err: str) -> None:
+    if "did not finish" in err or "crashed" in err:
+        # Keep hostile files that hang or crash libhdf5 for a regression corpus.
+        keep = Path(tempfile.gettempdir()) / "rnninspect-fuzz-finds"
+        keep.mkdir(exist_ok=True)
+        (keep / f"{len(list(keep.iterdir()))}-{name}").write_bytes(data)
+
+
+COMMANDS = ("diagnose", "explain", "explain-step", "verify", "diff", "export", "plot", "states")
+
+
+def _original(name: str, data: bytes) -> Path:
+    """The sample file a mutated file came from (the first of its name and kind)."""
+    exact = SOURCE_OF.get(data)
+    if exact is not None:
+        return exact
+    return next(p for p in MODEL_SEEDS if p.name == name)
+
+
+def _newer_command(command: str, path: Path, name: str, data: bytes, rand: list[str]) -> None:
+    """One of the newer commands on a model that loads: never a crash, never a
+    leftover, and an exported file reads back."""
+    tmp = path.parent
+    any_code = {0, 2, 3, 4}
+    if command == "diagnose":
+        code, err = run_cli("diagnose", str(path), *rand, "--json")
+        _check(code, err, any_code)
+    elif command == "explain":
+        code, err = run_cli("explain", str(path), "--json")
+        _check(code, err, {0, 3})
+    elif command == "explain-step":
+        code, err = run_cli("explain", str(path), "--step", "0", *rand, "--json")
+        _check(code, err, any_code)
+    elif command == "verify":
+        golden = _original(name, data).parent / "golden.npz"
+        code, err = run_cli("verify", str(path), str(golden), "--json")
+        _check(code, err, {*any_code, 6})
+    elif command == "diff":
+        code, err = run_cli("diff", str(_original(name, data)), str(path), "--json")
+        _check(code, err, {*any_code, 6})
+    elif command == "export":
+        out = tmp / ("again.npz" if len(data) % 3 == 0 else "again.keras")
+        code, err = run_cli("export", str(path), "-o", str(out))
+        _check(code, err, {0, 2, 3, 5})
+        assert out.exists() == (code == 0), err
+        if code == 0:
+            code, err = run_cli("summary", str(out), "--json")
+            _check(code, err, {0, 3})
+    elif command == "plot":
+        out = tmp / "h.svg"
+        code, err = run_cli("plot", str(path), "--random", "1", *rand[2:], "-o", str(out))
+        _check(code, err, any_code)
+        assert out.exists() == (code == 0), err
+    else:  # the final states fed back as initial states
+        finals = tmp / "finals.npz"
+        code, err = run_cli("forward", str(path), *rand, "--final-state", str(finals), "--json")
+        _check(code, err, any_code)
+        assert finals.exists() == (code == 0), err
+        if code == 0:
+            code, err = run_cli("trace", str(path), *rand, "--initial-state", str(finals), "--json")
+            _check(code, err, any_code)
+
+
 @FUZZ
-@given(case=mutated(MODEL_BYTES))
-def test_mutated_model_files(case: tuple[str, bytes]) -> None:
+@given(
+    case=mutated(MODEL_BYTES),
+    gates=st.booleans(),
+    command=st.sampled_from(COMMANDS),
+    own_t=st.booleans(),
+)
+def test_mutated_model_files(
+    case: tuple[str, bytes], gates: bool, command: str, own_t: bool
+) -> None:
     name, data = case
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name
         path.write_bytes(data)
         code, err = run_cli("summary", str(path), "--json")
-        if "did not finish" in err or "crashed" in err:
-            # Keep hostile files that hang or crash libhdf5 for a regression corpus.
-            keep = Path(tempfile.gettempdir()) / "rnninspect-fuzz-finds"
-            keep.mkdir(exist_ok=True)
-            (keep / f"{len(list(keep.iterdir()))}-{name}").write_bytes(data)
+        _keep_find(name, data, err)
         _check(code, err, {0, 3})
         if code == 0:
-            code, err = run_cli("forward", str(path), "--random", "2", "--length", "4", "--json")
+            # The model's own T (a variable T: 4), or T = 4 whatever the model's.
+            rand = ["--random", "2", "--length", "4"]
+            code, err = run_cli("forward", str(path), *rand[: 2 if own_t else 4], "--json")
+            if own_t and code == 2 and "--length" in err:
+                code, err = run_cli("forward", str(path), *rand, "--json")
+            else:
+                rand = rand[: 2 if own_t else 4]
             _check(code, err, {0, 2, 3, 4})
-            assert not list(Path(tmp).glob(".*tmp")), "temporary files left behind"
+            out = Path(tmp) / "states.npz"
+            args = ["trace", str(path), *rand, "-o", str(out)]
+            code, err = run_cli(*args, *(["--gates"] if gates else []))
+            _check(code, err, {0, 2, 3, 4})
+            assert out.exists() == (code == 0)
+            _newer_command(command, path, name, data, rand)
+            _no_leftovers(Path(tmp))
 
 
 @FUZZ
-@given(case=mutated(INPUT_BYTES))
-def test_mutated_inputs(case: tuple[str, bytes]) -> None:
+@given(
+    pair=st.sampled_from(range(len(CONFIG_PAIRS))),
+    mutation=st.data(),
+)
+def test_mutated_config_files(pair: int, mutation: st.DataObject) -> None:
+    weights, config = CONFIG_PAIRS[pair]
+    data = mutation.draw(_mutation(config, CONFIG_BYTES))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "config.json"
+        path.write_bytes(data)
+        code, err = run_cli("summary", str(weights), "--config", str(path), "--json")
+        _check(code, err, {0, 3})
+        if code:
+            # The config is the culprit: the error names it (or the weights it
+            # does not fit).
+            assert str(path) in err or str(weights) in err, err
+        else:
+            code, err = run_cli(
+                "forward", str(weights), "--config", str(path), "--random", "2", "--length", "3"
+            )
+            _check(code, err, {0, 2, 3, 4})
+
+
+@FUZZ
+@given(case=mutated(INPUT_BYTES), stdin=st.booleans())
+def test_mutated_inputs(case: tuple[str, bytes], stdin: bool) -> None:
     name, data = case
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name
         path.write_bytes(data)
         out = Path(tmp) / "y.npy"
-        code, err = run_cli(
-            "forward", str(SAMPLES / "seed" / "model.keras"), str(path), "-o", str(out)
-        )
+        model = str(SAMPLES / "seed" / "model.keras")
+        if stdin:
+            code, err = _stdin_cli(data, "forward", model, "-", "-o", str(out))
+        else:
+            code, err = run_cli("forward", model, str(path), "-o", str(out))
         _check(code, err, {0, 4})
         assert out.exists() == (code == 0)
+        _no_leftovers(Path(tmp))
+
+
+def _graph_input_seeds() -> list[tuple[str, bytes]]:
+    """The attention_seq2seq sample's two inputs (enc_in, dec_in) in one .npz."""
+    with np.load(SAMPLES / "attention_seq2seq" / "golden.npz") as g:
+        enc, dec = g["x/0"], g["x/1"]
+    stored, deflated = io.BytesIO(), io.BytesIO()
+    np.savez(stored, enc_in=enc, dec_in=dec)
+    np.savez_compressed(deflated, enc_in=enc, dec_in=dec)
+    one = io.BytesIO()
+    np.save(one, dec)
+    return [
+        ("xs.npz", stored.getvalue()),
+        ("xd.npz", deflated.getvalue()),
+        ("dec.npy", one.getvalue()),
+    ]
+
+
+GRAPH_INPUT_BYTES = _graph_input_seeds()
+GRAPH = SAMPLES / "attention_seq2seq" / "model.keras"
+
+
+@FUZZ
+@given(case=mutated(GRAPH_INPUT_BYTES), how=st.sampled_from(["npz", "stdin", "named"]))
+def test_mutated_graph_inputs(case: tuple[str, bytes], how: str) -> None:
+    """A several-input model's inputs: one .npz (a file or stdin), or one file per
+    input (--input NAME=PATH), damaged."""
+    name, data = case
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(data)
+        out = Path(tmp) / "y.npz"
+        if how == "named":
+            enc = Path(tmp) / "enc.npy"
+            with np.load(SAMPLES / "attention_seq2seq" / "golden.npz") as g:
+                np.save(enc, g["x/0"])
+            named = ["--input", f"enc_in={enc}", "--input", f"dec_in={path}"]
+            code, err = run_cli("forward", str(GRAPH), *named, "-o", str(out))
+        elif how == "stdin":
+            code, err = _stdin_cli(data, "forward", str(GRAPH), "-", "-o", str(out))
+        else:
+            code, err = run_cli("trace", str(GRAPH), str(path), "-o", str(out))
+        _check(code, err, {0, 2, 4})
+        assert out.exists() == (code == 0)
+        _no_leftovers(Path(tmp))
+
+
+def _states_seeds() -> list[tuple[str, bytes]]:
+    """Final states of the seed and LSTM samples, as --final-state writes them."""
+    out = []
+    for model in ("seed", "lstm"):
+        with tempfile.TemporaryDirectory() as tmp:
+            finals = Path(tmp) / "f.npz"
+            path = SAMPLES / model / "model.keras"
+            code, _, err = conftest.run_cli(
+                "forward", str(path), "--random", "3", "--seed", "0", "--final-state", str(finals)
+            )
+            assert code == 0, err
+            out.append((f"{model}.npz", finals.read_bytes()))
+    return out
+
+
+STATES_BYTES = _states_seeds()
+
+
+@FUZZ
+@given(case=mutated(STATES_BYTES))
+def test_mutated_initial_states(case: tuple[str, bytes]) -> None:
+    name, data = case
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "s.npz"
+        path.write_bytes(data)
+        model = SAMPLES / name.removesuffix(".npz") / "model.keras"
+        out = Path(tmp) / "y.npy"
+        args = ["--random", "3", "--initial-state", str(path), "-o", str(out)]
+        code, err = run_cli("forward", str(model), *args)
+        _check(code, err, {0, 2, 4})
+        assert out.exists() == (code == 0)
+        _no_leftovers(Path(tmp))
+
+
+REFERENCE_BYTES = [
+    ("golden.npz", (SAMPLES / "seed" / "golden.npz").read_bytes()),
+    ("y.npy", next(b for n, b in INPUT_BYTES if n == "x.npy")),
+]
+
+
+@FUZZ
+@given(case=mutated(REFERENCE_BYTES))
+def test_mutated_verify_references(case: tuple[str, bytes]) -> None:
+    name, data = case
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(data)
+        model = str(SAMPLES / "seed" / "model.keras")
+        extra = [] if name.endswith(".npz") else ["--input", str(SAMPLES / "seed" / "golden.npz")]
+        extra += [] if name.endswith(".npz") else ["--key", "x"]
+        code, err = run_cli("verify", model, str(path), *extra, "--json")
+        _check(code, err, {0, 2, 4, 6})
+
+
+@FUZZ
+@given(case=mutated(ID_BYTES))
+def test_mutated_id_inputs(case: tuple[str, bytes]) -> None:
+    name, data = case
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(data)
+        code, err = run_cli(
+            "trace", str(SAMPLES / "embedding" / "model.keras"), str(path), "--json"
+        )
+        _check(code, err, {0, 4})
+
+
+def _stdin_cli(data: bytes, *args: str) -> tuple[int, str]:
+    import sys
+
+    class Stdin:
+        buffer = io.BufferedReader(io.BytesIO(data))  # type: ignore[arg-type]
+
+    real = sys.stdin
+    sys.stdin = Stdin()  # type: ignore[assignment]
+    try:
+        return run_cli(*args)
+    finally:
+        sys.stdin = real
 
 
 def test_regression_npy_header_token_error(tmp_path: Path) -> None:
@@ -199,3 +554,84 @@ def test_regression_hdf5_that_hangs_libhdf5(path: Path, monkeypatch: pytest.Monk
     code, err = run_cli("summary", str(path))
     assert code == 3
     assert "did not finish" in err or "corrupt" in err or "malformed" in err
+
+
+def test_regression_layer_name_that_is_not_utf8(tmp_path: Path) -> None:
+    """Found by fuzzing: one byte of a weights file's group name flipped to 0x80
+    made the layer name undecodable; writing it as an .npz key (or a table on
+    stdout) raised UnicodeEncodeError. Names from files are now always text."""
+    data = bytearray((SAMPLES / "seed" / "model.weights.h5").read_bytes())
+    data[data.index(b"simple_rnn") + 1] = 0x80  # in the layer group's link name
+    path = tmp_path / "model.weights.h5"
+    path.write_bytes(bytes(data))
+    out = tmp_path / "states.npz"
+    code, _, err = conftest.run_cli(
+        "trace", str(path), "--random", "2", "--length", "4", "-o", str(out)
+    )
+    assert code == 0, err
+    with np.load(out) as states:
+        assert any("\ufffd" in key for key in states.files)
+    code, stdout, err = conftest.run_cli("summary", str(path))
+    assert code == 0 and "\ufffd" in stdout, err
+
+
+@pytest.mark.parametrize(
+    ("model", "name", "at", "config"),
+    [("gru_v1", "tfkeras.h5", 2467, False), ("nested_seq", "model.weights.h5", 4939, True)],
+)
+def test_regression_recurrent_layer_given_no_sequence(
+    tmp_path: Path, model: str, name: str, at: int, config: bool
+) -> None:
+    """Found by the long fuzz profile: one flipped byte ("return_sequences" ->
+    " eturn_sequences") left a stacked recurrent layer after one returning only its
+    last step, which Keras cannot build; the engine crashed on the 2-D input (exit
+    1). It is a model error, named at load."""
+    source = SAMPLES / model / ("config.json" if config else name)
+    data = bytearray(source.read_bytes())
+    data[at] = 0x20
+    path = tmp_path / source.name
+    path.write_bytes(bytes(data))
+    args = (
+        ["summary", str(SAMPLES / model / name), "--config", str(path)]
+        if config
+        else ["summary", str(path)]
+    )
+    code, _, err = conftest.run_cli(*args)
+    assert code == 3, err
+    assert "takes sequences" in err and "return_sequences is false" in err
+
+
+def test_regression_plot_of_a_convlstm(tmp_path: Path) -> None:
+    """Found by the long fuzz profile: plot drew a ConvLSTM's (T, W, F) feature maps
+    as an image and matplotlib refused them (exit 1). It is a usage error."""
+    out = tmp_path / "h.svg"
+    model = SAMPLES / "convlstm1d" / "model.keras"
+    code, err = run_cli("plot", str(model), "--random", "1", "-o", str(out))
+    assert code == 2 and "ConvLSTM" in err, err
+    assert not out.exists()
+
+
+def test_regression_npz_zip_version_and_name_mismatch(tmp_path: Path) -> None:
+    """Found by the long fuzz profile (exit 1): an .npz whose directory claims a zip
+    version zipfile cannot read (NotImplementedError), as a several-input INPUT; an
+    --initial-state .npz whose member name differs between directory and header
+    (BadZipFile). Both are input errors."""
+    with np.load(SAMPLES / "attention_seq2seq" / "golden.npz") as g:
+        np.savez(tmp_path / "xs.npz", enc_in=g["x/0"], dec_in=g["x/1"])
+    data = bytearray((tmp_path / "xs.npz").read_bytes())
+    data[data.index(b"PK\x01\x02") + 6] = 213  # "version needed": 21.3
+    (tmp_path / "xs.npz").write_bytes(bytes(data))
+    code, err = run_cli(
+        "forward", str(SAMPLES / "attention_seq2seq" / "model.keras"), str(tmp_path / "xs.npz")
+    )
+    assert code == 4 and "version" in err, err
+    np.savez(tmp_path / "s.npz", **{"simple_rnn/h": np.zeros((3, 5), np.float32)})
+    data = bytearray((tmp_path / "s.npz").read_bytes())
+    at = data.index(b"PK\x01\x02")
+    data[data.index(b"simple_rnn/h", at)] = 0  # the directory's copy of the name only
+    (tmp_path / "s.npz").write_bytes(bytes(data))
+    model = SAMPLES / "seed" / "model.keras"
+    code, err = run_cli(
+        "forward", str(model), "--random", "3", "--initial-state", str(tmp_path / "s.npz")
+    )
+    assert code == 4 and "s.npz" in err, err

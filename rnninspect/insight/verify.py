@@ -96,6 +96,7 @@ def _read(reference: str | Path | Mapping[str, Array]) -> dict[str, Array]:
         return {str(k): np.asarray(v) for k, v in reference.items()}
     path = Path(reference)
     where = str(path)
+    _check_reference(path, where)
     try:
         if path.suffix.lower() == ".npy":
             return {"y": np.load(path, allow_pickle=False)}
@@ -107,6 +108,37 @@ def _read(reference: str | Path | Mapping[str, Array]) -> dict[str, Array]:
         raise InputArrayError(f"{where}: no such file") from exc
     except (OSError, ValueError) as exc:
         raise InputArrayError(f"{where}: not a .npz or .npy reference ({exc})") from exc
+
+
+def _check_reference(path: Path, where: str) -> None:
+    """A reference is a regular file (a FIFO would block, a device be endless) whose
+    headers declare no more than it holds, checked before NumPy allocates anything."""
+    import os
+    import stat
+
+    from .. import npyfile
+
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise InputArrayError(f"{where}: no such file") from None
+    except (OSError, ValueError) as exc:  # a name too long, a loop of symlinks, ...
+        raise InputArrayError(
+            f"{where}: cannot read ({getattr(exc, 'strerror', None) or exc})"
+        ) from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise InputArrayError(f"{where}: a reference is read from a regular file only")
+    try:
+        with path.open("rb") as fh:
+            magic = fh.read(6)
+        if magic == b"\x93NUMPY":
+            npyfile.check_path(path)
+        else:
+            npyfile.check_zip_members(path)
+    except npyfile.NpyHeaderError as exc:
+        raise InputArrayError(f"{where}: {exc}") from None
+    except OSError as exc:
+        raise InputArrayError(f"{where}: cannot read ({exc.strerror or exc})") from exc
 
 
 def _expected_outputs(ref: dict[str, Array]) -> list[tuple[str, Array]]:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from .. import files
 from ..errors import ModelError
 from . import isolate
 
@@ -31,24 +33,43 @@ if TYPE_CHECKING:
 # The parsing modules are imported where they are used: the parse runs in a forked
 # child, so the parent (the CLI) never pays for importing them.
 
+R = TypeVar("R")
+
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGIC = b"PK\x03\x04"
 
 
-def _check_file(path: Path) -> int:
-    if not path.exists():
-        raise ModelError(f"{path}: no such file")
-    if path.is_dir():
-        raise ModelError(f"{path}: is a directory, not a model file")
+def _check_file(path: Path) -> os.stat_result:
+    """A model or config file that can be read, looked at without blocking: only a
+    regular file is ever opened (a FIFO would block the open until someone writes to
+    it; a device can be endless), and then without waiting (O_NONBLOCK), in case it
+    was swapped for one in between."""
     try:
-        size = path.stat().st_size
-        with path.open("rb"):
-            pass
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise ModelError(f"{path}: no such file") from None
+    except (OSError, ValueError) as exc:  # a name too long, a loop of symlinks, ...
+        raise ModelError(f"{path}: cannot open ({getattr(exc, 'strerror', None) or exc})") from exc
+    if stat.S_ISDIR(st.st_mode):
+        raise ModelError(f"{path}: is a directory, not a model file")
+    if not stat.S_ISREG(st.st_mode):
+        raise ModelError(
+            f"{path}: is {files.kind(st.st_mode)}, not a regular file; "
+            "model and config files are read from regular files only"
+        )
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        try:
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise ModelError(f"{path}: cannot open ({exc.strerror or exc})") from exc
-    if size == 0:
+    if not stat.S_ISREG(st.st_mode):
+        raise ModelError(f"{path}: is {files.kind(st.st_mode)}, not a regular file")
+    if st.st_size == 0:
         raise ModelError(f"{path}: file is empty")
-    return size
+    return st
 
 
 def _magic(path: Path) -> bytes:
@@ -62,7 +83,8 @@ def load_config_file(path: str | Path) -> Architecture:
     from ..architecture import loads_config, parse_model_config
 
     path = Path(path)
-    _check_file(path)
+    st = _check_file(path)
+    _check_config_size(path, st)
     where = str(path)
     if _magic(path).startswith(ZIP_MAGIC):
         from . import keras_zip
@@ -82,9 +104,15 @@ def load_config_file(path: str | Path) -> Architecture:
         obj = _h5_model_config(path)
     else:
         try:
-            text = path.read_bytes()
+            with path.open("rb") as fh:
+                text = files.read_capped(fh, MAX_CONFIG_BYTES)  # it may have grown since
         except OSError as exc:
             raise ModelError(f"{where}: cannot read ({exc.strerror or exc})") from exc
+        if text is None:
+            raise ModelError(
+                f"{where}: more than {files.mib(MAX_CONFIG_BYTES)}, far more than a model "
+                "config holds; refused"
+            )
         obj = loads_config(text, where)
     # tf.keras's to_json() wraps nothing; Keras 3's does neither: both are the model dict.
     return parse_model_config(obj, where)
@@ -156,13 +184,45 @@ def load_model(
     parse without a child), so the caller's own preparation overlaps the parse.
     """
     path = Path(path)
-    size = _check_file(path)
+    st = _check_file(path)
     if config is not None:
-        _check_file(Path(config))
-    seconds = float(os.environ.get("RNNINSPECT_PARSE_SECONDS", PARSE_SECONDS))
-    budget = seconds + size / PARSE_BYTES_PER_SECOND
+        _check_config_size(Path(config), _check_file(Path(config)))
     return isolate.call(
-        _load_model, (path, config, size), budget, str(path), meanwhile=while_parsing
+        _load_model,
+        (path, config, st.st_size),
+        parse_seconds(st),
+        str(path),
+        meanwhile=while_parsing,
+    )
+
+
+def parse_seconds(st: os.stat_result) -> float:
+    """The parse's time limit: a base, plus time to read what the file really
+    holds, capped: a sparse file claiming a terabyte gets no more than a real one
+    of ``PARSE_MAX_BYTES``."""
+    text = os.environ.get("RNNINSPECT_PARSE_SECONDS", "").strip()
+    try:
+        seconds = float(text) if text else PARSE_SECONDS
+    except ValueError:
+        seconds = PARSE_SECONDS
+    if not seconds > 0 or seconds != seconds:
+        seconds = PARSE_SECONDS
+    held = min(files.allocated(st), PARSE_MAX_BYTES)
+    return seconds + held / PARSE_BYTES_PER_SECOND
+
+
+def _check_config_size(path: Path, st: os.stat_result) -> None:
+    """A --config JSON is read whole: refuse one larger than any model config (the
+    size of a .keras given as --config is its weights': its config.json member is
+    checked when read)."""
+    if st.st_size <= MAX_CONFIG_BYTES:
+        return
+    with path.open("rb") as fh:
+        if fh.read(4) == ZIP_MAGIC:
+            return
+    raise ModelError(
+        f"{path}: {st.st_size:,} bytes is far more than a model config holds "
+        f"(at most {files.mib(MAX_CONFIG_BYTES)}); refused"
     )
 
 
@@ -184,21 +244,47 @@ def _parser_imports() -> None:
     from . import keras_zip  # noqa: F401  (and so keras_native, architecture, build)
 
 
-# A model file that takes longer than this to parse is treated as hostile.
+# A model file that takes longer than this to parse is treated as hostile: 10 s,
+# plus 1 s per 20 MB the file holds on disk, at most 60 s in all.
 PARSE_SECONDS = 10.0
 PARSE_BYTES_PER_SECOND = 20e6
+PARSE_MAX_BYTES = 1_000_000_000
+MAX_CONFIG_BYTES = files.MAX_CONFIG_BYTES
 
 
 def _load_model(path: Path, config: str | Path | None, size: int) -> Model:
+    # Each file's failures name that file: a broken --config is not the model's fault.
+    arch = None
+    if config is not None:
+        arch = _naming(Path(config), lambda: load_config_file(config))
+    return _naming(path, lambda: _load_file(path, size, arch))
+
+
+def _load_file(path: Path, size: int, arch: Architecture | None) -> Model:
+    magic = _magic(path)
+    if magic.startswith(ZIP_MAGIC):
+        return _load_zip(path, size, arch)
+    if magic.startswith(HDF5_MAGIC):
+        return _load_hdf5(path, size, arch)
+    if _looks_like_json(path):
+        raise ModelError(
+            f"{path}: a JSON file holds no weights; if it is a Keras model config, pass it "
+            f"as --config with the weights file: rnninspect summary WEIGHTS --config {path}"
+        )
+    raise ModelError(
+        f"{path}: not a model file rnninspect can read "
+        "(expected a .keras zip, an HDF5 .h5/.weights.h5, or an .npz)"
+    )
+
+
+def _naming(path: Path, load: Callable[[], R]) -> R:
+    """``load()``, with any failure turned into a ModelError naming ``path``."""
     try:
-        arch = load_config_file(config) if config is not None else None
-        magic = _magic(path)
-        if magic.startswith(ZIP_MAGIC):
-            return _load_zip(path, size, arch)
-        if magic.startswith(HDF5_MAGIC):
-            return _load_hdf5(path, size, arch)
-    except ModelError:
-        raise
+        return load()
+    except ModelError as exc:
+        if str(path) in str(exc):
+            raise
+        raise type(exc)(f"{path}: {exc}") from exc  # every error names its file
     except MemoryError as exc:
         raise ModelError(f"{path}: declares more data than can be held in memory") from exc
     except (
@@ -216,15 +302,8 @@ def _load_model(path: Path, config: str | Path | None, size: int) -> Model:
         raise ModelError(f"{path}: malformed model file ({type(exc).__name__}: {exc})") from exc
     except OSError as exc:
         raise ModelError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    if _looks_like_json(path):
-        raise ModelError(
-            f"{path}: a JSON file holds no weights; if it is a Keras model config, pass it "
-            f"as --config with the weights file: rnninspect summary WEIGHTS --config {path}"
-        )
-    raise ModelError(
-        f"{path}: not a model file rnninspect can read "
-        "(expected a .keras zip, an HDF5 .h5/.weights.h5, or an .npz)"
-    )
+    except NotImplementedError as exc:  # zipfile: a compression method it lacks
+        raise ModelError(f"{path}: unsupported archive ({exc})") from exc
 
 
 def _looks_like_json(path: Path) -> bool:
@@ -247,7 +326,83 @@ def _finish(arch: Architecture, weights: WeightMap, source: Source, given: bool 
 
     if arch.keras_version and (given or not source.keras_version):
         source.keras_version = arch.keras_version
-    return build_model(arch, weights, source)
+    return _usable(build_model(arch, weights, source))
+
+
+def text(name: str) -> str:
+    """A name from a file as text that can be written anywhere: bytes that are not
+    UTF-8 (HDF5 names; JSON's lone surrogate escapes) become U+FFFD."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        try:  # bytes h5py decoded as surrogates: one U+FFFD each
+            return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeEncodeError:  # JSON's lone surrogate escapes
+            return name.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+def _clean_names(model: Model) -> None:
+    """Every name the model shows (tables, JSON, output keys) made writable text."""
+    import dataclasses
+
+    from ..model import Layer
+
+    def clean(layer: Layer) -> None:
+        layer.name = text(layer.name)
+        if layer.parent is not None:
+            layer.parent = text(layer.parent)
+        for f in dataclasses.fields(layer):
+            inner = getattr(layer, f.name)
+            for part in inner if isinstance(inner, list) else [inner]:
+                if isinstance(part, Layer):
+                    clean(part)
+
+    model.name = text(model.name)
+    for layer in [*model.layers, *model.inputs]:
+        clean(layer)
+    model.output_names = [text(name) for name in model.output_names]
+    model.containers = {text(k): text(v) for k, v in model.containers.items()}
+    model.source.assumptions = [text(note) for note in model.source.assumptions]
+    if model.source.keras_version is not None:
+        model.source.keras_version = text(model.source.keras_version)
+
+
+def _usable(model: Model) -> Model:
+    """What a consistent file can still declare that no input could ever run."""
+    from ..model import Embedding
+
+    _clean_names(model)
+    for layer in model.layers:
+        if isinstance(layer, Embedding) and layer.embeddings.shape[0] == 0:
+            raise ModelError(
+                f"{model.source.path}: Embedding {layer.name!r} has an empty vocabulary "
+                f"(embeddings {tuple(layer.embeddings.shape)}): no id can be looked up"
+            )
+    _check_sequences(model)
+    return model
+
+
+def _check_sequences(model: Model) -> None:
+    """Layers that step through time (recurrent, Bidirectional, TimeDistributed)
+    must be given sequences, (T, ...) per sample: a recurrent layer before them that
+    returns only its last output (return_sequences false, or a state) leaves none.
+    Keras refuses to build such a model; a config edited by hand can still declare
+    one."""
+    from ..model import Bidirectional, Recurrent, StackedRNN, TimeDistributed
+
+    for node in model.nodes:
+        if not isinstance(node.layer, (Recurrent, Bidirectional, StackedRNN, TimeDistributed)):
+            continue
+        for ref in node.inputs[:1]:
+            before = model.nodes[ref.node]
+            shapes = before.output_shapes
+            if ref.index < len(shapes) and len(shapes[ref.index]) < 2:
+                raise ModelError(
+                    f"{model.source.path}: layer {node.layer.name!r} ({node.layer.class_name}) "
+                    f"takes sequences, but {before.layer.name!r} ({before.layer.class_name}) "
+                    "before it returns only its last step (return_sequences is false)"
+                )
 
 
 def _refuse_unsafe_members(names: list[str], where: str) -> None:
@@ -300,12 +455,14 @@ def _load_zip(path: Path, size: int, arch: Architecture | None) -> Model:
 def _load_hdf5(path: Path, size: int, arch: Architecture | None) -> Model:
     import h5py
 
+    from . import h5util
+
     where = str(path)
     try:
         h5 = h5py.File(path, "r")
     except (OSError, ValueError) as exc:
         raise ModelError(f"{where}: not a readable HDF5 file ({exc})") from exc
-    with h5:
+    with h5, h5util.reading():
         try:
             return _from_hdf5(h5, path, size, arch)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
@@ -321,7 +478,7 @@ def _from_hdf5(h5: Any, path: Path, size: int, given: Architecture | None) -> Mo
     where = str(path)
     version = h5util.attr(h5, "keras_version")
     version = version if isinstance(version, str) else None
-    model_config = h5util.attr(h5, "model_config")
+    model_config = h5util.attr(h5, "model_config", files.MAX_CONFIG_BYTES)
     if model_config is not None:
         # Legacy full save. A missing keras_version means Keras 1.
         arch = given or parse_model_config(loads_config(model_config, where), where)

@@ -7,7 +7,9 @@ are refused, so a model file can never make us read another file.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -33,11 +35,22 @@ def decode(value: Any) -> Any:
     return value
 
 
-def attr(obj: Any, name: str) -> Any:
+def attr(obj: Any, name: str, max_bytes: int | None = None) -> Any:
+    """An attribute's value (None when absent); ``max_bytes``: refuse a larger one
+    before reading it."""
     try:
         if name not in obj.attrs:
             return None
+        if max_bytes is not None:
+            stored = int(obj.attrs.get_id(name).get_storage_size())
+            if stored > max_bytes:
+                raise ModelError(
+                    f"attribute {name!r} holds {stored:,} bytes, more than a model config "
+                    f"holds ({max_bytes >> 20} MiB); refused"
+                )
         return decode(obj.attrs[name])
+    except ModelError:
+        raise
     except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
         raise ModelError(f"unreadable attribute {name!r} ({exc})") from exc
 
@@ -110,10 +123,61 @@ def is_dataset(obj: Any) -> bool:
     return isinstance(obj, h5py.Dataset)
 
 
+def object_key(obj: Any) -> tuple[int, ...]:
+    """Where an HDF5 object lives in its file: the same for every path (hard link)
+    that reaches it, so a walk can visit each object once."""
+    import h5py
+
+    try:
+        return (int(h5py.h5o.get_info(obj.id).addr),)
+    except (AttributeError, TypeError, ValueError, OSError, RuntimeError):
+        info = h5py.h5g.get_objinfo(obj.id)
+        return (*info.fileno, *info.objno)
+
+
+class _Reads:
+    """The datasets one parse has read: each is read once however many names or
+    links lead to it, and all of them together may not declare more bytes than the
+    file holds (Keras never compresses weights, so a real file always passes)."""
+
+    def __init__(self) -> None:
+        self.arrays: dict[tuple[int, ...], Array] = {}
+        self.total = 0
+
+
+_reads: list[_Reads] = []
+
+
+@contextlib.contextmanager
+def reading() -> Iterator[None]:
+    """Within: ``read_array`` shares and counts what it reads (one parse)."""
+    _reads.append(_Reads())
+    try:
+        yield
+    finally:
+        _reads.pop()
+
+
 def read_array(dset: Any, where: str, file_size: int) -> Array:
     """A dataset as a numpy array, widening bfloat16 to float32."""
     if not is_dataset(dset):
         raise ModelError(f"{where}: {getattr(dset, 'name', '?')} is not a dataset")
+    reads = _reads[-1] if _reads else None
+    key = None
+    if reads is not None:
+        try:
+            key = object_key(dset)
+        except (AttributeError, TypeError, ValueError, OSError, RuntimeError) as exc:
+            raise ModelError(f"{where}: cannot read dataset {dset.name} ({exc})") from exc
+        if key in reads.arrays:
+            return reads.arrays[key]
+    arr = _read_array(dset, where, file_size, reads)
+    if reads is not None and key is not None:
+        reads.arrays[key] = arr
+    return arr
+
+
+def _read_array(dset: Any, where: str, file_size: int, reads: _Reads | None) -> Array:
     name = dset.name
     try:
         if dset.is_virtual:
@@ -128,6 +192,13 @@ def read_array(dset: Any, where: str, file_size: int) -> Array:
             raise ModelError(
                 f"{where}: {name} declares {nbytes} bytes but the file has {file_size}; refused"
             )
+        if reads is not None:
+            reads.total += nbytes
+            if reads.total > file_size + _SLACK_BYTES:
+                raise ModelError(
+                    f"{where}: its datasets declare {reads.total:,} bytes in all (at {name}) "
+                    f"but the file has {file_size:,}; refused"
+                )
         raw = dset[()]
     except ModelError:
         raise
@@ -145,7 +216,7 @@ def read_array(dset: Any, where: str, file_size: int) -> Array:
 
 def numbered(names: list[str]) -> list[str]:
     """Sort ``['10', '2', '0']`` numerically (Keras's vars/0, vars/1, ...)."""
-    return sorted(names, key=lambda n: (int(n) if n.isdigit() else 1 << 30, n))
+    return sorted(names, key=lambda n: (int(n) if n.isascii() and n.isdigit() else 1 << 30, n))
 
 
 def split_suffix(name: str) -> tuple[str, int]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import os
 import pickle
 import select
@@ -22,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
+from .. import signals
 from ..errors import ModelError, RnnInspectError
 
 R = TypeVar("R")
@@ -51,6 +53,7 @@ def prestart(warm: Callable[[], object]) -> None:
     result_read, result_write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns
+        signals.ignore_in_child()
         os.close(work_write)
         os.close(result_read)
         _serve(warm, work_read, result_write)
@@ -87,7 +90,9 @@ def call(
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: never returns
+            signals.ignore_in_child()
             os.close(read_end)
+            _outlive_nothing(seconds)
             _child(lambda: fn(*args), write_end, where)
         os.close(write_end)
     else:
@@ -99,7 +104,7 @@ def call(
                 # A child that died warming up reads nothing: it is reported below,
                 # as any crashed child is.
                 with contextlib.suppress(OSError):
-                    _write_all(spare.work, pickle.dumps((fn, args, where)))
+                    _write_all(spare.work, pickle.dumps((fn, args, where, seconds)))
             finally:
                 os.close(spare.work)
         if meanwhile is not None:
@@ -116,6 +121,11 @@ def call(
             f"{where}: parsing did not finish in {seconds:.0f} s; the file looks corrupt"
         )
     _, status = os.waitpid(pid, 0)
+    if not data and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGALRM:
+        # The child's own time limit (see _outlive_nothing) ended it first.
+        raise ModelError(
+            f"{where}: parsing did not finish in {seconds:.0f} s; the file looks corrupt"
+        )
     if not data:
         how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else "no result"
         raise ModelError(f"{where}: the file crashed the HDF5/zip parser ({how}); it is corrupt")
@@ -137,10 +147,25 @@ def _serve(warm: Callable[[], object], work: int, result: int) -> None:
             chunks.append(chunk)
         if not chunks:  # discarded
             os._exit(0)
-        fn, args, where = pickle.loads(b"".join(chunks))
+        fn, args, where, seconds = pickle.loads(b"".join(chunks))
+        _outlive_nothing(seconds)
     except BaseException:
         os._exit(1)
     _child(lambda: fn(*args), result, where)
+
+
+def _outlive_nothing(seconds: float) -> None:
+    """The child ends itself (SIGALRM, whose default action ends a process) well
+    after the parent's time limit, so it cannot spin on a file for ever even if the
+    parent was killed (SIGKILL) without ending it. (Well after: on a loaded machine
+    the parent may wake late; its own limit is the one that counts.)"""
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    if math.isfinite(seconds):
+        signal.alarm(min(max(1, math.ceil(seconds * ALARM_FACTOR) + ALARM_SLACK), 1 << 30))
+
+
+ALARM_FACTOR = 1.5
+ALARM_SLACK = 10
 
 
 def _child(fn: Callable[[], object], fd: int, where: str) -> None:

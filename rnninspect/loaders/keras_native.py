@@ -49,16 +49,32 @@ def is_native(root: Any) -> bool:
         return False
 
 
-def _holds_data(group: Any, where: str, depth: int = 0) -> bool:
+def _holds_data(
+    group: Any, where: str, seen: dict[tuple[int, ...], bool] | None = None, depth: int = 0
+) -> bool:
+    """Does ``group`` hold a dataset anywhere below it? Each group is looked into
+    once (``seen``, by its address in the file): hard links can make a small file's
+    groups a DAG with billions of paths, or a cycle."""
     if depth > 32:
         raise ModelError(f"{where}: HDF5 groups nested too deeply")
+    seen = {} if seen is None else seen
+    try:
+        key = h5util.object_key(group)
+    except (AttributeError, TypeError, ValueError, OSError, RuntimeError) as exc:
+        raise ModelError(f"{where}: unreadable HDF5 group ({exc})") from exc
+    if key in seen:
+        return seen[key]  # a cycle back to a group being looked into counts as empty
+    seen[key] = False
+    found = False
     for name in h5util.children(group, where):
         item = h5util.child(group, name, where)
-        if h5util.is_dataset(item):
-            return True
-        if h5util.is_group(item) and _holds_data(item, where, depth + 1):
-            return True
-    return False
+        if h5util.is_dataset(item) or (
+            h5util.is_group(item) and _holds_data(item, where, seen, depth + 1)
+        ):
+            found = True
+            break
+    seen[key] = found
+    return found
 
 
 def _vars(group: Any, where: str, size: int) -> list[Array]:
@@ -159,9 +175,10 @@ def match_container(
 ) -> None:
     """Assign the container's class-named groups to the config's weighted layers."""
     queues: dict[str, list[str]] = {}
+    seen: dict[tuple[int, ...], bool] = {}
     for name in h5util.children(group, where):
         item = h5util.child(group, name, where)
-        if h5util.is_group(item) and _holds_data(item, where):
+        if h5util.is_group(item) and _holds_data(item, where, seen):
             base, _ = h5util.split_suffix(name)
             queues.setdefault(base, []).append(name)
     for base, names in queues.items():

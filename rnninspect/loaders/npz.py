@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import npyfile
+from .. import files, npyfile
 from ..architecture import Architecture, LayerSpec, loads_config, parse_model_config
 from ..build import WeightMap, walk
 from ..errors import ModelError
@@ -24,6 +24,8 @@ from ..infer import WeightGroup, infer_architecture
 from ..model import Array
 
 NOTEBOOK_KEYS = ("Wx", "Wh", "bh", "Wo", "bo")
+# Files declaring more than this are checked from their headers before being read.
+CHECK_FIRST_BYTES = 64 << 20
 # Each layer's weights in get_weights() order, by name.
 _WEIGHT_ORDER = {
     "kernel": 0,
@@ -52,16 +54,26 @@ _PARTS = {
 CONFIG_KEY = "__config__"
 
 
-def _read_all(path: Path) -> dict[str, Array]:
+def _members(path: Path) -> dict[str, npyfile.Member]:
+    try:
+        members = npyfile.zip_members(path)
+    except npyfile.NpyHeaderError as exc:
+        raise ModelError(f"{path}: {exc}") from None
+    config = members.get(CONFIG_KEY)
+    if config is not None and config.nbytes > files.MAX_CONFIG_BYTES:
+        raise ModelError(
+            f"{path}: {CONFIG_KEY} declares {config.nbytes:,} bytes, more than a model config "
+            f"holds ({files.mib(files.MAX_CONFIG_BYTES)}); refused"
+        )
+    return members
+
+
+def _read_all(path: Path, keys: list[str] | None = None) -> dict[str, Array]:
     where = str(path)
     try:
-        npyfile.check_zip_members(path)
-    except npyfile.NpyHeaderError as exc:
-        raise ModelError(f"{where}: {exc}") from None
-    try:
-        with np.load(path, allow_pickle=False) as npz:
+        with npyfile.quiet(), np.load(path, allow_pickle=False) as npz:
             out = {}
-            for key in npz.files:
+            for key in npz.files if keys is None else keys:
                 try:
                     out[key] = npz[key]
                 except ValueError as exc:
@@ -73,6 +85,18 @@ def _read_all(path: Path) -> dict[str, Array]:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
         raise ModelError(f"{where}: not a readable .npz file ({exc})") from exc
+
+
+def _placeholders(members: dict[str, npyfile.Member], config: Array | None) -> dict[str, Array]:
+    """Arrays of the declared shapes and dtypes that hold no memory (one value,
+    broadcast): enough to check every shape against the architecture."""
+    out: dict[str, Array] = {}
+    for key, member in members.items():
+        if key == CONFIG_KEY and config is not None:
+            out[key] = config
+        else:
+            out[key] = np.broadcast_to(np.zeros((), member.dtype), member.shape)
+    return out
 
 
 def _config_text(value: Array, where: str) -> str:
@@ -97,9 +121,30 @@ def config_of(path: Path) -> Architecture:
 def load(
     path: Path, arch: Architecture | None
 ) -> tuple[Architecture, WeightMap, list[str], str, bool]:
-    """Returns (architecture, weights, assumptions, convention, inferred?)."""
+    """Returns (architecture, weights, assumptions, convention, inferred?).
+
+    Large files are checked from their headers first: every declared shape must fit
+    the architecture before anything is inflated (a member declaring gigabytes that
+    the model cannot use is refused at once)."""
     where = str(path)
-    arrays = _read_all(path)
+    members = _members(path)
+    if not members:
+        raise ModelError(f"{where}: .npz file holds no arrays")
+    if sum(m.nbytes for m in members.values()) > CHECK_FIRST_BYTES:
+        config = _read_all(path, [CONFIG_KEY])[CONFIG_KEY] if CONFIG_KEY in members else None
+        from ..build import build_model
+        from ..model import Source
+
+        dry, weights, _, convention, _ = _resolve(_placeholders(members, config), arch, where)
+        build_model(
+            dry, weights, Source(path=path, format=convention, keras_version=dry.keras_version)
+        )
+    return _resolve(_read_all(path), arch, where)
+
+
+def _resolve(
+    arrays: dict[str, Array], arch: Architecture | None, where: str
+) -> tuple[Architecture, WeightMap, list[str], str, bool]:
     if not arrays:
         raise ModelError(f"{where}: .npz file holds no arrays")
     if arch is None and CONFIG_KEY in arrays:
