@@ -90,7 +90,8 @@ def load(name: str) -> rnninspect.Model:
 
 
 def batch(model: rnninspect.Model, n: int, seed: int = 0) -> list[np.ndarray]:
-    return random_inputs(model, n, seed, 7)
+    # random_inputs draws lazily (RandomRows, a chunk at a time): whole arrays here.
+    return [np.asarray(x) for x in random_inputs(model, n, seed, 7)]
 
 
 def per_chunk(run: Any, xs: list[np.ndarray], chunks: tuple[int, ...]) -> Any:
