@@ -197,7 +197,8 @@ def states_figure(
     from .engine import head_after
 
     panels = _panels(node, direction, trace, sample)
-    xs = np.asarray(x[sample])
+    # The model's input above; a graph with several inputs shows the layer's own.
+    xs = _layer_input(model, x, node, sample) if isinstance(x, list) else np.asarray(x[sample])
     T = panels[0][1].shape[0]
     head = head_after(model, node.layer) if direction is None else None
     main = trace.get(node.key)
@@ -234,17 +235,23 @@ _GATES = {
 }  # fmt: skip
 
 
-def _layer_input(model: Model, x: Array, node: Node, sample: int) -> Array:
-    """The (T, D) sequence ``node`` reads, for one sample."""
+def _layer_input(model: Model, x: Any, node: Node, sample: int) -> Array:
+    """The (T, D) sequence ``node`` reads, for one sample (``x``: the model's input,
+    or a list of its inputs)."""
     from .engine import run
     from .model import InputLayer
 
+    xs = x if isinstance(x, list) else [x]
     ref = node.inputs[0]
     src = model.nodes[ref.node]
     if isinstance(src.layer, InputLayer):
-        return np.asarray(x[sample], dtype=np.float32)
+        at = next(i for i, put in enumerate(model.inputs) if put is src.layer)
+        return np.asarray(xs[at][sample], dtype=np.float32)
     key = src.key if ref.index == 0 else f"{src.key}/{ref.index}"
-    found = run(model, x[sample : sample + 1], collect=True, outputs_of=frozenset({src.key})).states
+    one = [v[sample : sample + 1] for v in xs]
+    found = run(
+        model, one if isinstance(x, list) else one[0], collect=True, outputs_of=frozenset({src.key})
+    ).states
     return np.asarray(found[key][0])
 
 
@@ -467,8 +474,9 @@ def plot(
 
     else:
         node, direction = _choose(model, layer)
-        xs = np.asarray(x)
-        N = int(xs.shape[0])
+        several = isinstance(x, (list, tuple)) and len(x) > 1
+        xs: Any = [np.asarray(v) for v in x] if several else np.asarray(x)
+        N = int((xs[0] if several else xs).shape[0])
         if not 0 <= sample < N:
             raise UsageError(f"--sample {sample} is out of range: the batch has N={N} samples")
         trace = model.trace(xs, gates=kind == "gates")

@@ -187,3 +187,30 @@ print("LOADED" if "matplotlib" in sys.modules else "CLEAN", file=sys.stderr)
 """
     done = _isolated(code)
     assert done.stderr.strip().endswith("CLEAN"), done.stderr[-500:]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_several_inputs(kind: str, tmp_path: Path) -> None:
+    """A graph with several inputs (encoder and decoder): every kind draws, and the
+    states picture shows the input the layer itself reads (found by the long fuzz:
+    exit 1)."""
+    m = load_sample("seq2seq_states", "model.keras")
+    rng = np.random.default_rng(0)
+    enc = rng.standard_normal((2, 8, 3), dtype=np.float32)
+    dec = rng.standard_normal((2, 6, 2), dtype=np.float32)
+    out = tmp_path / f"{kind}.png"
+    pictures.plot(m, [enc, dec], out, kind=kind, layer="lstm_1", sample=1)
+    assert out.read_bytes().startswith(b"\x89PNG")
+    if kind == "states":
+        node, direction = pictures._choose(m, "lstm_1")
+        fig = pictures.states_figure(m, [enc, dec], m.trace([enc, dec]), node, direction, 1)
+        shown = np.asarray(fig.axes[0].get_images()[0].get_array())
+        np.testing.assert_array_equal(shown, dec[1].T)
+
+
+def test_cli_plot_several_inputs(tmp_path: Path) -> None:
+    out = tmp_path / "h.png"
+    model = str(sample("attention_seq2seq", "model.keras"))
+    code, _, err = run_cli("plot", model, "--random", "1", "-o", str(out))
+    assert code == 0, err
+    assert out.read_bytes().startswith(b"\x89PNG")
