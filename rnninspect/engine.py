@@ -175,7 +175,8 @@ def _first_nonfinite(x: Array) -> tuple[int, ...] | None:
     if x.size == 0:
         return None
     with np.errstate(all="ignore"):
-        if np.isfinite(np.sum(x, dtype=x.dtype)):
+        # The sum in x's own type, native byte order (ufuncs refuse '>f4' as dtype).
+        if np.isfinite(np.sum(x, dtype=x.dtype.newbyteorder("="))):
             return None
     bad = np.argwhere(~np.isfinite(x))
     return tuple(int(i) for i in bad[0]) if len(bad) else None
