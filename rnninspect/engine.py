@@ -210,7 +210,12 @@ def as_inputs(model: Model, x: Any) -> list[Any]:
         and (isinstance(x[0], np.ndarray) or hasattr(x[0], "read"))  # an array or batches.Rows
     ):
         return [x[0]]  # one array per input, for a one-input model
-    if isinstance(x, (list, tuple)) and len(names) > 1:
+    several = (
+        isinstance(x, (list, tuple))
+        and len(x) > 1
+        and all(isinstance(v, np.ndarray) or hasattr(v, "read") for v in x)
+    )  # a list of arrays is one array per input (as Keras reads it), not nested data
+    if isinstance(x, (list, tuple)) and (len(names) > 1 or several):
         if len(x) != len(names):
             from .errors import InputArrayError
 

@@ -35,6 +35,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import rnninspect
+from rnninspect.errors import InputArrayError
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_models"
 EXAMPLES = int(os.environ.get("RNNINSPECT_FUZZ_EXAMPLES", "40"))
@@ -635,3 +638,58 @@ def test_regression_npz_zip_version_and_name_mismatch(tmp_path: Path) -> None:
         "forward", str(model), "--random", "3", "--initial-state", str(tmp_path / "s.npz")
     )
     assert code == 4 and "s.npz" in err, err
+
+
+def test_regression_one_input_model_given_several_arrays() -> None:
+    """Found by the long fuzz (verify with a several-input reference): a list of
+    arrays is one array per input, as Keras reads it; the wrong count is exit 4."""
+    m = rnninspect.load_model(SAMPLES / "seed" / "model.keras")
+    x = np.zeros((2, 10, 3), np.float32)
+    with pytest.raises(InputArrayError, match="2 input array"):
+        m.forward([x, x])
+    with pytest.raises(InputArrayError, match="2 input array"):
+        m.forward([x, np.zeros((2, 6, 2), np.float32)])
+    assert m.forward(x.tolist()).shape == (2, 2)  # nested lists stay data
+    code, err = run_cli(
+        "verify",
+        str(SAMPLES / "seed" / "model.keras"),
+        str(SAMPLES / "attention_seq2seq" / "golden.npz"),
+    )
+    assert code == 4 and "2 input array" in err, err
+
+
+def test_regression_verify_reference_of_another_length(tmp_path: Path) -> None:
+    """Found by the long fuzz: a reference whose input has another T than a model
+    whose shapes hold T (plumbing reshapes over its T) is exit 4, naming the
+    reference and both lengths."""
+    model = SAMPLES / "plumbing" / "model.keras"
+    with np.load(SAMPLES / "plumbing" / "golden.npz") as g:
+        ref = {k: g[k] for k in g.files}
+    T = ref["x"].shape[1]
+    ref["x"] = np.concatenate([ref["x"], ref["x"][:, :3]], axis=1)
+    path = tmp_path / "ref.npz"
+    np.savez(path, **ref)
+    code, err = run_cli("verify", str(model), str(path))
+    _check(code, err, {4})
+    assert str(path) in err and f"T={T + 3}" in err and f"T={T}" in err, err
+
+
+def test_regression_parse_child_with_descriptors_past_1024() -> None:
+    """Found by the long fuzz: with over 1024 files open, select() refused the
+    parse child's pipe (exit 1); poll has no such limit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip("this machine allows too few open files")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = []
+    try:
+        while not held or held[-1] < 1100:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        code, err = run_cli("summary", str(SAMPLES / "seed" / "model.h5"), "--json")
+        assert code == 0, err
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

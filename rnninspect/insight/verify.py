@@ -200,6 +200,17 @@ def _mask(model: Model, x: Any, key: str, want: Array) -> Array | None:
     return np.asarray(mask).astype(np.asarray(want).dtype)
 
 
+def _other_length(model: Any, x: Any) -> str | None:
+    """How the reference's input differs in T from what the model was built for."""
+    xs = x if isinstance(x, (list, tuple)) else [x]
+    for put, arr in zip(model.inputs, xs, strict=False):
+        T = put.shape[0] if put.shape else None
+        steps = np.shape(arr)[1] if np.ndim(arr) >= 2 else None
+        if T is not None and steps is not None and steps != T:
+            return f"its input {put.name!r} has T={steps}; the model was built for T={T}"
+    return None
+
+
 def verify(
     model: Model | str | Path,
     reference: str | Path | Mapping[str, Array],
@@ -229,7 +240,17 @@ def verify(
         raise InputArrayError(
             f"{where}: holds no expected output (y, y/0..., output or output_0...; has {keys})"
         )
-    outs = model.forward_all(x)
+    try:
+        outs = model.forward_all(x)
+    except (ValueError, IndexError) as exc:
+        other = _other_length(model, x)
+        if other is None:
+            raise
+        # Layers whose shapes hold T (a Flatten, a Dot over time) cannot run over another.
+        raise InputArrayError(
+            f"{where}: {other}, and the model cannot run over another ({type(exc).__name__}: "
+            f"{exc})"
+        ) from exc
     if len(outs) != len(expected):
         raise InputArrayError(
             f"{where}: holds {len(expected)} expected output(s) "

@@ -203,12 +203,15 @@ def _write_all(fd: int, data: bytes) -> None:
 def _read_all(fd: int, deadline: float) -> bytes | None:
     """Everything the child writes, or None if the deadline passes first."""
     chunks: list[bytes] = []
+    # poll, not select: select() refuses descriptors numbered 1024 and up, which a
+    # process with many files open (a server, a long test run) hands out.
+    waiting = select.poll()
+    waiting.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
             return None
-        ready, _, _ = select.select([fd], [], [], min(left, 1.0))
-        if not ready:
+        if not waiting.poll(min(left, 1.0) * 1000):
             continue
         chunk = os.read(fd, 1 << 20)
         if not chunk:
