@@ -248,8 +248,7 @@ def verify(
             raise
         # Layers whose shapes hold T (a Flatten, a Dot over time) cannot run over another.
         raise InputArrayError(
-            f"{where}: {other}, and the model cannot run over another ({type(exc).__name__}: "
-            f"{exc})"
+            f"{where}: {other}, and the model cannot run over another ({type(exc).__name__}: {exc})"
         ) from exc
     if len(outs) != len(expected):
         raise InputArrayError(
