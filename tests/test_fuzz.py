@@ -693,3 +693,17 @@ def test_regression_parse_child_with_descriptors_past_1024() -> None:
         for fd in held:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_regression_verify_reference_with_names_that_differ(tmp_path: Path) -> None:
+    """Found by the long fuzz: a reference .npz whose member is named one way in the
+    zip directory and another in its header was exit 1 (BadZipFile); now exit 4."""
+    data = (SAMPLES / "seed" / "golden.npz").read_bytes()
+    names = [n for n in zipfile.ZipFile(io.BytesIO(data)).namelist() if n.startswith("x")]
+    name = names[0].encode()
+    at = data.rindex(name)  # the central directory's copy comes last
+    ref = tmp_path / "golden.npz"
+    ref.write_bytes(data[:at] + name[:-1] + b"\xb2" + data[at + len(name) :])
+    code, err = run_cli("verify", str(SAMPLES / "seed" / "model.keras"), str(ref))
+    _check(code, err, {4})
+    assert str(ref) in err, err

@@ -15,6 +15,7 @@ NaN matches NaN) and where the worst one is.
 from __future__ import annotations
 
 import re
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,7 +107,16 @@ def _read(reference: str | Path | Mapping[str, Array]) -> dict[str, Array]:
             return {k: z[k] for k in z.files}
     except FileNotFoundError as exc:
         raise InputArrayError(f"{where}: no such file") from exc
-    except (OSError, ValueError) as exc:
+    except (
+        OSError,
+        ValueError,
+        EOFError,
+        zipfile.BadZipFile,
+        RuntimeError,
+        NotImplementedError,
+    ) as exc:
+        # BadZipFile: a member named one way in the directory, another in its header;
+        # NotImplementedError: a compression zipfile cannot read (as states.py reads).
         raise InputArrayError(f"{where}: not a .npz or .npy reference ({exc})") from exc
 
 
