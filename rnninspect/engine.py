@@ -148,10 +148,17 @@ def _input_copies(xs: Sequence[Array], ft: Float) -> int:
     """Copies of its input a chunk holds, per sample: out of a memory map, the
     pages read (resident until ``_release`` drops them), the copy and a converted
     copy (3, measured: 2 GiB in, 123 MiB resident); one into the compute dtype
-    otherwise. An in-memory input of that dtype is used in place, a read-only view."""
+    otherwise, and one for rows read as they are needed (``batches.Rows``). An
+    in-memory input of that dtype is used in place, a read-only view."""
     copies = 0
     for a in xs:
-        mine = 3 if _mapped(a) else int(a.dtype.kind in "fb" and a.dtype != ft)
+        converted = int(a.dtype.kind in "fb" and a.dtype != ft)
+        if _mapped(a):
+            mine = 3
+        elif hasattr(a, "read"):  # batches.Rows (a file read, --random drawn): each
+            mine = 1 + converted  # chunk is a fresh array, never the input in place
+        else:
+            mine = converted
         copies = max(copies, mine)
     return copies
 

@@ -256,3 +256,16 @@ def test_first_nonfinite_value_is_found(bad: float) -> None:
     x[:20] = 3e38  # finite, but their float32 sum overflows: the exact look says none
     (_, _, result), *_ = engine.iter_chunks(model, x)
     assert result.nonfinite_at is None
+
+
+def test_rows_read_as_needed_are_counted_as_copies() -> None:
+    """An input read a block of rows at a time (``--random``, a ``.npy`` file) is a
+    fresh array per chunk, never the input in place: chunk sizes count it (counted
+    as in place, a 960 MB ``--random`` batch became one chunk, 2.8 GB resident)."""
+    from rnninspect.batches import RandomRows
+    from rnninspect.engine import _input_copies
+
+    (rows,) = RandomRows.streams([((1000, 200, 3), None)], 0)
+    ft = np.dtype(np.float32)
+    assert _input_copies([rows], ft) == 1
+    assert _input_copies([np.zeros((4, 2, 3), np.float32)], ft) == 0  # used in place
