@@ -147,30 +147,33 @@ class ZipMemberRows(Rows):
         self.shape = shape
         self.dtype = dtype
         self.offset = offset
-        self.zf = zipfile.ZipFile(source)
         self.info = info
-        self.fh: IO[bytes] | None = None
-        self.pos = 0  # position in the member of self.fh
-        weakref.finalize(self, _close_zip, self)
+        # The open archive and member stream, in a holder of their own: the finalizer
+        # must not refer to ``self``, or it would keep the rows (and the file) alive
+        # for the life of the process.
+        self.open: _OpenMember = _OpenMember(zipfile.ZipFile(source))
+        self.pos = 0  # position in the member of self.open.fh
+        weakref.finalize(self, self.open.close)
 
     def read(self, start: int, stop: int) -> Array:
         at = self.offset + start * _row_bytes(self.shape, self.dtype)
         out = np.empty((stop - start, *self.shape[1:]), self.dtype)
         view = out.reshape(-1).view(np.uint8).data
         try:
-            if self.fh is None or self.pos > at:
-                if self.fh is not None:
-                    self.fh.close()
-                self.fh = self.zf.open(self.info)
+            fh = self.open.fh
+            if fh is None or self.pos > at:
+                if fh is not None:
+                    fh.close()
+                fh = self.open.fh = self.open.zf.open(self.info)
                 self.pos = 0
             while self.pos < at:  # skip forward (decompressing: a stream)
-                skipped = len(self.fh.read(min(1 << 20, at - self.pos)))
+                skipped = len(fh.read(min(1 << 20, at - self.pos)))
                 if not skipped:
                     break
                 self.pos += skipped
             done = 0
             while done < len(view) and self.pos == at + done:
-                chunk = self.fh.read(min(1 << 22, len(view) - done))
+                chunk = fh.read(min(1 << 22, len(view) - done))
                 if not chunk:
                     break
                 view[done : done + len(chunk)] = chunk
@@ -188,10 +191,17 @@ class ZipMemberRows(Rows):
         return out
 
 
-def _close_zip(rows: ZipMemberRows) -> None:
-    if rows.fh is not None:
-        rows.fh.close()
-    rows.zf.close()
+class _OpenMember:
+    """An open archive and the stream of one member in it, if one is open."""
+
+    def __init__(self, zf: zipfile.ZipFile) -> None:
+        self.zf = zf
+        self.fh: IO[bytes] | None = None
+
+    def close(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
+        self.zf.close()
 
 
 class RandomRows(Rows):

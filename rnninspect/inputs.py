@@ -616,7 +616,7 @@ def _npz_array(src: Path | BinaryIO, where: str, key: str | None) -> Array:
     if not isinstance(src, Path):
         src.seek(0)
     try:
-        with npyfile.quiet(), np.load(src, allow_pickle=False) as npz:
+        with npyfile.quiet(), npyfile.load(src) as npz:
             return np.asarray(npz[member.info.filename[:-4]])
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError) as exc:
         raise InputArrayError(f"{where}: broken .npz file ({exc})") from exc

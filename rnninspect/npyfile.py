@@ -32,6 +32,22 @@ def quiet() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def load(src: str | Path | IO[bytes]) -> Iterator[Any]:
+    """``np.load(src, allow_pickle=False)`` (an ``NpzFile`` or an array) whose file
+    is closed on the way out whatever happens: given a path, ``np.load`` opens the
+    file itself and leaves it open when the archive turns out unreadable (the
+    exception's traceback holds it), which a long-running caller (a server, a
+    library user looping over files) would run out of descriptors on."""
+    with contextlib.ExitStack() as stack:
+        fh = stack.enter_context(open(src, "rb")) if isinstance(src, (str, Path)) else src
+        with quiet():
+            loaded = np.load(fh, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            stack.enter_context(loaded)
+        yield loaded
+
+
 def read_header(fh: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype[Any], int]:
     """(shape, fortran_order, dtype, header length) of an .npy stream at its start."""
     fmt = np.lib.format

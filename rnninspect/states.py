@@ -317,7 +317,7 @@ def read_states(path: str | Path) -> dict[str, Array]:
     except (OSError, ValueError) as exc:
         raise InputArrayError(f"{where}: not a readable .npz file ({exc})") from exc
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with npyfile.load(path) as z:
             return {k: np.asarray(z[k]) for k in z.files}
     except ValueError as exc:
         raise InputArrayError(

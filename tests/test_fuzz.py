@@ -23,6 +23,7 @@ kept below as explicit regression tests.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
@@ -707,3 +708,41 @@ def test_regression_verify_reference_with_names_that_differ(tmp_path: Path) -> N
     code, err = run_cli("verify", str(SAMPLES / "seed" / "model.keras"), str(ref))
     _check(code, err, {4})
     assert str(ref) in err, err
+
+
+def _open_files_naming(path: Path) -> list[str]:
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{fd}") == str(path):
+                found.append(fd)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+@pytest.mark.parametrize("compress", [False, True], ids=["stored", "deflated"])
+def test_regression_npz_input_is_closed_after_the_run(tmp_path: Path, compress: bool) -> None:
+    """Found by the long fuzz (its process passed 1024 open files): an .npz input
+    read a block of rows at a time stayed open for the life of the process, its
+    finalizer holding the reader it was to close. A library caller or a server
+    reading many files ran out of descriptors."""
+    with np.load(SAMPLES / "seed" / "golden.npz") as g:
+        x = g["x"]
+    path = tmp_path / "x.npz"
+    (np.savez_compressed if compress else np.savez)(path, x=x)
+    for _ in range(3):
+        code, err = run_cli(
+            "forward",
+            str(SAMPLES / "seed" / "model.keras"),
+            str(path),
+            "-o",
+            str(tmp_path / "y.npy"),
+        )
+        assert code == 0, err
+    assert _open_files_naming(path) == []
+    # And an archive np.load cannot open is closed too, the error kept or not.
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(path.read_bytes()[:-30])
+    code, err = run_cli("forward", str(SAMPLES / "seed" / "model.keras"), str(bad))
+    assert code == 4, err
+    assert _open_files_naming(bad) == []

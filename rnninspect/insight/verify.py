@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import npyfile
 from ..errors import InputArrayError, RnnInspectError
 from ..model import Array, Bidirectional, Model, Recurrent
 
@@ -100,8 +101,9 @@ def _read(reference: str | Path | Mapping[str, Array]) -> dict[str, Array]:
     _check_reference(path, where)
     try:
         if path.suffix.lower() == ".npy":
-            return {"y": np.load(path, allow_pickle=False)}
-        with np.load(path, allow_pickle=False) as z:
+            with npyfile.load(path) as y:
+                return {"y": np.asarray(y)}
+        with npyfile.load(path) as z:
             if not hasattr(z, "files"):
                 return {"y": np.asarray(z)}
             return {k: z[k] for k in z.files}

@@ -71,7 +71,7 @@ def _members(path: Path) -> dict[str, npyfile.Member]:
 def _read_all(path: Path, keys: list[str] | None = None) -> dict[str, Array]:
     where = str(path)
     try:
-        with npyfile.quiet(), np.load(path, allow_pickle=False) as npz:
+        with npyfile.quiet(), npyfile.load(path) as npz:
             out = {}
             for key in npz.files if keys is None else keys:
                 try:
