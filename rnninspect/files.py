@@ -74,6 +74,20 @@ def refuse_overwrite(writes: dict[str, StrPath | None], reads: dict[str, StrPath
                 )
 
 
+def stat_or_raise(
+    path: StrPath, where: str, error: type[Exception], missing: str = "no such file"
+) -> os.stat_result:
+    """``os.stat(path)``, a failure raised as ``error`` naming ``where``: ``missing``
+    when nothing is there, else the OS's reason (a name too long, a loop of
+    symlinks, no permission on a directory, ...)."""
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise error(f"{where}: {missing}") from None
+    except (OSError, ValueError) as exc:
+        raise error(f"{where}: cannot read ({getattr(exc, 'strerror', None) or exc})") from exc
+
+
 def kind(mode: int) -> str:
     """'a FIFO', 'a character device', ... for a file's ``st_mode``."""
     if stat.S_ISDIR(mode):

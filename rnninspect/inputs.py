@@ -440,14 +440,7 @@ def read_input(source: str, key: str | None = None, ids: bool = False) -> Array 
             raise InputArrayError(f"<stdin>: cannot read ({exc.strerror or exc})") from exc
     path = Path(source)
     where = str(path)
-    try:
-        st = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        raise InputArrayError(f"{where}: no such input file") from None
-    except (OSError, ValueError) as exc:  # a name too long, a loop of symlinks, ...
-        raise InputArrayError(
-            f"{where}: cannot read ({getattr(exc, 'strerror', None) or exc})"
-        ) from exc
+    st = files.stat_or_raise(path, where, InputArrayError, "no such input file")
     if stat.S_ISDIR(st.st_mode):
         raise InputArrayError(f"{where}: is a directory, not an input file")
     suffix = path.suffix.lower()

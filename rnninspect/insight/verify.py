@@ -125,19 +125,11 @@ def _read(reference: str | Path | Mapping[str, Array]) -> dict[str, Array]:
 def _check_reference(path: Path, where: str) -> None:
     """A reference is a regular file (a FIFO would block, a device be endless) whose
     headers declare no more than it holds, checked before NumPy allocates anything."""
-    import os
     import stat
 
-    from .. import npyfile
+    from .. import files
 
-    try:
-        st = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        raise InputArrayError(f"{where}: no such file") from None
-    except (OSError, ValueError) as exc:  # a name too long, a loop of symlinks, ...
-        raise InputArrayError(
-            f"{where}: cannot read ({getattr(exc, 'strerror', None) or exc})"
-        ) from exc
+    st = files.stat_or_raise(path, where, InputArrayError)
     if not stat.S_ISREG(st.st_mode):
         raise InputArrayError(f"{where}: a reference is read from a regular file only")
     try:
