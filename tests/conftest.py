@@ -18,6 +18,8 @@ import contextlib
 import io
 import json
 import os
+import sys
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -439,6 +441,29 @@ def check_golden(
         assert_close(final, want, f"{what}: final state from trace vs Keras {key}")
 
 
+@contextlib.contextmanager
+def _warnings_printed() -> Iterator[None]:
+    """Warnings printed on (the redirected) stderr, every time, as a process with
+    Python's default filters prints them: under pytest they would be collected
+    apart, where no test's check of stderr sees them."""
+    import warnings
+
+    def show(message: Any, category: Any, filename: str, lineno: int, *_: Any) -> None:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        for quiet in (
+            DeprecationWarning,
+            PendingDeprecationWarning,
+            ImportWarning,
+            ResourceWarning,
+        ):
+            warnings.simplefilter("ignore", quiet)
+        warnings.showwarning = show
+        yield
+
+
 def run_cli(*args: str) -> tuple[int, str, str]:
     """The CLI run in-process through ``main`` (the one place exceptions become exit
     codes): exit code, stdout, stderr."""
@@ -446,7 +471,7 @@ def run_cli(*args: str) -> tuple[int, str, str]:
 
     out, err = io.StringIO(), io.StringIO()
     code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _warnings_printed():
         try:
             main(list(args))
         except SystemExit as exc:

@@ -746,3 +746,26 @@ def test_regression_npz_input_is_closed_after_the_run(tmp_path: Path, compress: 
     code, err = run_cli("forward", str(SAMPLES / "seed" / "model.keras"), str(bad))
     assert code == 4, err
     assert _open_files_naming(bad) == []
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "<U5", "m8[s]", "M8[D]"])
+def test_regression_verify_reference_of_no_real_numbers(tmp_path: Path, dtype: str) -> None:
+    """Found by the long fuzz (a NumPy warning on stderr): a reference of complex
+    numbers passed on its real part alone (with a ComplexWarning), dates and
+    strings were compared as numbers; now each is exit 4, naming the array."""
+    with np.load(SAMPLES / "seed" / "golden.npz") as g:
+        y = g["y"]
+    ref = tmp_path / "y.npy"
+    np.save(ref, y.astype("i8").astype(dtype) if dtype[0] in "mM" else y.astype(dtype))
+    seed = SAMPLES / "seed"
+    code, err = run_cli(
+        "verify",
+        str(seed / "model.keras"),
+        str(ref),
+        "--input",
+        str(seed / "golden.npz"),
+        "--key",
+        "x",
+    )
+    _check(code, err, {4})
+    assert "'y'" in err and "not real numbers" in err, err

@@ -67,9 +67,9 @@ def compare(name: str, got: Array | None, want: Array, rtol: float, atol: float)
     if got is None or tuple(got.shape) != expected:
         shape = None if got is None else tuple(int(d) for d in got.shape)
         return Check(name, shape, expected, None, None, None, int(want.size), int(want.size), None)
-    a = np.asarray(got, dtype=np.float64)
-    b = want.astype(np.float64)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):  # a float128 beyond float64's range: inf
+        a = np.asarray(got, dtype=np.float64)
+        b = want.astype(np.float64)
         ok = np.isclose(a, b, rtol=rtol, atol=atol, equal_nan=True)
         err = np.abs(a - b)
         err = np.where(np.isnan(a) & np.isnan(b), 0.0, err)
@@ -94,9 +94,25 @@ def compare(name: str, got: Array | None, want: Array, rtol: float, atol: float)
 
 
 def _read(reference: str | Path | Mapping[str, Array]) -> dict[str, Array]:
+    """The reference's arrays, each of real numbers (bool, integer or float): a
+    complex one would be compared by its real part alone, dates, strings and the
+    like not as numbers at all."""
     if isinstance(reference, Mapping):
-        return {str(k): np.asarray(v) for k, v in reference.items()}
-    path = Path(reference)
+        arrays = {str(k): np.asarray(v) for k, v in reference.items()}
+        where = "the reference"
+    else:
+        where = str(reference)
+        arrays = _read_file(Path(reference))
+    for key, arr in arrays.items():
+        if arr.dtype.kind not in "biuf":
+            raise InputArrayError(
+                f"{where}: array {key!r} holds {arr.dtype} values, not real numbers; a "
+                "reference holds the expected outputs or states as numbers"
+            )
+    return arrays
+
+
+def _read_file(path: Path) -> dict[str, Array]:
     where = str(path)
     _check_reference(path, where)
     try:
