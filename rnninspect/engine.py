@@ -75,6 +75,7 @@ class _Ctx:
 
 
 CHUNK_BYTES = 48 << 20  # working memory per chunk of samples
+MIN_CHUNK_ROWS = 16
 
 
 def _elements(shape: Sequence[int | None], T: int) -> int:
@@ -108,7 +109,7 @@ def chunk_rows(
     for layer in model.layers:
         for _, w in layer.weights():
             scratch = max(scratch, 2 * int(w.shape[-1]) if w.ndim else 0)
-    return max(16, CHUNK_BYTES // max(1, (per_row + scratch) * itemsize))
+    return max(MIN_CHUNK_ROWS, CHUNK_BYTES // max(1, (per_row + scratch) * itemsize))
 
 
 STEP_BYTES = 3 << 20  # a thread's per-step working set (measured: see cache_rows)
@@ -182,8 +183,10 @@ def _first_nonfinite(x: Array) -> tuple[int, ...] | None:
     if x.size == 0:
         return None
     with np.errstate(all="ignore"):
-        # The sum in x's own type, native byte order (ufuncs refuse '>f4' as dtype).
-        if np.isfinite(np.sum(x, dtype=x.dtype.newbyteorder("="))):
+        # The sum in x's own type, native byte order (ufuncs refuse '>f4' as dtype);
+        # the ufunc's reduce and math.isfinite, not np.sum and np.isfinite: their
+        # Python layers cost more than the sum of a small batch.
+        if math.isfinite(np.add.reduce(x, axis=None, dtype=x.dtype.newbyteorder("="))):
             return None
     bad = np.argwhere(~np.isfinite(x))
     return tuple(int(i) for i in bad[0]) if len(bad) else None
@@ -269,7 +272,11 @@ def iter_chunks(
     T = max(int(a.shape[1]) if a.ndim > 1 else 1 for a in xs)
     ft = np.dtype(dtype)
     workers = _threads() if blas.controlled() else 1
-    D = sum(int(np.prod(a.shape[2:], dtype=np.int64)) or 1 for a in xs)
+    D = sum(math.prod(a.shape[2:]) or 1 for a in xs)
+    # Chunks hold at least MIN_CHUNK_ROWS samples: a batch that small is one chunk,
+    # whatever its sizes (chunk_rows is not worth computing for it).
+    if rows is None and N <= MIN_CHUNK_ROWS:
+        rows = N
     copies = _input_copies(xs, ft)
     step = rows or chunk_rows(model, T, D, ft.itemsize, collect, gates, copies) * workers
     if _time_major(model):
@@ -361,6 +368,8 @@ def _time_major(model: Model) -> bool:
 
 def _split_pays(model: Model, rows_per_worker: int) -> bool:
     """Is a batch split into ``rows_per_worker`` rows per thread faster than one?"""
+    if rows_per_worker < MIN_ROWS_PER_WORKER:
+        return False  # (answered before walking the model: small batches ask every call)
     if _time_major(model):
         return False  # axis 0 is time for a time_major layer: it cannot be split
     work = calls = 0
@@ -369,7 +378,7 @@ def _split_pays(model: Model, rows_per_worker: int) -> bool:
             gM = cell.GATES * cell.units
             work += gM * (int(cell.kernel.shape[0]) + 1 + cell.units + ELEMENTWISE)  # a row's step
             calls += _STEP_CALLS.get(cell.GATES, 18)
-    return rows_per_worker >= MIN_ROWS_PER_WORKER and rows_per_worker * work >= SPLIT_WORK * calls
+    return rows_per_worker * work >= SPLIT_WORK * calls
 
 
 def _run_parallel(
@@ -384,7 +393,7 @@ def _run_parallel(
 ) -> RunResult:
     """The rows split across threads (NumPy releases the GIL in its kernels)."""
     n = len(xs[0])
-    parts = workers if _split_pays(model, n // max(workers, 1)) else 1
+    parts = workers if pool is not None and _split_pays(model, n // max(workers, 1)) else 1
     if pool is None or parts < 2:
         return _run_rows(model, xs, ft, collect, gates, outputs_of)
     # Cache-sized parts, more of them than threads when the chunk is large (a
@@ -472,13 +481,15 @@ def _run_rows(
 
 
 def _walk(model: Model, xs: list[Array], ctx: _Ctx) -> list[Array]:
-    """The nodes in order, each tensor dropped after its last use; the outputs."""
+    """The nodes in order, each tensor dropped after its last use; the outputs.
+    Tensors are keyed by ``(node, index)`` tuples, not ``Ref``s: a frozen
+    dataclass hashes in Python, and a small batch's walk hashes a few dozen times."""
     ft = ctx.ft
     outputs_of = ctx.outputs_of
     uses = _uses(model)
     left = dict(uses)
-    values: dict[Ref, Array] = {}
-    masks: dict[Ref, Array | None] = {}
+    values: dict[tuple[int, int], Array] = {}
+    masks: dict[tuple[int, int], Array | None] = {}
     position = {id(layer): k for k, layer in enumerate(model.inputs)}
     # NaN/Inf in inputs or weights flow through as Keras lets them (callers warn
     # where they are); NumPy's own floating-point warnings would only be noise.
@@ -489,11 +500,12 @@ def _walk(model: Model, xs: list[Array], ctx: _Ctx) -> list[Array]:
                 outs = [x if x.dtype.kind in "iu" else x.astype(ft, copy=False)]
                 out_masks: list[Array | None] = [None]
             else:
-                ins = [values[r] for r in node.inputs]
-                in_masks = [masks[r] for r in node.inputs]
-                states = [values[r] for r in node.states]
+                reads = [(r.node, r.index) for r in node.inputs]
+                ins = [values[r] for r in reads]
+                in_masks = [masks[r] for r in reads]
+                states = [values[(r.node, r.index)] for r in node.states]
                 outs, out_masks = apply(node, ins, in_masks, states, ctx)
-                for r in node.inputs + node.states:
+                for r in reads + [(r.node, r.index) for r in node.states]:
                     left[r] -= 1
                     if left[r] == 0:  # its last use: let it go
                         del values[r], masks[r]
@@ -501,10 +513,9 @@ def _walk(model: Model, xs: list[Array], ctx: _Ctx) -> list[Array]:
                 for j, out in enumerate(outs):
                     ctx.states[node.key if j == 0 else f"{node.key}/{j}"] = out
             for j, out in enumerate(outs):
-                ref = Ref(i, j)
-                if uses.get(ref):
-                    values[ref], masks[ref] = out, out_masks[j]
-    return [values[r] for r in model.outputs]
+                if uses.get((i, j)):
+                    values[(i, j)], masks[(i, j)] = out, out_masks[j]
+    return [values[(r.node, r.index)] for r in model.outputs]
 
 
 def masks_at(model: Model, x: Any, key: str) -> Array | None:
@@ -522,14 +533,15 @@ def masks_at(model: Model, x: Any, key: str) -> Array | None:
     return ctx.masks.get(key)
 
 
-def _uses(model: Model) -> dict[Ref, int]:
-    """How many times each tensor is read (by later nodes, and as a model output)."""
-    found: dict[Ref, int] = {}
+def _uses(model: Model) -> dict[tuple[int, int], int]:
+    """How many times each tensor ``(node, index)`` is read (by later nodes, and as
+    a model output)."""
+    found: dict[tuple[int, int], int] = {}
     for node in model.nodes:
         for r in node.inputs + node.states:
-            found[r] = found.get(r, 0) + 1
+            found[(r.node, r.index)] = found.get((r.node, r.index), 0) + 1
     for r in model.outputs:
-        found[r] = found.get(r, 0) + 1
+        found[(r.node, r.index)] = found.get((r.node, r.index), 0) + 1
     return found
 
 

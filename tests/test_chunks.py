@@ -258,6 +258,15 @@ def test_first_nonfinite_value_is_found(bad: float) -> None:
     assert result.nonfinite_at is None
 
 
+@pytest.mark.parametrize("dtype", ["float16", "float64", ">f4", "longdouble"])
+def test_first_nonfinite_in_every_float_dtype(dtype: str) -> None:
+    x = np.full((3, 4, 2), 0.5, dtype=dtype)
+    assert engine._first_nonfinite(x) is None
+    x[2, 1, 0] = np.inf
+    x[2, 3, 1] = np.nan
+    assert engine._first_nonfinite(x) == (2, 1, 0)
+
+
 def test_rows_read_as_needed_are_counted_as_copies() -> None:
     """An input read a block of rows at a time (``--random``, a ``.npy`` file) is a
     fresh array per chunk, never the input in place: chunk sizes count it (counted

@@ -214,3 +214,48 @@ def test_short_cli_run_never_imports_numba(tmp_path: Any) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
     assert out.stdout.strip() == "False", out.stderr
+
+
+@pytest.mark.parametrize(("kind", "extra"), CELLS)
+@pytest.mark.parametrize(("N", "T"), [(1, 1), (1, 9), (2, 8), (3, 17), (4, 2), (6, 16)])
+def test_blocks_and_pairs_equal_numpy_engine(
+    kind: str, extra: dict[str, Any], N: int, T: int
+) -> None:
+    """The kernels run the steps in blocks of ``_kernels.TB`` (input projections two
+    steps at a time) and the recurrent products two samples at a time: every split
+    of N and T (odd counts, a last partial block, one step) against the NumPy engine,
+    both directions, masked."""
+    kernels = compiled.load()
+    assert kernels.TB == 8  # the (N, T) cases above straddle it
+    rng = np.random.default_rng(N * 100 + T)
+    x = rng.standard_normal((N, T, 5)).astype(np.float32)
+    mask = rng.random((N, T)) > 0.25
+    for backwards in (False, True):
+        layer = _layer(kind, 5, 6, 9, go_backwards=backwards, **dict(extra))
+        for m in (None, mask):
+            ref, got = _both(layer, x, m, keep_seq=True, record=True, gates=True)
+            _same(ref, got, f"{kind} {extra} N={N} T={T} backwards={backwards}")
+
+
+@pytest.mark.parametrize(("kind", "extra"), CELLS)
+def test_a_sample_does_not_depend_on_its_batch_or_split(kind: str, extra: dict[str, Any]) -> None:
+    """Bit for bit: a batch on the kernels equals each sample run alone (its
+    recurrent product shares weight loads with a partner's, not sums), and a
+    sequence run in two calls, the second from the first's final states, equals one
+    call (the stepper's one-step calls equal ``forward``)."""
+    layer = _layer(kind, 7, 9, 11, **dict(extra))
+    x = np.random.default_rng(12).standard_normal((5, 21, 7)).astype(np.float32)
+    ft = np.dtype("float32")
+    with compiled.use("compiled"):
+        whole = scan(layer, x, None, ft, 3, keep_seq=True)
+        for n in range(5):
+            alone = scan(layer, x[n : n + 1], None, ft, 3, keep_seq=True)
+            assert whole.seq is not None and alone.seq is not None
+            np.testing.assert_array_equal(alone.seq[0], whole.seq[n])
+        first = scan(layer, x[:, :13], None, ft, 3, keep_seq=True)
+        rest = scan(layer, x[:, 13:], None, ft, 3, keep_seq=True, initial=first.finals)
+        np.testing.assert_array_equal(rest.last, whole.last)
+        for a, b in zip(rest.finals, whole.finals, strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert first.seq is not None and rest.seq is not None and whole.seq is not None
+        np.testing.assert_array_equal(np.concatenate([first.seq, rest.seq], axis=1), whole.seq)

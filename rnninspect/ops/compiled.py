@@ -38,14 +38,15 @@ from ..model import GRU, LSTM, Array, Recurrent, SimpleRNN
 
 ENGINES = ("auto", "numpy", "compiled")
 # When the kernels beat the NumPy engine, measured on 2 cores (SimpleRNN, LSTM, GRU;
-# N 1..64, D 8..32, M 32..256, T 100): the NumPy engine pays a fixed dispatch per
-# NumPy call of a step, the kernels a per-sample loop BLAS would batch. Up to
-# N = 16 they win while a step's multiply-adds (all samples) stay under
-# PAYS_WORK_PER_CALL per NumPy call the step makes (LSTM N=16 M=64: 0.87x, N=4:
-# 2.1x; SimpleRNN N=16 M=64: 1.2x, N=32: 0.73x); for one to four samples, where
-# BLAS runs matrix-vector products, up to PAYS_WORK_FEW (LSTM N=1 M=256: 2.6x).
-PAYS_WORK_PER_CALL = 25_000
-PAYS_MAX_N = 16
+# N 1..64, D 8..32, M 16..256, T 100, whole forward calls): the NumPy engine pays a
+# fixed dispatch per NumPy call of a step, the kernels a loop over the samples BLAS
+# would block better. Up to N = 32 they win while a step's multiply-adds (all
+# samples) stay under PAYS_WORK_PER_CALL per NumPy call the step makes (LSTM N=16
+# M=64: 1.44x, N=32: 1.02x, N=32 M=32: 1.34x; GRU N=32 M=64: 1.24x; SimpleRNN N=32
+# M=64: 0.98x, N=24: 1.12x, N=64 M=32: 0.87x); for one to four samples, where BLAS
+# runs matrix-vector products, up to PAYS_WORK_FEW (LSTM N=4 M=256: 2.6x).
+PAYS_WORK_PER_CALL = 40_000
+PAYS_MAX_N = 32
 PAYS_WORK_FEW = 2_000_000
 # Modelled NumPy seconds a step, per NumPy call it makes (measured: 0.5-1.2 us).
 DISPATCH_S = 0.6e-6
@@ -185,6 +186,14 @@ def _code(name: str, major: int) -> int:
     return code
 
 
+def _bias(layer: Recurrent) -> Array:
+    """The layer's bias as the kernels take it, float32 and C-contiguous (no copy
+    when it is already): (g*M,), or (2, 3M) for a reset_after GRU; zeros if none."""
+    if layer.bias is None:
+        return np.zeros(layer.GATES * layer.units, np.float32)
+    return np.ascontiguousarray(layer.bias, dtype=np.float32)
+
+
 NONE_MASK = np.zeros((0, 0), dtype=bool)  # the kernels' "no mask"
 _NONE_SEQ = np.zeros((0, 0, 0), dtype=np.float32)
 
@@ -226,7 +235,7 @@ def scan(
     back = layer.go_backwards
     extra: dict[str, Array] = {}
     if isinstance(layer, LSTM):
-        b = np.zeros(4 * M, f32) if layer.bias is None else layer.bias.astype(f32)
+        b = _bias(layer)
         cseq = np.empty((T, M, N), f32) if record else _NONE_SEQ
         ra = _code(layer.recurrent_activation, major)
         kernels.lstm(
@@ -236,7 +245,7 @@ def scan(
             extra["c"] = cseq.transpose(2, 0, 1)
         names: tuple[str, ...] = ("i", "f", "g", "o")
     elif isinstance(layer, GRU):
-        b = np.zeros(3 * M, f32) if layer.bias is None else layer.bias.astype(f32)
+        b = _bias(layer)
         b_in = np.ascontiguousarray(b[0] if b.ndim == 2 else b)
         b_rec = np.ascontiguousarray(b[1] if b.ndim == 2 else np.zeros(3 * M, f32))
         ra = _code(layer.recurrent_activation, major)
@@ -259,7 +268,7 @@ def scan(
         )
         names = ("z", "r", "candidate")
     else:
-        b = np.zeros(M, f32) if layer.bias is None else layer.bias.astype(f32)
+        b = _bias(layer)
         kernels.simple(x, m, K, R, b, states[0], a, back, zero_out, seq, last)
         names = ()
     if gseq.size:
@@ -297,7 +306,7 @@ def step_call(kernels: Any, layer: Recurrent, major: int) -> StepCall:
     zero_out, back = layer.zero_output_for_mask, layer.go_backwards
     none = _NONE_SEQ
     if isinstance(layer, LSTM):
-        b = np.zeros(4 * M, f32) if layer.bias is None else layer.bias.astype(f32)
+        b = _bias(layer)
         ra = _code(layer.recurrent_activation, major)
         run = kernels.lstm
 
@@ -306,7 +315,7 @@ def step_call(kernels: Any, layer: Recurrent, major: int) -> StepCall:
 
         return lstm
     if isinstance(layer, GRU):
-        b = np.zeros(3 * M, f32) if layer.bias is None else layer.bias.astype(f32)
+        b = _bias(layer)
         b_in = np.ascontiguousarray(b[0] if b.ndim == 2 else b)
         b_rec = np.ascontiguousarray(b[1] if b.ndim == 2 else np.zeros(3 * M, f32))
         ra = _code(layer.recurrent_activation, major)
@@ -333,7 +342,7 @@ def step_call(kernels: Any, layer: Recurrent, major: int) -> StepCall:
             )
 
         return gru
-    b = np.zeros(M, f32) if layer.bias is None else layer.bias.astype(f32)
+    b = _bias(layer)
     run = kernels.simple
 
     def simple(x: Array, m: Array, states: list[Array], last: Array) -> None:
