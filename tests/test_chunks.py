@@ -381,3 +381,35 @@ def test_a_forked_child_starts_its_own_threads(
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     np.testing.assert_array_equal(np.load(tmp_path / "child.npy"), y)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork")
+@pytest.mark.skipif(engine.blas._shutdown() is None, reason="OpenBLAS's thread stop not found")
+def test_blas_threads_stopped_by_a_fork_stay_stopped_while_single_threaded() -> None:
+    """A fork stops OpenBLAS's threads (the loader forks its parse child); setting
+    the thread count starts them again, each spinning for work. Running
+    single-threaded leaves them as the fork did: none started inside, none after;
+    the count is restored, and the next multi-threaded product starts them."""
+    import os
+
+    blas = engine.blas
+    get, _ = blas._openblas()  # type: ignore[misc]
+    count = get()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    before = blas._threads_now()
+    with blas.single_threaded():
+        inside = blas._threads_now()
+        assert get() == 1
+        a = np.random.default_rng(0).standard_normal((300, 300)).astype(np.float32)
+        product = a @ a
+    assert (inside, blas._threads_now(), get()) == (before, before, count)
+    np.testing.assert_allclose(a @ a, product, rtol=1e-5, atol=1e-4)
+    running = blas._threads_now()
+    if count > 1:
+        assert running > before  # started again by that product
+    with blas.single_threaded():  # threads running: left alone
+        assert get() == 1 and blas._threads_now() == running
+    assert (get(), blas._threads_now()) == (count, running)
