@@ -305,7 +305,17 @@ def _split_seen(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int, frozens
     return seen
 
 
+@pytest.fixture
+def fresh_pool() -> None:
+    """No kept threads from earlier tests (another thread count: still ending)."""
+    with engine._pool_lock:
+        for pool in engine._pool.values():
+            pool.shutdown(wait=True)
+        engine._pool.clear()
+
+
 @pytest.mark.skipif(not engine.blas.controlled(), reason="no controllable BLAS: no split")
+@pytest.mark.usefixtures("fresh_pool")
 def test_split_threads_are_kept_and_one_per_core(monkeypatch: pytest.MonkeyPatch) -> None:
     """The threads a batch is split across are started once and reused by the next
     calls; with a thread per usable core each runs on a core of its own (else they
