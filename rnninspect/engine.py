@@ -20,6 +20,7 @@ import itertools
 import math
 import mmap
 import os
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -242,6 +243,36 @@ def as_inputs(model: Model, x: Any) -> list[Any]:
     return [x]
 
 
+def plan(
+    model: Model,
+    N: int,
+    T: int,
+    D: int,
+    ft: Float,
+    collect: bool = False,
+    gates: bool = False,
+    copies: int = 0,
+    rows: int | None = None,
+) -> tuple[int, int]:
+    """``(rows, threads)``: samples per chunk, and the threads a chunk is split
+    across (1: BLAS keeps its own threads). Whether the split pays is a matter of
+    what one step costs a thread (``_split_pays``), never of T: T only bounds the
+    chunk through the copies of the input a chunk makes (``chunk_rows``)."""
+    workers = _threads() if blas.controlled() and not _in_pool() else 1
+    # Chunks hold at least MIN_CHUNK_ROWS samples: a batch that small is one chunk,
+    # whatever its sizes (chunk_rows is not worth computing for it).
+    if rows is None and N <= MIN_CHUNK_ROWS:
+        rows = N
+    step = rows or chunk_rows(model, T, D, ft.itemsize, collect, gates, copies) * workers
+    if _time_major(model):
+        step = max(N, 1)  # axis 0 is a time_major layer's time: one chunk
+    # Split the batch across threads (BLAS single-threaded) only when it pays;
+    # otherwise BLAS keeps its own threads.
+    if workers > 1 and not _split_pays(model, min(N, step) // workers):
+        workers = 1
+    return step, workers
+
+
 def iter_chunks(
     model: Model,
     x: Any,
@@ -271,53 +302,105 @@ def iter_chunks(
         )
     T = max(int(a.shape[1]) if a.ndim > 1 else 1 for a in xs)
     ft = np.dtype(dtype)
-    workers = _threads() if blas.controlled() else 1
     D = sum(math.prod(a.shape[2:]) or 1 for a in xs)
-    # Chunks hold at least MIN_CHUNK_ROWS samples: a batch that small is one chunk,
-    # whatever its sizes (chunk_rows is not worth computing for it).
-    if rows is None and N <= MIN_CHUNK_ROWS:
-        rows = N
-    copies = _input_copies(xs, ft)
-    step = rows or chunk_rows(model, T, D, ft.itemsize, collect, gates, copies) * workers
-    if _time_major(model):
-        step = max(N, 1)  # axis 0 is a time_major layer's time: one chunk
-    # Split the batch across threads (BLAS single-threaded) only when it pays;
-    # otherwise BLAS keeps its own threads.
-    if workers > 1 and not _split_pays(model, min(N, step) // workers):
-        workers = 1
-    pool = ThreadPoolExecutor(workers) if workers > 1 else None
+    step, workers = plan(model, N, T, D, ft, collect, gates, _input_copies(xs, ft), rows)
+    pool = _shared_pool(workers) if workers > 1 else None
+    with blas.single_threaded() if workers > 1 else contextlib.nullcontext():
+        for start in range(0, N, step):
+            stop = min(N, start + step)
+            chunk = []
+            for i, a in enumerate(xs):
+                rows_in = _rows_of(a, start, stop, copy=_mapped(a))
+                _release(a, stop)
+                chunk.append(check_rows(model, rows_in, where, start, index=i))
+            # The NaN/Inf scan runs on a pool thread beside the chunk's first
+            # part (the pool hands out the rest as threads come free).
+            floats = [r for r in chunk if r.dtype.kind == "f"]
+            scans = [pool.submit(_first_nonfinite, r) for r in floats] if pool else None
+            result = _run_parallel(model, chunk, ft, collect, gates, pool, workers, outputs_of)
+            found = [f.result() for f in scans] if scans else map(_first_nonfinite, floats)
+            for at in found:
+                if at is not None:
+                    result.nonfinite_at = (start + at[0], *at[1:])
+                    break
+            yield start, stop, result
+
+
+_POOL_NAME = "rnninspect-split"
+_pool_lock = threading.Lock()
+_pool: dict[tuple[int, tuple[int, ...]], ThreadPoolExecutor] = {}  # at most one entry
+
+
+def _shared_pool(workers: int) -> ThreadPoolExecutor:
+    """The threads a batch is split across, started on first need and kept for the
+    process (the next call with as many threads reuses them). A pool per call paid,
+    every call, thread start-up (and each new thread's first BLAS call setting up its
+    buffers) and the join: measured 0.5-0.7 ms of CPU per call on a busy 2-core
+    machine against 0.17 ms with kept threads.
+
+    With a thread for every usable core, thread k runs on core k (``_pin``)."""
+    cpus = tuple(sorted(_usable_cpus()))
+    with _pool_lock:
+        pool = _pool.get((workers, cpus))
+        if pool is None:
+            for old in _pool.values():  # another thread count or CPU set: replaced
+                old.shutdown(wait=False)
+            _pool.clear()
+            spread = list(cpus) if len(cpus) == workers else []
+            pool = _pool[workers, cpus] = ThreadPoolExecutor(
+                workers,
+                thread_name_prefix=_POOL_NAME,
+                initializer=_pin,
+                initargs=(spread, itertools.count()),
+            )
+        return pool
+
+
+def _pin(cpus: list[int], started: Iterator[int]) -> None:
+    """(On a pool thread, at its start.) Take the next core of ``cpus`` (none: stay
+    where the scheduler puts it). The split's threads hand the GIL to each other
+    many times a step, and each hand-off is a wake-up the kernel tends to place on
+    the waker's own core: measured (LSTM, N=256, 2 cores), unpinned threads shared
+    one core for most steps of a call, T = 300 ran at the CPU time of one thread
+    (wall 1.8x the per-step cost of a long run) and kept threads stayed packed
+    from call to call. A pinned thread still shares its core with whatever else
+    runs there; the parts are handed out as threads come free either way."""
+    if not cpus or not hasattr(os, "sched_setaffinity"):
+        return
+    k = next(started)  # this pool's threads, counted as they start (atomic)
+    with contextlib.suppress(OSError):  # a CPU set changed meanwhile: unpinned
+        os.sched_setaffinity(0, {cpus[k % len(cpus)]})  # 0: this thread (Linux)
+
+
+def _forget_pool() -> None:
+    """In a forked child: the parent's threads do not exist there."""
+    global _pool_lock
+    _pool_lock = threading.Lock()
+    _pool.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _in_pool() -> bool:
+    """Is this one of the pool's threads? A part run there does not split again: its
+    thread would wait on parts queued behind it (every thread waiting: no progress)."""
+    return threading.current_thread().name.startswith(_POOL_NAME)
+
+
+def _usable_cpus() -> set[int]:
+    """The CPUs this process may run on (``taskset``, container CPU sets), which
+    can be fewer than the machine has; empty when the platform does not say."""
     try:
-        with blas.single_threaded() if workers > 1 else contextlib.nullcontext():
-            for start in range(0, N, step):
-                stop = min(N, start + step)
-                chunk = []
-                for i, a in enumerate(xs):
-                    rows_in = _rows_of(a, start, stop, copy=_mapped(a))
-                    _release(a, stop)
-                    chunk.append(check_rows(model, rows_in, where, start, index=i))
-                # The NaN/Inf scan runs on a pool thread beside the chunk's first
-                # part (the pool hands out the rest as threads come free).
-                floats = [r for r in chunk if r.dtype.kind == "f"]
-                scans = [pool.submit(_first_nonfinite, r) for r in floats] if pool else None
-                result = _run_parallel(model, chunk, ft, collect, gates, pool, workers, outputs_of)
-                found = [f.result() for f in scans] if scans else map(_first_nonfinite, floats)
-                for at in found:
-                    if at is not None:
-                        result.nonfinite_at = (start + at[0], *at[1:])
-                        break
-                yield start, stop, result
-    finally:
-        if pool is not None:
-            pool.shutdown()
+        return set(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return set()
 
 
 def _cores() -> int:
-    """The cores this process may run on (``taskset``, container CPU sets), which
-    can be fewer than the machine has: a thread per core beyond them only queues."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except (AttributeError, OSError):  # not on Linux
-        return os.cpu_count() or 1
+    """The cores this process may run on: a thread per core beyond them only queues."""
+    return len(_usable_cpus()) or os.cpu_count() or 1
 
 
 def _threads() -> int:
@@ -381,6 +464,19 @@ def _split_pays(model: Model, rows_per_worker: int) -> bool:
     return rows_per_worker * work >= SPLIT_WORK * calls
 
 
+def part_bounds(model: Model, n: int, workers: int, itemsize: int) -> list[int]:
+    """Where a chunk of ``n`` rows split across ``workers`` threads is cut: [0, n]
+    when it is not split (the last chunk may be too small for the split to pay)."""
+    parts = workers if workers > 1 and _split_pays(model, n // workers) else 1
+    if parts < 2:
+        return [0, n]
+    # Cache-sized parts, more of them than threads when the chunk is large (a
+    # multiple of the threads, so each gets as many): the pool hands them out as
+    # threads come free, which also evens out threads slowed by other processes.
+    parts *= -(-n // (parts * cache_rows(model, itemsize)))
+    return [int(b) for b in np.linspace(0, n, parts + 1).astype(int)]
+
+
 def _run_parallel(
     model: Model,
     xs: list[Array],
@@ -392,20 +488,20 @@ def _run_parallel(
     outputs_of: frozenset[str] = frozenset(),
 ) -> RunResult:
     """The rows split across threads (NumPy releases the GIL in its kernels)."""
-    n = len(xs[0])
-    parts = workers if pool is not None and _split_pays(model, n // max(workers, 1)) else 1
-    if pool is None or parts < 2:
+    if pool is None:  # (part_bounds walks the model: not asked without a pool)
         return _run_rows(model, xs, ft, collect, gates, outputs_of)
-    # Cache-sized parts, more of them than threads when the chunk is large (a
-    # multiple of the threads, so each gets as many): the pool hands them out as
-    # threads come free, which also evens out threads slowed by other processes.
-    parts *= -(-n // (parts * cache_rows(model, ft.itemsize)))
-    bounds = np.linspace(0, n, parts + 1).astype(int)
+    bounds = part_bounds(model, len(xs[0]), workers, ft.itemsize)
+    if len(bounds) < 3:
+        return _run_rows(model, xs, ft, collect, gates, outputs_of)
     futures = [
         pool.submit(_run_rows, model, [x[a:b] for x in xs], ft, collect, gates, outputs_of)
         for a, b in itertools.pairwise(bounds)
     ]
-    return _concat([f.result() for f in futures])
+    try:
+        return _concat([f.result() for f in futures])
+    finally:
+        for f in futures:  # a part failed or the wait was interrupted: the rest unstarted
+            f.cancel()
 
 
 def _concat(results: list[RunResult]) -> RunResult:

@@ -3,6 +3,7 @@ streamed outputs hold exactly what the in-memory API returns."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -278,3 +279,156 @@ def test_rows_read_as_needed_are_counted_as_copies() -> None:
     ft = np.dtype(np.float32)
     assert _input_copies([rows], ft) == 1
     assert _input_copies([np.zeros((4, 2, 3), np.float32)], ft) == 0  # used in place
+
+
+def test_split_plan_does_not_depend_on_the_length(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether a batch is split across threads, and into which parts, is a matter
+    of what a step costs (N, the layers), not of how many steps there are: an
+    in-memory input of the compute dtype makes the same plan at T = 100 and 100,000."""
+    model = rnninspect.load_model(SAMPLES / "lstm" / "model.keras")
+    monkeypatch.setattr(engine, "_cores", lambda: 2)
+    f32 = np.dtype("float32")
+    for N in (256, 4096):
+        plans = {T: engine.plan(model, N, T, 3, f32) for T in (100, 300, 1000, 10_000, 100_000)}
+        assert len(set(plans.values())) == 1, plans
+        rows, threads = plans[300]
+        assert rows >= N
+        if engine.blas.controlled():
+            assert threads == (2 if N == 4096 else 1)  # 256 rows of M=6: not worth it
+            assert engine.part_bounds(model, N, threads, 4) == (
+                [0, 2048, 4096] if N == 4096 else [0, 256]
+            )
+
+
+def _split_seen(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int, frozenset[int]]]:
+    """(thread, rows, CPUs the thread may run on) of every part the engine runs."""
+    seen: list[tuple[int, int, frozenset[int]]] = []
+    real = engine._run_rows
+
+    def spy(model_: rnninspect.Model, rows: list[np.ndarray], *args: object) -> engine.RunResult:
+        cpus = frozenset(engine._usable_cpus())  # this thread's own CPU set
+        seen.append((threading.get_ident(), len(rows[0]), cpus))
+        return real(model_, rows, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "_run_rows", spy)
+    return seen
+
+
+@pytest.fixture
+def fresh_pool() -> None:
+    """No kept threads from earlier tests (another thread count: still ending)."""
+    with engine._pool_lock:
+        for pool in engine._pool.values():
+            pool.shutdown(wait=True)
+        engine._pool.clear()
+
+
+@pytest.mark.skipif(not engine.blas.controlled(), reason="no controllable BLAS: no split")
+@pytest.mark.usefixtures("fresh_pool")
+def test_split_threads_are_kept_and_one_per_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The threads a batch is split across are started once and reused by the next
+    calls; with a thread per usable core each runs on a core of its own (else they
+    run where the scheduler puts them). The numbers are the one-pass numbers, bit
+    for bit: each sample's arithmetic is the same in any part."""
+    model = rnninspect.load_model(SAMPLES / "lstm" / "model.keras")
+    x = batch(model, 600, seed=5)
+    whole = engine._run_rows(model, engine.conform_rows(model, x), np.dtype("float32"), True, True)
+    usable = engine._usable_cpus()
+    monkeypatch.setattr(engine, "_cores", lambda: 2)
+    monkeypatch.setattr(engine, "SPLIT_WORK", 0)
+    seen = _split_seen(monkeypatch)
+
+    def pool_threads() -> set[int | None]:
+        return {t.ident for t in threading.enumerate() if t.name.startswith(engine._POOL_NAME)}
+
+    first = engine.run(model, x, collect=True, gates=True)
+    kept = pool_threads()
+    again = engine.run(model, x, collect=True, gates=True)
+    assert pool_threads() == kept and len(kept) == 2  # none started, none ended
+    assert {t for t, _, _ in seen} <= kept
+    assert sorted(n for _, n, _ in seen) == [300] * 4  # two parts a call
+    cpus = {t: c for t, _, c in seen}
+    if len(usable) == 2:  # each thread on a core of its own
+        assert all(len(c) == 1 for c in cpus.values()) and len(set(cpus.values())) == len(cpus)
+        assert set().union(*cpus.values()) <= usable
+    else:  # more (or fewer) cores than threads: left to the scheduler
+        assert all(c == frozenset(usable) for c in cpus.values())
+    for got in (first, again):
+        np.testing.assert_array_equal(got.output, whole.output)
+        for key, value in whole.states.items():
+            np.testing.assert_array_equal(got.states[key], value)
+
+
+@pytest.mark.skipif(not engine.blas.controlled(), reason="no controllable BLAS: no split")
+def test_a_run_on_a_pool_thread_is_not_split_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A forward pass started on one of the split's own threads runs there whole:
+    split again, its parts would queue behind the thread waiting for them."""
+    model = rnninspect.load_model(SAMPLES / "lstm" / "model.keras")
+    x = batch(model, 400, seed=6)
+    monkeypatch.setattr(engine, "_cores", lambda: 2)
+    monkeypatch.setattr(engine, "SPLIT_WORK", 0)
+    seen = _split_seen(monkeypatch)
+    inner = engine._shared_pool(2).submit(model.forward, x).result(timeout=120)
+    assert [n for _, n, _ in seen] == [400]
+    seen.clear()
+    np.testing.assert_array_equal(inner, model.forward(x))
+    assert sorted(n for _, n, _ in seen) == [200, 200]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork")
+@pytest.mark.skipif(not engine.blas.controlled(), reason="no controllable BLAS: no split")
+def test_a_forked_child_starts_its_own_threads(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The kept threads do not exist in a forked child (multiprocessing's default on
+    Linux): its first split starts its own, rather than queueing work for none."""
+    import os
+
+    model = rnninspect.load_model(SAMPLES / "lstm" / "model.keras")
+    x = batch(model, 400, seed=7)
+    monkeypatch.setattr(engine, "_cores", lambda: 2)
+    monkeypatch.setattr(engine, "SPLIT_WORK", 0)
+    y = model.forward(x)  # the parent's threads started
+    pid = os.fork()
+    if pid == 0:  # the child: never back into pytest
+        code = 1
+        try:
+            np.save(tmp_path / "child.npy", model.forward(x))
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "child.npy"), y)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork")
+@pytest.mark.skipif(engine.blas._shutdown() is None, reason="OpenBLAS's thread stop not found")
+def test_blas_threads_stopped_by_a_fork_stay_stopped_while_single_threaded() -> None:
+    """A fork stops OpenBLAS's threads (the loader forks its parse child); setting
+    the thread count starts them again, each spinning for work. Running
+    single-threaded leaves them as the fork did: none started inside, none after;
+    the count is restored, and the next multi-threaded product starts them."""
+    import os
+
+    blas = engine.blas
+    get, _ = blas._openblas()  # type: ignore[misc]
+    count = get()
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    before = blas._threads_now()
+    with blas.single_threaded():
+        inside = blas._threads_now()
+        assert get() == 1
+        a = np.random.default_rng(0).standard_normal((300, 300)).astype(np.float32)
+        product = a @ a
+    assert (inside, blas._threads_now(), get()) == (before, before, count)
+    np.testing.assert_allclose(a @ a, product, rtol=1e-5, atol=1e-4)
+    running = blas._threads_now()
+    if count > 1:
+        assert running > before  # started again by that product
+    with blas.single_threaded():  # threads running: left alone
+        assert get() == 1 and blas._threads_now() == running
+    assert (get(), blas._threads_now()) == (count, running)
