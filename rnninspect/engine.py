@@ -21,9 +21,8 @@ import math
 import mmap
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -48,6 +47,9 @@ from .model import (
 )
 from .ops.recurrent import Float, scan
 from .versions import keras_major
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 
 @dataclass
@@ -278,7 +280,12 @@ def iter_chunks(
     # otherwise BLAS keeps its own threads.
     if workers > 1 and not _split_pays(model, min(N, step) // workers):
         workers = 1
-    pool = ThreadPoolExecutor(workers) if workers > 1 else None
+    pool = None
+    if workers > 1:
+        # Imported here: it brings logging and more, and a small batch has no pool.
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(workers)
     try:
         with blas.single_threaded() if workers > 1 else contextlib.nullcontext():
             for start in range(0, N, step):
