@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
 
-@dataclass
+@dataclass(eq=False)  # holds arrays (== would raise); each generated method costs start-up
 class RunResult:
     outputs: list[Array]  # the model's outputs, in Keras's order
     states: dict[str, Array] = field(default_factory=dict)  # trace entries, (N, T, M)
@@ -65,7 +65,7 @@ class RunResult:
         return self.outputs[0]
 
 
-@dataclass
+@dataclass(repr=False, eq=False)  # internal, holds arrays: each generated method costs start-up
 class _Ctx:
     ft: Float  # compute dtype
     major: int  # Keras generation (hard_sigmoid differs)

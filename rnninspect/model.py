@@ -33,11 +33,11 @@ _C = TypeVar("_C", bound=type)
 
 
 @dataclass_transform(kw_only_default=True, field_specifiers=(field,))
-def _layer(cls: _C) -> _C:
-    """``@dataclass(kw_only=True)`` for the layer classes, with dataclass's
-    ``__init__``, ``__repr__`` and ``__eq__`` written once, on ``Layer``, for all of
-    them: generating (compiling) them for some thirty classes cost several
-    milliseconds of every start, in the CLI and in its parsing child."""
+def _record(cls: _C) -> _C:
+    """``@dataclass(kw_only=True)``, with dataclass's ``__init__``, ``__repr__`` and
+    ``__eq__`` written once, on ``_Record``, for every class of the model: generating
+    (compiling) them for some thirty classes cost several milliseconds of every
+    start, in the CLI and in its parsing child."""
     if cls.__doc__ is None:  # else dataclass makes one from the signature (slow)
         cls.__doc__ = f"Keras's {cls.__name__} layer."
     return cast("_C", dataclass(kw_only=True, init=False, repr=False, eq=False)(cls))
@@ -54,37 +54,10 @@ def _plan(cls: type) -> list[tuple[str, Any, Any]]:
     return plan
 
 
-@_layer
-class Layer:
-    """One layer of the chain. ``name`` is the Keras layer name."""
-
-    name: str
-    trainable: bool = True
-    parent: str | None = None  # the top-level nested model holding this layer, if any
-    # The class the file names, when it differs from what is computed
-    # (``RNN(LSTMCell)`` computes as an LSTM, Keras 1's ``Merge`` as a merge layer).
-    keras_class: str = ""
-
-    @property
-    def class_name(self) -> str:
-        """The Keras class name (``SimpleRNN``, ``Dense``, ...)."""
-        return self.keras_class or type(self).__name__
-
-    def weights(self) -> list[tuple[str, Array]]:
-        """(weight name, array) pairs in Keras ``get_weights()`` order."""
-        return []
-
-    def non_trainable(self) -> frozenset[str]:
-        """Names of the weights Keras counts as non-trainable (moving statistics)."""
-        return frozenset()
-
-    def get_weights(self) -> list[Array]:
-        """The arrays, as Keras's ``layer.get_weights()`` returns them: SimpleRNN
-        ``[Wx (D,M), Wh (M,M), bh (M,)]``, Dense ``[Wo (M,K), bo (K,)]``, ..."""
-        return [a for _, a in self.weights()]
-
-    def count_params(self) -> int:
-        return sum(int(a.size) for _, a in self.weights())
+@_record
+class _Record:
+    """What ``@dataclass(kw_only=True)`` would generate for each class, written once
+    (see ``_record``); tests/test_model_classes.py holds them to dataclass's own."""
 
     def __init__(self, **values: Any) -> None:
         # dataclass's keyword-only __init__: each field given, else its default
@@ -121,7 +94,40 @@ class Layer:
         )
 
 
-@_layer
+@_record
+class Layer(_Record):
+    """One layer of the chain. ``name`` is the Keras layer name."""
+
+    name: str
+    trainable: bool = True
+    parent: str | None = None  # the top-level nested model holding this layer, if any
+    # The class the file names, when it differs from what is computed
+    # (``RNN(LSTMCell)`` computes as an LSTM, Keras 1's ``Merge`` as a merge layer).
+    keras_class: str = ""
+
+    @property
+    def class_name(self) -> str:
+        """The Keras class name (``SimpleRNN``, ``Dense``, ...)."""
+        return self.keras_class or type(self).__name__
+
+    def weights(self) -> list[tuple[str, Array]]:
+        """(weight name, array) pairs in Keras ``get_weights()`` order."""
+        return []
+
+    def non_trainable(self) -> frozenset[str]:
+        """Names of the weights Keras counts as non-trainable (moving statistics)."""
+        return frozenset()
+
+    def get_weights(self) -> list[Array]:
+        """The arrays, as Keras's ``layer.get_weights()`` returns them: SimpleRNN
+        ``[Wx (D,M), Wh (M,M), bh (M,)]``, Dense ``[Wo (M,K), bo (K,)]``, ..."""
+        return [a for _, a in self.weights()]
+
+    def count_params(self) -> int:
+        return sum(int(a.size) for _, a in self.weights())
+
+
+@_record
 class InputLayer(Layer):
     """A model input: per-sample ``shape`` (``T`` may be None) and dtype
     (``int32`` for ids feeding an Embedding)."""
@@ -131,7 +137,7 @@ class InputLayer(Layer):
     batch: int | None = None  # a fixed batch size the config declares (stateful models)
 
 
-@_layer
+@_record
 class Dense(Layer):
     kernel: Array  # (in, units)
     bias: Array | None  # (units,)
@@ -148,7 +154,7 @@ class Dense(Layer):
         return out
 
 
-@_layer
+@_record
 class Embedding(Layer):
     embeddings: Array  # (V, E)
     mask_zero: bool = False
@@ -157,22 +163,22 @@ class Embedding(Layer):
         return [("embeddings", self.embeddings)]
 
 
-@_layer
+@_record
 class Masking(Layer):
     mask_value: float = 0.0
 
 
-@_layer
+@_record
 class Activation(Layer):
     activation: str = "linear"
 
 
-@_layer
+@_record
 class Passthrough(Layer):
     """A layer that is the identity at inference (Dropout and friends)."""
 
 
-@_layer
+@_record
 class Recurrent(Layer):
     """Fields shared by SimpleRNN, LSTM and GRU."""
 
@@ -201,12 +207,12 @@ class Recurrent(Layer):
         return out
 
 
-@_layer
+@_record
 class SimpleRNN(Recurrent):
     """``h_t = act(x_t @ Wx + h_{t-1} @ Wh + b)``; state [h]."""
 
 
-@_layer
+@_record
 class LSTM(Recurrent):
     """Gates stacked along the last axis in Keras's order **i, f, c, o**; states [h, c]."""
 
@@ -215,7 +221,7 @@ class LSTM(Recurrent):
     recurrent_activation: str = "sigmoid"
 
 
-@_layer
+@_record
 class GRU(Recurrent):
     """Gates in Keras's order **z, r, h**; ``reset_after`` (bias (2, 3M)) is the
     tf.keras 2 / Keras 3 default, ``reset_after=False`` (bias (3M,)) the Keras 1/2 one."""
@@ -225,7 +231,7 @@ class GRU(Recurrent):
     reset_after: bool = True
 
 
-@_layer
+@_record
 class Bidirectional(Layer):
     """Two recurrent layers over the same input; ``backward`` runs last step first."""
 
@@ -247,7 +253,7 @@ class Bidirectional(Layer):
         ]
 
 
-@_layer
+@_record
 class TimeDistributed(Layer):
     layer: Layer
 
@@ -255,7 +261,7 @@ class TimeDistributed(Layer):
         return self.layer.weights()
 
 
-@_layer
+@_record
 class StackedRNN(Layer):
     """``RNN(StackedRNNCells([...]))``: at every step each cell takes the previous
     cell's output; the layer returns the last cell's output (and, with
@@ -272,7 +278,7 @@ class StackedRNN(Layer):
         return [(f"cell_{i}/{n}", a) for i, c in enumerate(self.cells) for n, a in c.weights()]
 
 
-@_layer
+@_record
 class ConvLSTM(Layer):
     """ConvLSTM1D / ConvLSTM2D: an LSTM whose products are convolutions over
     ``rank`` spatial axes; gates i, f, c, o along the last (filters) axis."""
@@ -302,7 +308,7 @@ class ConvLSTM(Layer):
         return out
 
 
-@_layer
+@_record
 class Merge(Layer):
     """Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum, Dot."""
 
@@ -312,7 +318,7 @@ class Merge(Layer):
     normalize: bool = False  # Dot: cosine proximity
 
 
-@_layer
+@_record
 class Plumbing(Layer):
     """Sequence plumbing without weights: ``op`` is one of repeat_vector (args (n,)),
     flatten, reshape (the target shape, -1 allowed), permute (1-based dims),
@@ -322,7 +328,7 @@ class Plumbing(Layer):
     args: tuple[int, ...] = ()
 
 
-@_layer
+@_record
 class Conv(Layer):
     """Conv1D / Conv2D, channels last: ``y = act(conv(x, kernel) + bias)``."""
 
@@ -347,7 +353,7 @@ class Conv(Layer):
         return out
 
 
-@_layer
+@_record
 class Pooling(Layer):
     """Max/average pooling over ``rank`` axes (``pool_size``/``strides``), or global
     pooling (``global_``) over all of them (GlobalAveragePooling1D uses the mask)."""
@@ -362,7 +368,7 @@ class Pooling(Layer):
     channels_first: bool = False
 
 
-@_layer
+@_record
 class BatchNormalization(Layer):
     """Inference: ``gamma * (x - moving_mean) / sqrt(moving_variance + eps) + beta``."""
 
@@ -382,7 +388,7 @@ class BatchNormalization(Layer):
         return frozenset({"moving_mean", "moving_variance"})
 
 
-@_layer
+@_record
 class LayerNormalization(Layer):
     axes: tuple[int, ...]
     gamma: Array | None
@@ -395,19 +401,19 @@ class LayerNormalization(Layer):
         return out + ([] if self.beta is None else [("beta", self.beta)])
 
 
-@_layer
+@_record
 class ReLU(Layer):
     max_value: float | None = None
     negative_slope: float = 0.0
     threshold: float = 0.0
 
 
-@_layer
+@_record
 class LeakyReLU(Layer):
     alpha: float = 0.3
 
 
-@_layer
+@_record
 class PReLU(Layer):
     alpha: Array  # the input's per-sample shape, 1 on shared axes
 
@@ -415,17 +421,17 @@ class PReLU(Layer):
         return [("alpha", self.alpha)]
 
 
-@_layer
+@_record
 class ELU(Layer):
     alpha: float = 1.0
 
 
-@_layer
+@_record
 class Softmax(Layer):
     axis: tuple[int, ...] = (-1,)
 
 
-@_layer
+@_record
 class Attention(Layer):
     """Attention (Luong: ``score`` dot or concat) and AdditiveAttention (Bahdanau:
     ``score`` additive), called on [query, value] or [query, value, key]."""
@@ -446,7 +452,7 @@ class Attention(Layer):
 MHA_WEIGHTS = ("query", "key", "value", "output")
 
 
-@_layer
+@_record
 class MultiHeadAttention(Layer):
     """Keras's MultiHeadAttention: query/key/value projections per head
     (kernels (D, H, Kd)), scaled dot-product attention, output projection
@@ -481,8 +487,8 @@ class Ref:
 Shape = tuple[int | None, ...]  # per sample (no batch axis); T may be None
 
 
-@dataclass(kw_only=True)
-class Node:
+@_record
+class Node(_Record):
     """One call of a layer (or one model input, whose layer is its InputLayer)."""
 
     layer: Layer
@@ -498,8 +504,8 @@ class Node:
         return self.layer.name if self.call == 0 else f"{self.layer.name}#{self.call}"
 
 
-@dataclass(kw_only=True)
-class Source:
+@_record
+class Source(_Record):
     """Where a model came from, and what the loader had to assume."""
 
     path: Path
@@ -509,8 +515,8 @@ class Source:
     assumptions: list[str] = field(default_factory=list)
 
 
-@dataclass(kw_only=True)
-class Model:
+@_record
+class Model(_Record):
     """A graph of layers: ``nodes`` in topological order (inputs first), each
     taking tensors (``Ref``) that earlier nodes made; ``outputs`` in Keras's order.
     A Sequential model is the chain where each node takes the one before.

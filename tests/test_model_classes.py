@@ -1,6 +1,7 @@
-"""The model's layer classes are dataclasses whose ``__init__``, ``__repr__`` and
-``__eq__`` are written once on ``Layer`` (``rnninspect.model._layer``): each behaves
-as the one ``@dataclass(kw_only=True)`` would generate for that class."""
+"""The model's classes (layers, Node, Source, Model) are dataclasses whose
+``__init__``, ``__repr__`` and ``__eq__`` are written once on ``_Record``
+(``rnninspect.model._record``): each behaves as the one ``@dataclass(kw_only=True)``
+would generate for that class."""
 
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ LAYERS = sorted(
     (
         cls
         for cls in vars(m).values()
-        if inspect.isclass(cls) and issubclass(cls, m.Layer) and cls.__module__ == m.__name__
+        if inspect.isclass(cls)
+        and issubclass(cls, m._Record)
+        and cls.__module__ == m.__name__
+        and cls is not m._Record
     ),
     key=lambda cls: cls.__name__,
 )
@@ -46,7 +50,7 @@ def _required(cls: type) -> dict[str, Any]:
 
 
 def test_every_layer_class_is_a_dataclass_taking_keywords() -> None:
-    assert len(LAYERS) > 25
+    assert len(LAYERS) > 25 and {m.Node, m.Source, m.Model, m.Dense} <= set(LAYERS)
     for cls in LAYERS:
         assert dataclasses.is_dataclass(cls)
         assert cls.__doc__
@@ -56,6 +60,7 @@ def test_every_layer_class_is_a_dataclass_taking_keywords() -> None:
 def test_init_repr_eq_as_dataclass_generates(cls: type) -> None:
     ref = _generated(cls)
     given = _required(cls)
+    first = next(iter(given))
     ours, theirs = cls(**given), ref(**given)
     assert vars(ours) == vars(theirs)
     assert list(vars(ours)) == list(vars(theirs))  # the same fields, set in the same order
@@ -70,13 +75,13 @@ def test_init_repr_eq_as_dataclass_generates(cls: type) -> None:
         with pytest.raises(TypeError, match="no_such_field"):
             cls(**bad)
     with pytest.raises(TypeError):
-        cls("positional", **{k: v for k, v in given.items() if k != "name"})
+        cls("positional", **{k: v for k, v in given.items() if k != first})
     # equality as dataclass's: field by field, only within one class
     same = cls(**given)
     assert (ours == same) == (theirs == ref(**given))
-    other = cls(**{**given, "name": "another"})
+    other = cls(**{**given, first: "another"})
     assert ours != other
-    assert dataclasses.replace(ours, name="another") == other
+    assert dataclasses.replace(ours, **{first: "another"}) == other
     assert pickle.loads(pickle.dumps(ours)) == ours
     assert copy.deepcopy(ours) == ours
 
