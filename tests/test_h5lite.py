@@ -283,3 +283,14 @@ def test_a_keras_file_is_read_without_h5py() -> None:
             for g in ("simple_rnn/cell", "dense")
             for i in range(len(h5[f"layers/{g}/vars"]))
         ]
+
+
+def test_the_parse_child_warms_h5py_only_for_hdf5_arguments(tmp_path: Path) -> None:
+    from rnninspect import loaders
+
+    h5 = next(SAMPLES.rglob("*.h5"))
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # never opened for reading: that would block
+    assert loaders._names_hdf5(["forward", str(h5), "x.npy"])
+    assert loaders._names_hdf5(["forward", str(SEED), f"--config={h5}"])
+    assert not loaders._names_hdf5(["forward", str(SEED), str(fifo), "-", str(tmp_path), "--q"])
