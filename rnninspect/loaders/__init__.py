@@ -319,6 +319,7 @@ def _naming(path: Path, load: Callable[[], R]) -> R:
         ValueError,
         IndexError,
         RecursionError,
+        OverflowError,
         RuntimeError,  # h5py's word for many kinds of corrupt HDF5
         EOFError,
         zipfile.BadZipFile,

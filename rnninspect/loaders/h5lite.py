@@ -70,12 +70,19 @@ class _Reader:
         # re-read by many groups) run out of budget instead of taking long.
         self.budget = 4 * self.size + (1 << 16)
         self.headers: dict[int, _Header] = {}
+        self.kinds: dict[int, str] = {}  # address -> the structure read there
         self.collections: dict[int, dict[int, bytes]] = {}
 
     def charge(self, n: int) -> None:
         self.budget -= max(n, 1)
         if self.budget < 0:
             raise UnsupportedError("more structure than the file's size explains")
+
+    def claim(self, addr: int, kind: str) -> None:
+        """HDF5 caches metadata by address: one address read as two kinds of
+        structure is an error there (a corrupt file), so it is refused here."""
+        if self.kinds.setdefault(addr, kind) != kind:
+            raise UnsupportedError("one address holds two kinds of structure")
 
     def span(self, offset: int, n: int) -> bytes:
         if offset < 0 or n < 0 or offset + n > self.size:
@@ -103,8 +110,8 @@ class _Reader:
             raise UnsupportedError("B-tree sizes out of range")
         if _U32.unpack_from(d, 20)[0] != 0:
             raise UnsupportedError("file consistency flags set")
-        base, _free, eof, driver = struct.unpack_from("<4Q", d, 24)
-        if base != 0 or driver != UNDEFINED or eof != self.size:
+        base, extension, eof, driver = struct.unpack_from("<4Q", d, 24)
+        if base != 0 or extension != UNDEFINED or driver != UNDEFINED or eof != self.size:
             raise UnsupportedError("a user block, a driver block, or a size other than declared")
         return self.entry(d, 56)
 
@@ -127,6 +134,7 @@ class _Reader:
             return found
         h = _Header(addr)
         self.headers[addr] = h
+        self.claim(addr, "object header")
         if self.u(_U8, addr) != 1:
             raise UnsupportedError("object header other than version 1")
         count, _refs, size = struct.unpack_from("<HII", self.span(addr, 16), 2)
@@ -144,8 +152,8 @@ class _Reader:
                 body = block[pos + 8 : pos + 8 + msize]
                 if len(body) != msize or msize % 8:
                     raise UnsupportedError("a message crosses its chunk's end")
-                if flags & 0x02:
-                    raise UnsupportedError("a shared message")
+                if flags & ~0x01:  # shared, shareable, unknown-type handling: not here
+                    raise UnsupportedError("a message flagged other than constant")
                 pos += 8 + msize
                 messages.append((kind, body))
                 if kind == 0x10:  # continuation: more messages elsewhere
@@ -153,14 +161,19 @@ class _Reader:
                     if more in seen or len(seen) > 1 << 12:
                         raise UnsupportedError("object header continuations loop")
                     seen.add(more)
+                    self.claim(int(more), "object header continuation")
                     chunks.append((int(more), int(more_length)))
         if len(messages) != count:
             raise UnsupportedError("object header message count differs from its messages")
         layout = space = dtype = None
         for kind, body in messages:
-            if kind in (0x00, 0x10, 0x04, 0x05, 0x0E, 0x12):
-                # nil, continuation, fill values (storage here is always written:
-                # an undefined address is refused), modification times
+            if kind in (0x00, 0x10, 0x0E):  # nil, continuation, old modification time
+                continue
+            if kind in (0x04, 0x05, 0x12):
+                # Fill values (the storage here is always written: an undefined
+                # address is refused) and the modification time change no value
+                # read, but HDF5 decodes them: a message it would refuse is refused.
+                _check_decodes(kind, body)
                 continue
             if kind == 0x11:
                 if h.links is not None:
@@ -221,6 +234,10 @@ class _Reader:
         end = start + 8 * rank * (2 if flags & 0x01 else 1)
         if end > len(d):
             raise UnsupportedError("dataspace message too short")
+        if flags & 0x01:
+            limits = struct.unpack_from(f"<{rank}Q", d, start + 8 * rank)
+            if any(m < n and m != UNDEFINED for n, m in zip(dims, limits, strict=True)):
+                raise UnsupportedError("a dimension beyond its maximum")
         return tuple(int(n) for n in dims), end - at
 
     def datatype(self, d: bytes, at: int, numeric_only: bool) -> tuple[Any, int]:
@@ -269,7 +286,9 @@ class _Reader:
             return raw
         if kind == 1:  # contiguous
             addr, size = struct.unpack_from("<QQ", d, 2)
-            if nbytes == 0:
+            if nbytes == 0:  # never allocated: HDF5 refuses an address with no size
+                if addr != UNDEFINED:
+                    raise UnsupportedError("an empty dataset with storage")
                 return (0, 0)
             if size != nbytes or addr == UNDEFINED or addr + size > self.size:
                 raise UnsupportedError("contiguous data of another size, or not in the file")
@@ -292,7 +311,7 @@ class _Reader:
         else:
             raise UnsupportedError("attribute version")
         raw_name = d[at : at + name_size]
-        if name_size == 0 or len(raw_name) != name_size or raw_name[-1] != 0:
+        if name_size == 0 or len(raw_name) != name_size or raw_name.find(0) != name_size - 1:
             raise UnsupportedError("attribute name")
         name = _name(raw_name[:-1])
         at += pad(name_size)
@@ -330,14 +349,17 @@ class _Reader:
         if objects is None:
             objects = self.collections[collection] = self.global_heap(collection)
         raw = objects.get(index)
-        if raw is None or len(raw) < length:
+        if raw is None or len(raw) != length:  # (HDF5 insists on the size too)
             raise UnsupportedError("a string missing from its global heap")
+        if 0 in raw:  # HDF5 would give it as a C string, cut at the NUL
+            raise UnsupportedError("a string holding a NUL")
         try:
-            return raw[:length].decode("ascii" if cset == 0 else "utf-8")
+            return raw.decode("ascii" if cset == 0 else "utf-8")
         except UnicodeDecodeError:
             raise UnsupportedError("a string that is not valid text") from None
 
     def global_heap(self, addr: int) -> dict[int, bytes]:
+        self.claim(addr, "global heap")
         head = self.span(addr, 16)
         if head[:4] != b"GCOL" or head[4] != 1:
             raise UnsupportedError("global heap collection")
@@ -359,11 +381,26 @@ class _Reader:
     # -- groups --------------------------------------------------------------
 
     def local_heap(self, addr: int) -> bytes:
+        self.claim(addr, "local heap")
         head = self.span(addr, 32)
         if head[:4] != b"HEAP" or head[4] != 0:
             raise UnsupportedError("local heap")
-        size, _free, data = struct.unpack_from("<QQQ", head, 8)
-        return self.span(data, size)
+        size, free, data = struct.unpack_from("<QQQ", head, 8)
+        if data != addr + 32:  # h5py writes the data block right after its header
+            self.claim(int(data), "local heap data")
+        heap = self.span(data, size)
+        # The free list, checked as HDF5 checks it on loading the heap (a file whose
+        # list it refuses is h5py's to refuse).
+        seen = set()
+        while free != 1:  # HDF5's end of the list
+            if free >= size or free + 16 > size or free in seen:
+                raise UnsupportedError("a local heap's free list")
+            seen.add(free)
+            offset = free
+            free, length = struct.unpack_from("<QQ", heap, offset)
+            if free == 0 or offset + length > size:
+                raise UnsupportedError("a local heap's free list")
+        return heap
 
     def table(self, h: _Header, btree: int, lheap: int) -> None:
         """A group's links from its B-tree, in name order (as HDF5 iterates them),
@@ -371,7 +408,16 @@ class _Reader:
         heap = self.local_heap(lheap)
         names: list[bytes] = []
         addrs: list[int] = []
-        self.node(btree, heap, names, addrs, set(), 0, None)
+        chain: dict[int, list[tuple[int, int, int]]] = {}
+        self.node(btree, heap, names, addrs, chain, set(), 0, None)
+        # Each level's nodes, left to right, linked as siblings both ways (HDF5 walks
+        # the sibling links when it sizes a group, as h5py's object info does).
+        for nodes in chain.values():
+            for i, (_, left, right) in enumerate(nodes):
+                before = nodes[i - 1][0] if i else UNDEFINED
+                after = nodes[i + 1][0] if i + 1 < len(nodes) else UNDEFINED
+                if (left, right) != (before, after):
+                    raise UnsupportedError("B-tree sibling links")
         assert h.links is not None
         for i, raw in enumerate(names):
             if i and names[i - 1] >= raw:
@@ -384,6 +430,7 @@ class _Reader:
         heap: bytes,
         names: list[bytes],
         addrs: list[int],
+        chain: dict[int, list[tuple[int, int, int]]],
         seen: set[int],
         depth: int,
         level: int | None,
@@ -391,12 +438,16 @@ class _Reader:
         if addr in seen or depth > MAX_DEPTH:
             raise UnsupportedError("B-tree loops or is too deep")
         seen.add(addr)
-        head = self.span(addr, 24)
+        self.claim(addr, "B-tree node")
+        # HDF5 reads a node whole, at its full capacity: so must fit the file.
+        head = self.span(addr, 24 + 16 * 2 * self.node_k + 8)[:24]
         if head[:4] != b"TREE" or head[4] != 0:
             raise UnsupportedError("group B-tree node")
         node_level, used = head[5], _U16.unpack_from(head, 6)[0]
         if (level is not None and node_level != level) or used > 2 * self.node_k:
             raise UnsupportedError("B-tree node level or size")
+        left, right = struct.unpack_from("<QQ", head, 8)
+        chain.setdefault(node_level, []).append((addr, int(left), int(right)))
         body = self.span(addr + 24, 16 * used + 8)
         keys = [_heap_name(self, heap, _U64.unpack_from(body, 16 * i)[0]) for i in range(used + 1)]
         for i in range(used):
@@ -405,14 +456,15 @@ class _Reader:
             if node_level == 0:
                 self.symbols(int(child), heap, names, addrs)
             else:
-                self.node(int(child), heap, names, addrs, seen, depth + 1, node_level - 1)
+                self.node(int(child), heap, names, addrs, chain, seen, depth + 1, node_level - 1)
             below = names[first:]
             # HDF5 finds a name in child i when key[i] < name <= key[i + 1].
             if not below or not keys[i] < below[0] or not below[-1] <= keys[i + 1]:
                 raise UnsupportedError("B-tree keys do not bound their children")
 
     def symbols(self, addr: int, heap: bytes, names: list[bytes], addrs: list[int]) -> None:
-        head = self.span(addr, 8)
+        self.claim(addr, "symbol table node")
+        head = self.span(addr, 8 + 40 * 2 * self.leaf_k)[:8]  # (whole, as for B-trees)
         if head[:4] != b"SNOD" or head[4] != 1:
             raise UnsupportedError("symbol table node")
         (count,) = _U16.unpack_from(head, 6)
@@ -448,6 +500,33 @@ class _Reader:
         return root
 
 
+def _check_decodes(kind: int, d: bytes) -> None:
+    """A fill value (old 0x04, new 0x05) or modification time (0x12) message that
+    HDF5 would decode without running off its end."""
+    if kind == 0x04:
+        (size,) = _U32.unpack_from(d, 0)
+        end = 4 + size
+    elif kind == 0x12:
+        end = 8 if d[0] == 1 else len(d) + 1
+    else:
+        version = d[0]
+        if version in (1, 2):
+            defined = d[3]
+            end = 4
+            if version == 1 or defined:
+                (size,) = _U32.unpack_from(d, 4)
+                end = 8 + size
+        elif version == 3:
+            end = 2
+            if d[1] & 0x20:
+                (size,) = _U32.unpack_from(d, 2)
+                end = 6 + size
+        else:
+            end = len(d) + 1
+    if end > len(d):
+        raise UnsupportedError("a fill value or time message HDF5 cannot decode")
+
+
 def _nbytes(shape: tuple[int, ...], dtype: np.dtype[Any]) -> int:
     n = dtype.itemsize
     for d in shape:
@@ -472,10 +551,14 @@ def _heap_name(reader: _Reader, heap: bytes, offset: int) -> bytes:
 
 
 def _name(raw: bytes) -> str:
-    """A member name as h5py gives it (UTF-8; other bytes as surrogates)."""
+    """A member name as h5py gives it: UTF-8 text (h5py gives other names as bytes,
+    which are h5py's to handle)."""
     if not raw or b"/" in raw or raw in (b".", b".."):
         raise UnsupportedError("a member name HDF5 paths cannot express")
-    return raw.decode("utf-8", "surrogateescape")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UnsupportedError("a member name that is not UTF-8") from None
 
 
 # -- the objects -------------------------------------------------------------

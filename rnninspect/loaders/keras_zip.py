@@ -113,7 +113,8 @@ def load(
 
             with h5py.File(io.BytesIO(data), "r") as h5, h5util.reading():
                 weights = keras_native.weights_for(h5, arch, where, len(data))
-    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError, OverflowError) as exc:
+        # (OverflowError: h5py's in-memory file driver, given offsets past 2**63)
         raise ModelError(
             f"{where}: model.weights.h5 in the archive is not valid HDF5 ({exc})"
         ) from exc
