@@ -1,8 +1,9 @@
 """The ``rnninspect`` command, and ``python -m rnninspect``.
 
 A command that loads a model forks the model parser's child process first thing,
-once NumPy (which both processes use) is imported: the child then imports h5py and
-the parsers while this process imports Typer and reads its command line.
+once NumPy (which both processes use) is imported: the child then imports the
+parsers (and h5py, if an argument names an HDF5 file: a .keras file's weights need
+none) while this process imports Typer and reads its command line.
 """
 
 from __future__ import annotations

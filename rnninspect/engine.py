@@ -22,9 +22,8 @@ import mmap
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -50,8 +49,11 @@ from .model import (
 from .ops.recurrent import Float, scan
 from .versions import keras_major
 
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
-@dataclass
+
+@dataclass(eq=False)  # holds arrays (== would raise); each generated method costs start-up
 class RunResult:
     outputs: list[Array]  # the model's outputs, in Keras's order
     states: dict[str, Array] = field(default_factory=dict)  # trace entries, (N, T, M)
@@ -64,7 +66,7 @@ class RunResult:
         return self.outputs[0]
 
 
-@dataclass
+@dataclass(repr=False, eq=False)  # internal, holds arrays: each generated method costs start-up
 class _Ctx:
     ft: Float  # compute dtype
     major: int  # Keras generation (hard_sigmoid differs)
@@ -347,6 +349,9 @@ def _shared_pool(workers: int) -> ThreadPoolExecutor:
                 old.shutdown(wait=False)
             _pool.clear()
             spread = list(cpus) if len(cpus) == workers else []
+            # Imported here: it brings logging and more, and a small batch has no pool.
+            from concurrent.futures import ThreadPoolExecutor
+
             pool = _pool[workers, cpus] = ThreadPoolExecutor(
                 workers,
                 thread_name_prefix=_POOL_NAME,

@@ -8,9 +8,9 @@ and the renderers only ever see this. Weights are stored in Keras's own layout a
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast, dataclass_transform
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -29,13 +29,74 @@ else:  # numpy.typing is imported for mypy only (not on every start)
     Array = numpy.ndarray
 
 
-@dataclass(kw_only=True)
-class Layer:
-    """One layer of the chain. ``name`` is the Keras layer name.
+_C = TypeVar("_C", bound=type)
 
-    ``__repr__`` and ``__eq__`` are dataclass's, written once here: the subclasses
-    (``repr=False, eq=False``) skip generating their own, which for some thirty
-    classes cost milliseconds of every start, in the CLI and its parsing child."""
+
+@dataclass_transform(kw_only_default=True, field_specifiers=(field,))
+def _record(cls: _C) -> _C:
+    """``@dataclass(kw_only=True)``, with dataclass's ``__init__``, ``__repr__`` and
+    ``__eq__`` written once, on ``_Record``, for every class of the model: generating
+    (compiling) them for some thirty classes cost several milliseconds of every
+    start, in the CLI and in its parsing child."""
+    if cls.__doc__ is None:  # else dataclass makes one from the signature (slow)
+        cls.__doc__ = f"Keras's {cls.__name__} layer."
+    return cast("_C", dataclass(kw_only=True, init=False, repr=False, eq=False)(cls))
+
+
+_PLANS: dict[type, list[tuple[str, Any, Any]]] = {}
+
+
+def _plan(cls: type) -> list[tuple[str, Any, Any]]:
+    """(name, default, default factory) of each ``__init__`` argument of ``cls``."""
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = _PLANS[cls] = [(f.name, f.default, f.default_factory) for f in fields(cls) if f.init]
+    return plan
+
+
+@_record
+class _Record:
+    """What ``@dataclass(kw_only=True)`` would generate for each class, written once
+    (see ``_record``); tests/test_model_classes.py holds them to dataclass's own."""
+
+    def __init__(self, **values: Any) -> None:
+        # dataclass's keyword-only __init__: each field given, else its default
+        cls = type(self)
+        for name, default, factory in _plan(cls):
+            if name in values:
+                value = values.pop(name)
+            elif default is not MISSING:
+                value = default
+            elif factory is not MISSING:
+                value = factory()
+            else:
+                raise TypeError(
+                    f"{cls.__qualname__}.__init__() missing required keyword-only argument: "
+                    f"{name!r}"
+                )
+            setattr(self, name, value)
+        if values:
+            raise TypeError(
+                f"{cls.__qualname__}.__init__() got an unexpected keyword argument "
+                f"{next(iter(values))!r}"
+            )
+
+    def __repr__(self) -> str:
+        shown = (f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
+        return f"{type(self).__qualname__}({', '.join(shown)})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        compared = [f.name for f in fields(self) if f.compare]
+        return tuple(getattr(self, k) for k in compared) == tuple(
+            getattr(other, k) for k in compared
+        )
+
+
+@_record
+class Layer(_Record):
+    """One layer of the chain. ``name`` is the Keras layer name."""
 
     name: str
     trainable: bool = True
@@ -65,20 +126,8 @@ class Layer:
     def count_params(self) -> int:
         return sum(int(a.size) for _, a in self.weights())
 
-    def __repr__(self) -> str:
-        shown = (f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
-        return f"{type(self).__qualname__}({', '.join(shown)})"
 
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        compared = [f.name for f in fields(self) if f.compare]
-        return tuple(getattr(self, k) for k in compared) == tuple(
-            getattr(other, k) for k in compared
-        )
-
-
-@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
+@_record
 class InputLayer(Layer):
     """A model input: per-sample ``shape`` (``T`` may be None) and dtype
     (``int32`` for ids feeding an Embedding)."""
@@ -88,7 +137,7 @@ class InputLayer(Layer):
     batch: int | None = None  # a fixed batch size the config declares (stateful models)
 
 
-@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
+@_record
 class Dense(Layer):
     kernel: Array  # (in, units)
     bias: Array | None  # (units,)
@@ -105,7 +154,7 @@ class Dense(Layer):
         return out
 
 
-@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
+@_record
 class Embedding(Layer):
     embeddings: Array  # (V, E)
     mask_zero: bool = False
@@ -114,22 +163,22 @@ class Embedding(Layer):
         return [("embeddings", self.embeddings)]
 
 
-@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
+@_record
 class Masking(Layer):
     mask_value: float = 0.0
 
 
-@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
+@_record
 class Activation(Layer):
     activation: str = "linear"
 
 
-@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
+@_record
 class Passthrough(Layer):
     """A layer that is the identity at inference (Dropout and friends)."""
 
 
-@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
+@_record
 class Recurrent(Layer):
     """Fields shared by SimpleRNN, LSTM and GRU."""
 
@@ -158,12 +207,12 @@ class Recurrent(Layer):
         return out
 
 
-@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
+@_record
 class SimpleRNN(Recurrent):
     """``h_t = act(x_t @ Wx + h_{t-1} @ Wh + b)``; state [h]."""
 
 
-@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
+@_record
 class LSTM(Recurrent):
     """Gates stacked along the last axis in Keras's order **i, f, c, o**; states [h, c]."""
 
@@ -172,7 +221,7 @@ class LSTM(Recurrent):
     recurrent_activation: str = "sigmoid"
 
 
-@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
+@_record
 class GRU(Recurrent):
     """Gates in Keras's order **z, r, h**; ``reset_after`` (bias (2, 3M)) is the
     tf.keras 2 / Keras 3 default, ``reset_after=False`` (bias (3M,)) the Keras 1/2 one."""
@@ -182,7 +231,7 @@ class GRU(Recurrent):
     reset_after: bool = True
 
 
-@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
+@_record
 class Bidirectional(Layer):
     """Two recurrent layers over the same input; ``backward`` runs last step first."""
 
@@ -204,7 +253,7 @@ class Bidirectional(Layer):
         ]
 
 
-@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
+@_record
 class TimeDistributed(Layer):
     layer: Layer
 
@@ -212,7 +261,7 @@ class TimeDistributed(Layer):
         return self.layer.weights()
 
 
-@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
+@_record
 class StackedRNN(Layer):
     """``RNN(StackedRNNCells([...]))``: at every step each cell takes the previous
     cell's output; the layer returns the last cell's output (and, with
@@ -229,7 +278,7 @@ class StackedRNN(Layer):
         return [(f"cell_{i}/{n}", a) for i, c in enumerate(self.cells) for n, a in c.weights()]
 
 
-@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
+@_record
 class ConvLSTM(Layer):
     """ConvLSTM1D / ConvLSTM2D: an LSTM whose products are convolutions over
     ``rank`` spatial axes; gates i, f, c, o along the last (filters) axis."""
@@ -259,7 +308,7 @@ class ConvLSTM(Layer):
         return out
 
 
-@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
+@_record
 class Merge(Layer):
     """Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum, Dot."""
 
@@ -269,7 +318,7 @@ class Merge(Layer):
     normalize: bool = False  # Dot: cosine proximity
 
 
-@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
+@_record
 class Plumbing(Layer):
     """Sequence plumbing without weights: ``op`` is one of repeat_vector (args (n,)),
     flatten, reshape (the target shape, -1 allowed), permute (1-based dims),
@@ -279,7 +328,7 @@ class Plumbing(Layer):
     args: tuple[int, ...] = ()
 
 
-@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
+@_record
 class Conv(Layer):
     """Conv1D / Conv2D, channels last: ``y = act(conv(x, kernel) + bias)``."""
 
@@ -304,7 +353,7 @@ class Conv(Layer):
         return out
 
 
-@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
+@_record
 class Pooling(Layer):
     """Max/average pooling over ``rank`` axes (``pool_size``/``strides``), or global
     pooling (``global_``) over all of them (GlobalAveragePooling1D uses the mask)."""
@@ -319,7 +368,7 @@ class Pooling(Layer):
     channels_first: bool = False
 
 
-@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
+@_record
 class BatchNormalization(Layer):
     """Inference: ``gamma * (x - moving_mean) / sqrt(moving_variance + eps) + beta``."""
 
@@ -339,7 +388,7 @@ class BatchNormalization(Layer):
         return frozenset({"moving_mean", "moving_variance"})
 
 
-@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
+@_record
 class LayerNormalization(Layer):
     axes: tuple[int, ...]
     gamma: Array | None
@@ -352,19 +401,19 @@ class LayerNormalization(Layer):
         return out + ([] if self.beta is None else [("beta", self.beta)])
 
 
-@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
+@_record
 class ReLU(Layer):
     max_value: float | None = None
     negative_slope: float = 0.0
     threshold: float = 0.0
 
 
-@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
+@_record
 class LeakyReLU(Layer):
     alpha: float = 0.3
 
 
-@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
+@_record
 class PReLU(Layer):
     alpha: Array  # the input's per-sample shape, 1 on shared axes
 
@@ -372,17 +421,17 @@ class PReLU(Layer):
         return [("alpha", self.alpha)]
 
 
-@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
+@_record
 class ELU(Layer):
     alpha: float = 1.0
 
 
-@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
+@_record
 class Softmax(Layer):
     axis: tuple[int, ...] = (-1,)
 
 
-@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
+@_record
 class Attention(Layer):
     """Attention (Luong: ``score`` dot or concat) and AdditiveAttention (Bahdanau:
     ``score`` additive), called on [query, value] or [query, value, key]."""
@@ -403,7 +452,7 @@ class Attention(Layer):
 MHA_WEIGHTS = ("query", "key", "value", "output")
 
 
-@dataclass(kw_only=True, repr=False, eq=False)  # Layer's __repr__, __eq__
+@_record
 class MultiHeadAttention(Layer):
     """Keras's MultiHeadAttention: query/key/value projections per head
     (kernels (D, H, Kd)), scaled dot-product attention, output projection
@@ -438,8 +487,8 @@ class Ref:
 Shape = tuple[int | None, ...]  # per sample (no batch axis); T may be None
 
 
-@dataclass(kw_only=True)
-class Node:
+@_record
+class Node(_Record):
     """One call of a layer (or one model input, whose layer is its InputLayer)."""
 
     layer: Layer
@@ -455,8 +504,8 @@ class Node:
         return self.layer.name if self.call == 0 else f"{self.layer.name}#{self.call}"
 
 
-@dataclass(kw_only=True)
-class Source:
+@_record
+class Source(_Record):
     """Where a model came from, and what the loader had to assume."""
 
     path: Path
@@ -466,8 +515,8 @@ class Source:
     assumptions: list[str] = field(default_factory=list)
 
 
-@dataclass(kw_only=True)
-class Model:
+@_record
+class Model(_Record):
     """A graph of layers: ``nodes`` in topological order (inputs first), each
     taking tensors (``Ref``) that earlier nodes made; ``outputs`` in Keras's order.
     A Sequential model is the chain where each node takes the one before.

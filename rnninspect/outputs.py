@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import shutil
 import stat
@@ -249,6 +248,8 @@ def float_text(value: float, dtype: np.dtype[Any]) -> str:
 
 def json_array(a: Array) -> str:
     """A nested JSON list; floats round-trip their dtype exactly."""
+    import json  # here: a run writing .npy needs none of it (start-up)
+
     if a.dtype.kind in "iub":
         return json.dumps(a.tolist())
     dt = a.dtype
@@ -280,11 +281,15 @@ def _nest(flat: list[str], shape: tuple[int, ...]) -> str:
 
 def named_document(name: str, a: Array) -> str:
     """``{"name", "shape", "dtype", "output"}`` as JSON text (one of several outputs)."""
+    import json  # here: a run writing .npy needs none of it (start-up)
+
     return '{"name": ' + json.dumps(name) + ", " + array_document(a)[1:]
 
 
 def array_document(a: Array, key: str = "output") -> str:
     """``{"shape", "dtype", key}`` as JSON text."""
+    import json  # here: a run writing .npy needs none of it (start-up)
+
     return (
         '{"shape": '
         + json.dumps(list(a.shape))
@@ -298,6 +303,8 @@ def array_document(a: Array, key: str = "output") -> str:
 
 def arrays_document(arrays: Mapping[str, Array], key: str = "states") -> str:
     """``{"layers": {name: {"shape", "dtype", key}}}`` as JSON text."""
+    import json  # here: a run writing .npy needs none of it (start-up)
+
     parts = [json.dumps(name) + ": " + array_document(a, key) for name, a in arrays.items()]
     return '{"layers": {' + ", ".join(parts) + "}}"
 

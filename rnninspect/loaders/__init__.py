@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -239,9 +240,33 @@ def parser_started() -> Iterator[None]:
 
 
 def _parser_imports() -> None:
-    import h5py  # noqa: F401
-
     from . import keras_zip  # noqa: F401  (and so keras_native, architecture, build)
+
+    # A .keras file's weights need no h5py (h5lite reads them); an HDF5 file does.
+    if _names_hdf5(sys.argv[1:]):
+        import h5py  # noqa: F401
+
+
+def _names_hdf5(args: list[str]) -> bool:
+    """Does an argument (or an ``--option=value``'s value) name a regular file that
+    starts with HDF5's signature? Only a guess of what the parse will need, made
+    while waiting for it: a wrong guess costs time, never a result."""
+    for arg in args:
+        path = arg.partition("=")[2] if arg.startswith("--") else arg
+        try:
+            if not path or not stat.S_ISREG(os.stat(path).st_mode):
+                continue
+            # Without blocking, and reading only a regular file (see _check_file).
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+            try:
+                head = os.read(fd, 8) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+            finally:
+                os.close(fd)
+        except (OSError, ValueError):
+            continue
+        if head == HDF5_MAGIC:
+            return True
+    return False
 
 
 # A model file that takes longer than this to parse is treated as hostile: 10 s,
@@ -294,6 +319,7 @@ def _naming(path: Path, load: Callable[[], R]) -> R:
         ValueError,
         IndexError,
         RecursionError,
+        OverflowError,
         RuntimeError,  # h5py's word for many kinds of corrupt HDF5
         EOFError,
         zipfile.BadZipFile,

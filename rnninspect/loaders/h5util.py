@@ -3,12 +3,16 @@
 Only plain groups and contiguous/chunked datasets stored in the file itself are read:
 external links, soft links leaving the file, external storage and virtual datasets
 are refused, so a model file can never make us read another file.
+
+The objects are h5py's, or ``h5lite``'s (which reads only hard links and datasets in
+the file itself): h5py is imported only for h5py's objects.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +20,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..model import Array
+from . import h5lite
 
 # A Keras weight is never compressed, so a dataset declaring far more bytes than the
 # whole file holds is hostile or broken: refuse it before allocating anything.
@@ -81,6 +86,9 @@ def child(group: Any, name: str, where: str) -> Any:
     Legacy weight names hold slashes (``dense/kernel:0``): every part of the path is
     checked, since HDF5 would follow a link anywhere along it.
     """
+    if isinstance(group, h5lite.Node):
+        # Hard links only (anything else left the file to h5py): no link to refuse.
+        return group.get(name)
     import h5py
 
     current = group
@@ -112,20 +120,20 @@ def children(group: Any, where: str) -> list[str]:
 
 
 def is_group(obj: Any) -> bool:
-    import h5py
-
-    return isinstance(obj, h5py.Group)
+    h5py = sys.modules.get("h5py")  # never imported: not an h5py object
+    return isinstance(obj, h5lite.Group) or (h5py is not None and isinstance(obj, h5py.Group))
 
 
 def is_dataset(obj: Any) -> bool:
-    import h5py
-
-    return isinstance(obj, h5py.Dataset)
+    h5py = sys.modules.get("h5py")
+    return isinstance(obj, h5lite.Dataset) or (h5py is not None and isinstance(obj, h5py.Dataset))
 
 
 def object_key(obj: Any) -> tuple[int, ...]:
     """Where an HDF5 object lives in its file: the same for every path (hard link)
     that reaches it, so a walk can visit each object once."""
+    if isinstance(obj, h5lite.Node):
+        return (obj.address,)
     import h5py
 
     try:

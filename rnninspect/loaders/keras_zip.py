@@ -18,7 +18,7 @@ from .. import files
 from ..architecture import Architecture, loads_config, parse_model_config
 from ..build import WeightMap
 from ..errors import ModelError
-from . import h5util, keras_native
+from . import h5lite, h5util, keras_native
 
 # A weights member larger than this is refused rather than read into memory.
 MAX_MEMBER_BYTES = 4 << 30
@@ -91,8 +91,6 @@ def keras_version(zf: zipfile.ZipFile, where: str) -> str | None:
 def load(
     zf: zipfile.ZipFile, path: Path, size: int, arch: Architecture | None
 ) -> tuple[Architecture, WeightMap, str | None]:
-    import h5py
-
     where = str(path)
     version = keras_version(zf, where)
     if arch is None:
@@ -103,10 +101,20 @@ def load(
         detail = f" (found {', '.join(others)})" if others else ""
         raise ModelError(f"{where}: .keras archive has no model.weights.h5{detail}")
     data = _read_member(zf, "model.weights.h5", where)
+    # h5py writes Keras weights in a subset of HDF5 that h5lite reads without
+    # importing h5py (most of a short command's start-up); anything else is h5py's.
+    root = h5lite.parse(data)
     try:
-        with h5py.File(io.BytesIO(data), "r") as h5, h5util.reading():
-            weights = keras_native.weights_for(h5, arch, where, len(data))
-    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+        if root is not None:
+            with h5util.reading():
+                weights = keras_native.weights_for(root, arch, where, len(data))
+        else:
+            import h5py
+
+            with h5py.File(io.BytesIO(data), "r") as h5, h5util.reading():
+                weights = keras_native.weights_for(h5, arch, where, len(data))
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError, OverflowError) as exc:
+        # (OverflowError: h5py's in-memory file driver, given offsets past 2**63)
         raise ModelError(
             f"{where}: model.weights.h5 in the archive is not valid HDF5 ({exc})"
         ) from exc

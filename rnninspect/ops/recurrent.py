@@ -30,7 +30,7 @@ from . import compiled
 Float = np.dtype[Any]
 
 
-@dataclass
+@dataclass(eq=False)  # holds arrays (== would raise); each generated method costs start-up
 class Scan:
     """One recurrent layer run over the whole sequence."""
 
@@ -61,7 +61,7 @@ def lstm_order(M: int) -> Array:
 Step = Callable[[Array, list[Array], list[Array], Array | None], dict[str, Array]]
 
 
-@dataclass
+@dataclass(repr=False, eq=False)  # internal, holds arrays: each generated method costs start-up
 class Cell:
     step: Step
     n_states: int  # 1, or 2 for LSTM (h, c)
