@@ -40,7 +40,11 @@ def _record(cls: _C) -> _C:
     start, in the CLI and in its parsing child."""
     if cls.__doc__ is None:  # else dataclass makes one from the signature (slow)
         cls.__doc__ = f"Keras's {cls.__name__} layer."
-    return cast("_C", dataclass(kw_only=True, init=False, repr=False, eq=False)(cls))
+    made: type = dataclass(kw_only=True, init=False, repr=False, eq=False)(cls)
+    if "__post_init__" in vars(made) or any(not f.init for f in fields(made)):
+        # The shared __init__ below does neither: such a class needs dataclass's own.
+        raise TypeError(f"{cls.__name__}: a __post_init__ or init=False field needs @dataclass")
+    return cast("_C", made)
 
 
 _PLANS: dict[type, list[tuple[str, Any, Any]]] = {}

@@ -91,3 +91,25 @@ def test_default_factories_give_fresh_objects() -> None:
     b = m.Node(layer=m.Passthrough(name="p"))
     assert a.inputs == [] and a.inputs is not b.inputs
     assert m.Passthrough(name="p").trainable is True
+
+
+def test_a_class_the_shared_init_cannot_serve_is_refused() -> None:
+    """The shared ``__init__`` calls no ``__post_init__`` and sets no init=False
+    field: a model class needing either must be refused when defined, not built
+    half-initialised."""
+    from dataclasses import field
+
+    from rnninspect import model
+
+    with pytest.raises(TypeError, match="needs @dataclass"):
+
+        @model._record
+        class WithHidden(model.Layer):
+            hidden: int = field(default=1, init=False)
+
+    with pytest.raises(TypeError, match="needs @dataclass"):
+
+        @model._record
+        class WithPost(model.Layer):
+            def __post_init__(self) -> None:
+                pass
