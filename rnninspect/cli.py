@@ -367,6 +367,51 @@ def _prepare(run: bool, tables: bool) -> Callable[[], None]:
     return prepare
 
 
+def _run_only(
+    random: Any,
+    seed: Any,
+    length: Any,
+    named: Any,
+    save_input: Any,
+    fmt: Any,
+    json: bool,
+    full: bool,
+) -> dict[str, Any]:
+    """The options of forward and trace that a run on a Zarr store (--scheduler)
+    does not take, by name (see ``_on_stores``)."""
+    off: dict[str, Any] = {"--random": random, "--seed": seed, "--length": length}
+    off |= {"--input": named, "--save-input": save_input, "--format": fmt, "--json": json}
+    return off | {"--full": full}
+
+
+def _guard_run(
+    model: Path,
+    config: Path | None,
+    input: str | None,
+    named: list[str] | None,
+    output: Path | None,
+    save_input: Path | None,
+    initial_state: Path | None,
+    final_state: Path | None,
+) -> None:
+    """Forward's and trace's files, checked before anything is read: --final-state
+    is an .npz, and no output names a file the run reads (or another output)."""
+    from . import outputs
+
+    if final_state is not None:
+        outputs.check_target(final_state, ("npz",))
+    _guard(
+        {"--output": output, "--final-state": final_state, "--save-input": save_input},
+        {
+            "input file": input,
+            "model file": model,
+            "--config file": config,
+            "--initial-state file": initial_state,
+        },
+        named,
+    )
+
+
 class _InputArgs(NamedTuple):
     source: str | None
     key: str | None
@@ -747,26 +792,14 @@ def forward(
     DEBUG["on"] |= debug
     from . import outputs
 
-    off: dict[str, Any] = {"--random": random, "--seed": seed, "--length": length}
-    off |= {"--input": named, "--save-input": save_input, "--format": fmt, "--json": json_out}
-    off |= {"--full": full, "--initial-state": initial_state, "--final-state": final_state}
+    off = _run_only(random, seed, length, named, save_input, fmt, json_out, full)
+    off |= {"--initial-state": initial_state, "--final-state": final_state}
     if _on_stores("forward", model, config, input, output, key, dtype, scheduler, quiet, off):
         return
     args = _InputArgs(input, key, random, seed, length, save_input, named)
     save = args.check()
     target = _target(output, fmt, json_out, outputs.FORMATS, "npy")
-    if final_state is not None:
-        outputs.check_target(final_state, ("npz",))
-    _guard(
-        {"--output": output, "--final-state": final_state, "--save-input": save_input},
-        {
-            "input file": input,
-            "model file": model,
-            "--config file": config,
-            "--initial-state file": initial_state,
-        },
-        named,
-    )
+    _guard_run(model, config, input, named, output, save_input, initial_state, final_state)
     table = target is None and not json_out
     if full and not table:
         _warn("--full shapes the terminal table; --json and -o hold every value anyway")
@@ -936,9 +969,8 @@ def trace(
     DEBUG["on"] |= debug
     from . import outputs
 
-    off: dict[str, Any] = {"--random": random, "--seed": seed, "--length": length}
-    off |= {"--input": named, "--save-input": save_input, "--format": fmt, "--json": json_out}
-    off |= {"--full": full, "--initial-state": initial_state, "--final-state": final_state}
+    off = _run_only(random, seed, length, named, save_input, fmt, json_out, full)
+    off |= {"--initial-state": initial_state, "--final-state": final_state}
     off |= {"--sample": sample, "--units": units, "--steps": steps}
     stores = (model, config, input, output, key, dtype, scheduler, quiet, off)
     if _on_stores("trace", *stores, layer=layer, gates=gates):
@@ -948,18 +980,7 @@ def trace(
     target = _target(output, fmt, json_out, ("npz", "npy", "json", "h5"), "npz")
     if target is not None and target.format == "h5" and target.path is None:
         raise UsageError("-o -: HDF5 cannot stream to stdout; give a file name")
-    if final_state is not None:
-        outputs.check_target(final_state, ("npz",))
-    _guard(
-        {"--output": output, "--final-state": final_state, "--save-input": save_input},
-        {
-            "input file": input,
-            "model file": model,
-            "--config file": config,
-            "--initial-state file": initial_state,
-        },
-        named,
-    )
+    _guard_run(model, config, input, named, output, save_input, initial_state, final_state)
     table = target is None and not json_out
     given = {"--sample": sample is not None, "--units": units is not None}
     _view_only(table, **given, **{"--steps": steps is not None})
