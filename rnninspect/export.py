@@ -54,6 +54,7 @@ from .model import (
     ELU,
     GRU,
     LSTM,
+    PER_STEP_LAYERS,
     Activation,
     Array,
     Attention,
@@ -604,17 +605,7 @@ SymMask = frozenset[Origin] | None
 
 _RECURRENT_CALLS = (Recurrent, Bidirectional, StackedRNN, ConvLSTM)
 _MASK_PASSING = (
-    Dense,
-    TimeDistributed,
-    Activation,
-    Passthrough,
-    ReLU,
-    LeakyReLU,
-    ELU,
-    PReLU,
-    Softmax,
-    BatchNormalization,
-    LayerNormalization,
+    *PER_STEP_LAYERS,
     Attention,  # the query's mask
     MultiHeadAttention,
 )

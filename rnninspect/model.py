@@ -480,6 +480,24 @@ class MultiHeadAttention(Layer):
         return out
 
 
+# Layers that act on each time step alone, the same way at every step: a step's output
+# depends on that step's input only (the stepper runs them step by step; a mask
+# passes through them unchanged).
+PER_STEP_LAYERS: tuple[type[Layer], ...] = (
+    Dense,
+    TimeDistributed,
+    Activation,
+    Passthrough,
+    ReLU,
+    LeakyReLU,
+    ELU,
+    PReLU,
+    Softmax,
+    BatchNormalization,
+    LayerNormalization,
+)
+
+
 @dataclass(frozen=True)
 class Ref:
     """A tensor of the graph: output ``index`` of node ``node`` (its position)."""

@@ -35,48 +35,27 @@ import numpy as np
 
 from .errors import InputArrayError, UsageError
 from .model import (
-    ELU,
-    Activation,
+    PER_STEP_LAYERS,
     Array,
     BatchNormalization,
-    Dense,
     Embedding,
     InputLayer,
     Layer,
     LayerNormalization,
-    LeakyReLU,
     Masking,
     Merge,
     Model,
     Node,
-    Passthrough,
     PReLU,
     Recurrent,
-    ReLU,
     Softmax,
     StackedRNN,
-    TimeDistributed,
 )
 from .versions import keras_major
 
 # Layers that act on one step at a time (their per-step tensor keeps the batch
 # engine's rank: a sequence is (N, 1, ...), a vector (N, ...)).
-_STEPWISE = (
-    Dense,
-    Embedding,
-    Masking,
-    Activation,
-    Passthrough,
-    ReLU,
-    LeakyReLU,
-    ELU,
-    PReLU,
-    Softmax,
-    BatchNormalization,
-    LayerNormalization,
-    Merge,
-    TimeDistributed,
-)
+_STEPWISE = (*PER_STEP_LAYERS, Embedding, Masking, Merge)
 
 
 class _Cell:
