@@ -58,10 +58,45 @@ def _plan(cls: type) -> list[tuple[str, Any, Any]]:
     return plan
 
 
+class _Factory:
+    def __repr__(self) -> str:
+        return "<factory>"  # as dataclass's own signatures show a default_factory
+
+
+class _Signature:
+    """The class's ``__signature__``, made when asked (``help()``, an IDE,
+    ``inspect.signature``), not at import: each field a keyword-only parameter with
+    its default, as dataclass's generated ``__init__`` would show."""
+
+    def __get__(self, obj: object, cls: type) -> Any:
+        import inspect
+
+        keyword = inspect.Parameter.KEYWORD_ONLY
+        params = [
+            inspect.Parameter(
+                f.name,
+                keyword,
+                default=(
+                    f.default
+                    if f.default is not MISSING
+                    else _Factory()
+                    if f.default_factory is not MISSING
+                    else inspect.Parameter.empty
+                ),
+                annotation=f.type,
+            )
+            for f in fields(cls)
+            if f.init
+        ]
+        return inspect.Signature(params, return_annotation=None)
+
+
 @_record
 class _Record:
     """What ``@dataclass(kw_only=True)`` would generate for each class, written once
     (see ``_record``); tests/test_model_classes.py holds them to dataclass's own."""
+
+    __signature__ = _Signature()  # (no annotation: not a field)
 
     def __init__(self, **values: Any) -> None:
         # dataclass's keyword-only __init__: each field given, else its default

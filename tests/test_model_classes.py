@@ -113,3 +113,19 @@ def test_a_class_the_shared_init_cannot_serve_is_refused() -> None:
         class WithPost(model.Layer):
             def __post_init__(self) -> None:
                 pass
+
+
+@pytest.mark.parametrize("cls", LAYERS, ids=lambda c: c.__name__)
+def test_signature_is_dataclass_s(cls: type) -> None:
+    """``help()`` and ``inspect.signature`` show each class's fields as the
+    generated dataclass ``__init__`` would, not the shared ``**values``."""
+    ours = inspect.signature(cls)
+    theirs = inspect.signature(_generated(cls))
+    assert [(p.name, p.kind) for p in ours.parameters.values()] == [
+        (p.name, p.kind) for p in theirs.parameters.values()
+    ]
+    for mine, gen in zip(ours.parameters.values(), theirs.parameters.values(), strict=True):
+        if gen.default is inspect.Parameter.empty or repr(gen.default) == "<factory>":
+            assert repr(mine.default) == repr(gen.default)
+        else:
+            assert mine.default == gen.default
