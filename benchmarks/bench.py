@@ -13,9 +13,16 @@ must be importable (pip install -e .).
 
 from __future__ import annotations
 
+import os
+
+# As users' machines run: this machine's environment pins OpenBLAS to an old kernel
+# (OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE); unset for this process and the commands it
+# runs, before NumPy loads its BLAS (tests and CI keep them).
+for _var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+    os.environ.pop(_var, None)
+
 import argparse
 import json
-import os
 import platform
 import resource
 import subprocess
