@@ -17,8 +17,10 @@ diff, export and reading the export back, plot, --final-state fed back as
     RNNINSPECT_FUZZ_EXAMPLES=3000 python -m pytest tests/test_fuzz.py -p no:cacheprovider -s
 
 (``-s`` shows the number of CLI runs made; ``RNNINSPECT_FUZZ_LOG=FILE`` also
-appends each run's exit code to FILE, to follow a long run.) Crashers found by the long profile are
-kept below as explicit regression tests.
+appends each run's exit code to FILE, to follow a long run.) A failing case's files are
+saved under ``$RNNINSPECT_FUZZ_FINDS/rnninspect-fuzz-finds`` (default: the temporary
+directory) and printed in the failure, compressed, so that a find can be replayed.
+Crashers found by the long profile are kept below as explicit regression tests.
 """
 
 from __future__ import annotations
@@ -235,12 +237,56 @@ def _mutation(data: bytes, corpus: list[tuple[str, bytes]]) -> st.SearchStrategy
 LOG = os.environ.get("RNNINSPECT_FUZZ_LOG")  # a line per CLI run (for long runs)
 
 
+# The files of the case being run (a fuzz case writes them through _case_file), kept
+# when a check fails so that the find can be replayed: Hypothesis shortens the repr
+# of large byte strings in its report.
+CASE_FILES: list[tuple[Path, bytes]] = []
+FINDS = (
+    Path(os.environ.get("RNNINSPECT_FUZZ_FINDS") or tempfile.gettempdir()) / "rnninspect-fuzz-finds"
+)
+
+
+def _case_file(path: Path, data: bytes) -> None:
+    """Write one of a fuzz case's files, remembered until the next case starts."""
+    if CASE_FILES and CASE_FILES[-1][0].parent != path.parent:
+        CASE_FILES.clear()
+    CASE_FILES.append((path, data))
+    path.write_bytes(data)
+
+
+def _saved_case() -> str:
+    """Each file of the failing case, saved under FINDS; also printed (zlib, base64)
+    when small, for a failure on a machine whose disk is gone (CI)."""
+    import base64
+    import hashlib
+    import zlib
+
+    FINDS.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for path, data in CASE_FILES:
+        kept = FINDS / f"{hashlib.sha1(data).hexdigest()[:12]}-{path.name}"
+        kept.write_bytes(data)
+        packed = base64.b64encode(zlib.compress(data, 9)).decode()
+        line = f"case file {path.name} saved as {kept}"
+        if len(packed) <= 200_000:
+            line += f"; zlib+base64 ({len(packed)} chars):\n{packed}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def _check(code: int, err: str, allowed: set[int]) -> None:
     COUNTER["cases"] += 1
     if LOG:
         with open(LOG, "a") as fh:
             # Each run's code; an unexpected one with its stderr, found while it runs.
             fh.write(f"{code}\n" if code in allowed else f"{code} {err!r}\n")
+    try:
+        _judge(code, err, allowed)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{_saved_case()}") from None
+
+
+def _judge(code: int, err: str, allowed: set[int]) -> None:
     assert code in allowed, err
     assert "Traceback" not in err and "internal error" not in err, err
     assert "Exception ignored" not in err and "Warning" not in err, err
@@ -263,9 +309,8 @@ def _no_leftovers(directory: Path, *keep: str) -> None:
 def _keep_find(name: str, data: bytes, err: str) -> None:
     if "did not finish" in err or "crashed" in err:
         # Keep hostile files that hang or crash libhdf5 for a regression corpus.
-        keep = Path(tempfile.gettempdir()) / "rnninspect-fuzz-finds"
-        keep.mkdir(exist_ok=True)
-        (keep / f"{len(list(keep.iterdir()))}-{name}").write_bytes(data)
+        FINDS.mkdir(parents=True, exist_ok=True)
+        (FINDS / f"hang-{len(list(FINDS.iterdir()))}-{name}").write_bytes(data)
 
 
 COMMANDS = ("diagnose", "explain", "explain-step", "verify", "diff", "export", "plot", "states")
@@ -336,7 +381,7 @@ def test_mutated_model_files(
     name, data = case
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name
-        path.write_bytes(data)
+        _case_file(path, data)
         code, err = run_cli("summary", str(path), "--json")
         _keep_find(name, data, err)
         _check(code, err, {0, 3})
@@ -368,7 +413,7 @@ def test_mutated_config_files(pair: int, mutation: st.DataObject) -> None:
     data = mutation.draw(_mutation(config, CONFIG_BYTES))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "config.json"
-        path.write_bytes(data)
+        _case_file(path, data)
         code, err = run_cli("summary", str(weights), "--config", str(path), "--json")
         _check(code, err, {0, 3})
         if code:
@@ -388,7 +433,7 @@ def test_mutated_inputs(case: tuple[str, bytes], stdin: bool) -> None:
     name, data = case
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name
-        path.write_bytes(data)
+        _case_file(path, data)
         out = Path(tmp) / "y.npy"
         model = str(SAMPLES / "seed" / "model.keras")
         if stdin:
@@ -428,7 +473,7 @@ def test_mutated_graph_inputs(case: tuple[str, bytes], how: str) -> None:
     name, data = case
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name
-        path.write_bytes(data)
+        _case_file(path, data)
         out = Path(tmp) / "y.npz"
         if how == "named":
             enc = Path(tmp) / "enc.npy"
@@ -469,7 +514,7 @@ def test_mutated_initial_states(case: tuple[str, bytes]) -> None:
     name, data = case
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "s.npz"
-        path.write_bytes(data)
+        _case_file(path, data)
         model = SAMPLES / name.removesuffix(".npz") / "model.keras"
         out = Path(tmp) / "y.npy"
         args = ["--random", "3", "--initial-state", str(path), "-o", str(out)]
@@ -491,7 +536,7 @@ def test_mutated_verify_references(case: tuple[str, bytes]) -> None:
     name, data = case
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name
-        path.write_bytes(data)
+        _case_file(path, data)
         model = str(SAMPLES / "seed" / "model.keras")
         extra = [] if name.endswith(".npz") else ["--input", str(SAMPLES / "seed" / "golden.npz")]
         extra += [] if name.endswith(".npz") else ["--key", "x"]
@@ -505,7 +550,7 @@ def test_mutated_id_inputs(case: tuple[str, bytes]) -> None:
     name, data = case
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name
-        path.write_bytes(data)
+        _case_file(path, data)
         code, err = run_cli(
             "trace", str(SAMPLES / "embedding" / "model.keras"), str(path), "--json"
         )
@@ -746,6 +791,52 @@ def test_regression_npz_input_is_closed_after_the_run(tmp_path: Path, compress: 
     code, err = run_cli("forward", str(SAMPLES / "seed" / "model.keras"), str(bad))
     assert code == 4, err
     assert _open_files_naming(bad) == []
+
+
+@pytest.mark.parametrize("fork", [True, False])
+@pytest.mark.parametrize(
+    ("dtype", "raw"),
+    [
+        ("<U1", np.array([0x45000072], "<u4").tobytes()),  # past U+10FFFF
+        (">U1", np.array([0x110000], ">u4").tobytes()),
+        ("<U1", np.array([0xD800], "<u4").tobytes()),  # a lone surrogate
+        ("S3", b"{\xf0("),  # not UTF-8
+        ("u1", b"{\xf0("),
+    ],
+    ids=["past-U+10FFFF", "past-U+10FFFF-big-endian", "lone-surrogate", "bytes", "uint8"],
+)
+def test_regression_npz_config_that_is_not_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork: bool, dtype: str, raw: bytes
+) -> None:
+    """Found by CI's fuzz (exit 1, UnicodeDecodeError): a mutated ``__config__`` held a
+    32-bit unit past U+10FFFF. NumPy made it a str that Python cannot encode, so its
+    pickle from the parse child failed to load in the parent. Now any ``__config__``
+    that is not valid text is exit 3, naming the file, with or without the child."""
+    if fork:
+        monkeypatch.delenv("RNNINSPECT_NO_FORK", raising=False)
+    else:
+        monkeypatch.setenv("RNNINSPECT_NO_FORK", "1")
+    with np.load(SAMPLES / "lstm" / "layers.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    text = str(arrays["__config__"])
+    assert text.startswith("{")
+    # The JSON text with one character broken, in the same dtype family as the cases.
+    if dtype.endswith("U1"):
+        units = np.frombuffer(text.encode("utf-32-le"), "<u4").astype(dtype.replace("U1", "u4"))
+        units[10] = np.frombuffer(raw, dtype.replace("U1", "u4"))[0]
+        arrays["__config__"] = units.view(dtype[0] + f"U{len(text)}").reshape(())
+    else:
+        body = text.encode()[:10] + raw + text.encode()[10:]
+        arrays["__config__"] = np.array(body) if dtype[0] == "S" else np.frombuffer(body, np.uint8)
+    path = tmp_path / "layers.npz"
+    np.savez(path, **arrays)
+    for command in (
+        ["summary", str(path), "--json"],
+        ["summary", str(SAMPLES / "lstm" / "model.weights.h5"), "--config", str(path)],
+    ):
+        code, err = run_cli(*command)
+        _check(code, err, {3})
+        assert f"{path}: __config__ is not valid text" in err, err
 
 
 @pytest.mark.parametrize("dtype", ["complex64", "<U5", "m8[s]", "M8[D]"])

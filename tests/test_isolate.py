@@ -38,6 +38,21 @@ def _crash() -> None:
     os.kill(os.getpid(), signal.SIGKILL)  # as a segfault ends it, without a core dump
 
 
+def _refuse_to_load() -> None:
+    raise ValueError("cannot be rebuilt")
+
+
+class _Unloadable:
+    """Pickles in the child, fails to unpickle in the parent (as a broken str did)."""
+
+    def __reduce__(self) -> tuple[object, tuple[()]]:
+        return _refuse_to_load, ()
+
+
+def _unloadable() -> _Unloadable:
+    return _Unloadable()
+
+
 def _warm() -> None:
     import json  # noqa: F401
 
@@ -91,6 +106,16 @@ def test_time_limit_in_a_prestarted_child() -> None:
     with pytest.raises(ModelError, match="did not finish in 1 s"):
         isolate.call(_hang, (), 1, "m.keras")
     assert _no_child_left(spare_pid)
+
+
+@pytest.mark.parametrize("prestarted", [False, True])
+def test_result_that_cannot_be_unpickled_is_a_model_error(prestarted: bool) -> None:
+    """Whatever the child sends back that does not load in the parent is the file's
+    fault (an error naming it), never an uncaught exception."""
+    if prestarted:
+        isolate.prestart(_warm)
+    with pytest.raises(ModelError, match=r"m\.keras: unreadable model file \(ValueError"):
+        isolate.call(_unloadable, (), 10, "m.keras")
 
 
 def test_crash_in_a_prestarted_child() -> None:

@@ -129,7 +129,10 @@ def call(
     if not data:
         how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else "no result"
         raise ModelError(f"{where}: the file crashed the HDF5/zip parser ({how}); it is corrupt")
-    kind, value = pickle.loads(data)
+    try:
+        kind, value = pickle.loads(data)
+    except Exception as exc:  # the file made something that does not survive the trip
+        raise ModelError(f"{where}: unreadable model file ({type(exc).__name__}: {exc})") from exc
     if kind == "err":
         raise value
     return value  # type: ignore[no-any-return]

@@ -100,12 +100,23 @@ def _placeholders(members: dict[str, npyfile.Member], config: Array | None) -> d
 
 
 def _config_text(value: Array, where: str) -> str:
+    not_text = ModelError(f"{where}: {CONFIG_KEY} is not valid text")
     if value.dtype.kind == "U":
-        return str(value.item()) if value.ndim == 0 else "".join(value.tolist())
-    if value.dtype.kind == "S":
-        return bytes(value.item() if value.ndim == 0 else b"".join(value.tolist())).decode()
-    if value.dtype == np.uint8:
-        return value.tobytes().decode("utf-8", errors="strict")
+        # NumPy turns any 32-bit unit into a character, even past U+10FFFF: a broken
+        # str that no codec can write (its pickle to the parent fails to load). So the
+        # units are checked first: code points, and no lone surrogates.
+        units = np.frombuffer(
+            value.tobytes(), np.dtype(np.uint32).newbyteorder(value.dtype.byteorder)
+        )
+        if ((units > 0x10FFFF) | ((units >= 0xD800) & (units <= 0xDFFF))).any():
+            raise not_text
+        return str(value.item()) if value.ndim == 0 else "".join(value.ravel().tolist())
+    if value.dtype.kind == "S" or value.dtype == np.uint8:
+        raw = value.tobytes() if value.dtype == np.uint8 else b"".join(value.ravel().tolist())
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise not_text from None
     raise ModelError(f"{where}: {CONFIG_KEY} must be a string array holding JSON text")
 
 
