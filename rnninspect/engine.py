@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import activations, blas
-from .errors import UsageError
+from .errors import InputArrayError, UsageError
+from .inputs import check_rows, conform
 from .model import (
     Activation,
     Array,
@@ -209,8 +210,6 @@ def as_inputs(model: Model, x: Any) -> list[Any]:
         missing = [n for n in names if n not in x]
         extra = [k for k in x if k not in names]
         if missing or extra:
-            from .errors import InputArrayError
-
             raise InputArrayError(
                 f"inputs by name: missing {', '.join(missing) or 'none'}, unknown "
                 f"{', '.join(map(str, extra)) or 'none'} (the model takes {', '.join(names)})"
@@ -230,15 +229,11 @@ def as_inputs(model: Model, x: Any) -> list[Any]:
     )  # a list of arrays is one array per input (as Keras reads it), not nested data
     if isinstance(x, (list, tuple)) and (len(names) > 1 or several):
         if len(x) != len(names):
-            from .errors import InputArrayError
-
             raise InputArrayError(
                 f"{len(x)} input array(s) given; the model takes {len(names)} ({', '.join(names)})"
             )
         return list(x)
     if len(names) > 1:
-        from .errors import InputArrayError
-
         raise InputArrayError(
             f"the model takes {len(names)} inputs ({', '.join(names)}): give a list or a dict"
         )
@@ -260,13 +255,22 @@ def plan(
     across (1: BLAS keeps its own threads). Whether the split pays is a matter of
     what one step costs a thread (``_split_pays``), never of T: T only bounds the
     chunk through the copies of the input a chunk makes (``chunk_rows``)."""
-    workers = _threads() if blas.controlled() and not _in_pool() else 1
+    if not blas.controlled() or _in_pool():
+        workers = 1
+    elif N < 2 * MIN_ROWS_PER_WORKER:
+        # Too few rows for any split to pay (_split_pays): the thread count (an
+        # affinity call and three environment reads) is not needed, only its
+        # setting checked. A small batch asks every call: 3 us of about 50.
+        _thread_limit()
+        workers = 1
+    else:
+        workers = _threads()
     # Chunks hold at least MIN_CHUNK_ROWS samples: a batch that small is one chunk,
     # whatever its sizes (chunk_rows is not worth computing for it).
     if rows is None and N <= MIN_CHUNK_ROWS:
         rows = N
     step = rows or chunk_rows(model, T, D, ft.itemsize, collect, gates, copies) * workers
-    if _time_major(model):
+    if step < N and _time_major(model):
         step = max(N, 1)  # axis 0 is a time_major layer's time: one chunk
     # Split the batch across threads (BLAS single-threaded) only when it pays;
     # otherwise BLAS keeps its own threads.
@@ -288,9 +292,6 @@ def iter_chunks(
     """Run ``model`` over ``x`` (one array, or one per input) a chunk of samples at
     a time, yielding ``(start, stop, result)``: memory stays bounded for any N, and
     a memory-mapped input is read once, chunk by chunk."""
-    from .errors import InputArrayError
-    from .inputs import check_rows, conform
-
     many = len(model.inputs) > 1
     xs = [
         conform(model, a, f"{where} {model.inputs[i].name!r}" if many else where, index=i)
@@ -413,16 +414,23 @@ def _threads() -> int:
     ``RNNINSPECT_THREADS`` or, as for any NumPy program, ``OPENBLAS_NUM_THREADS`` /
     ``OMP_NUM_THREADS`` (what people set when running many processes side by side;
     more threads than free cores make every step wait its turn)."""
+    limit = _thread_limit()
+    return _cores() if limit is None else min(limit, _cores())
+
+
+def _thread_limit() -> int | None:
+    """The thread count the environment asks for (see ``_threads``), or None. A bad
+    RNNINSPECT_THREADS is a usage error, whatever the batch."""
     own = os.environ.get("RNNINSPECT_THREADS", "").strip()
     if own:
         if not (own.isascii() and own.isdigit() and len(own) < 19) or int(own) < 1:
             raise UsageError(f"RNNINSPECT_THREADS must be a positive whole number, got {own!r}")
-        return min(int(own), _cores())
+        return int(own)
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         value = os.environ.get(var, "").strip()
         if value.isascii() and value.isdigit() and len(value) < 19 and int(value) > 0:
-            return min(int(value), _cores())
-    return _cores()
+            return int(value)
+    return None
 
 
 MIN_ROWS_PER_WORKER = 8
@@ -559,8 +567,6 @@ def _release(x: Array, stop_row: int) -> None:
 
 def conform_rows(model: Model, x: Any) -> list[Array]:
     """``x`` checked (shape, dtype and values) and ready for ``_run_rows``."""
-    from .inputs import check_rows, conform
-
     return [
         check_rows(model, conform(model, a, "input", index=i), "input", index=i)
         for i, a in enumerate(as_inputs(model, x))
@@ -622,8 +628,6 @@ def _walk(model: Model, xs: list[Array], ctx: _Ctx) -> list[Array]:
 def masks_at(model: Model, x: Any, key: str) -> Array | None:
     """The mask node ``key``'s layer computes with, (N, T) bool (None: no mask):
     which of its steps are real, as the graph carries masks to it."""
-    from .inputs import check_rows, conform
-
     xs = [
         check_rows(model, conform(model, a, index=i), "input", index=i)
         for i, a in enumerate(as_inputs(model, x))
