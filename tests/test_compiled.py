@@ -259,3 +259,75 @@ def test_a_sample_does_not_depend_on_its_batch_or_split(kind: str, extra: dict[s
             np.testing.assert_array_equal(a, b)
         assert first.seq is not None and rest.seq is not None and whole.seq is not None
         np.testing.assert_array_equal(np.concatenate([first.seq, rest.seq], axis=1), whole.seq)
+
+
+FUSED = [("LSTM", {}), ("GRU", {})]  # GRU: reset_after (its default here)
+
+
+@pytest.mark.parametrize(("kind", "extra"), FUSED)
+@pytest.mark.parametrize(
+    ("backwards", "masked", "initial"), list(itertools.product([False, True], repeat=3))
+)
+def test_fused_gates_equal_numpy_engine(
+    kind: str,
+    extra: dict[str, Any],
+    backwards: bool,
+    masked: bool,
+    initial: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch too large for the whole loops (``pays`` says no) runs on the NumPy
+    engine; with the kernels loaded its gates are one compiled pass a step
+    (``_kernels.lstm_gates``/``gru_gates``), equal to the NumPy passes to float32
+    rounding: outputs, states, cell states and every gate. Also through the input
+    projected apart (D large)."""
+    monkeypatch.setenv("RNNINSPECT_ENGINE", "auto")
+    kernels = compiled.load()
+    calls = {"n": 0}
+    name = "lstm_gates" if kind == "LSTM" else "gru_gates"
+    real = getattr(kernels, name)
+
+    def counted(*args: Any) -> None:
+        calls["n"] += 1
+        real(*args)
+
+    monkeypatch.setattr(kernels, name, counted)
+    rng = np.random.default_rng(3)
+    ft = np.dtype("float32")
+    for D, M in ((6, 24), (200, 8)):  # the second projects x apart (g*M < 2*D)
+        N, T = compiled.PAYS_MAX_N + 9, 7
+        layer = _layer(kind, D, M, 4, go_backwards=backwards, **dict(extra))
+        x = rng.standard_normal((N, T, D)).astype(np.float32)
+        mask = rng.random((N, T)) > 0.3 if masked else None
+        init = None
+        if initial:
+            init = [rng.standard_normal((N, M)).astype(np.float32) for _ in range(layer.STATES)]
+        assert compiled.choose(layer, N, T, D, ft, mask, 3) is None  # not the whole loops
+        before = calls["n"]
+        with compiled.use("numpy"):
+            ref = scan(layer, x, mask, ft, 3, True, True, True, init)
+        assert calls["n"] == before  # the NumPy engine's own passes
+        got = scan(layer, x, mask, ft, 3, True, True, True, init)
+        assert calls["n"] == before + T  # one fused pass a step
+        _same(ref, got, f"{kind} D={D} backwards={backwards} masked={masked}")
+
+
+def test_fused_gates_only_where_they_compute_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fused pass knows the default activations in float32 only; under ``auto``
+    it is used once the kernels are loaded (never importing numba itself)."""
+    kernels = compiled.load()
+    f32, f64 = np.dtype("float32"), np.dtype("float64")
+    monkeypatch.setenv("RNNINSPECT_ENGINE", "auto")
+    assert compiled.gate_kernels(_layer("LSTM", 3, 4, 1), f32) is kernels
+    assert compiled.gate_kernels(_layer("GRU", 3, 4, 1), f32) is kernels
+    assert compiled.gate_kernels(_layer("LSTM", 3, 4, 1), f64) is None
+    assert compiled.gate_kernels(_layer("GRU", 3, 4, 1, reset_after=False), f32) is None
+    assert compiled.gate_kernels(_layer("SimpleRNN", 3, 4, 1), f32) is None
+    hard = _layer("LSTM", 3, 4, 1, recurrent_activation="hard_sigmoid")
+    assert compiled.gate_kernels(hard, f32) is None
+    relu = _layer("GRU", 3, 4, 1, activation="relu")
+    assert compiled.gate_kernels(relu, f32) is None
+    with compiled.use("numpy"):
+        assert compiled.gate_kernels(_layer("LSTM", 3, 4, 1), f32) is None
+    monkeypatch.setattr(compiled, "_loaded", [])
+    assert compiled.gate_kernels(_layer("LSTM", 3, 4, 1), f32) is None  # auto: not loaded

@@ -20,6 +20,10 @@ the compiled engine computes the same formulas, equal to float32 rounding
 ``RNNINSPECT_ENGINE=numpy`` never uses it; ``=compiled`` uses it from the first call
 wherever it supports the layer (and is an error without numba). ``use(name)`` does
 the same for a block of code.
+
+Where the whole loops do not pay, the kernels still serve the NumPy engine once they
+are at hand (``gate_kernels``): an LSTM's or GRU's gates of a step become one
+compiled pass, the step's products left to BLAS.
 """
 
 from __future__ import annotations
@@ -146,6 +150,26 @@ def supported(layer: Recurrent, ft: np.dtype[Any], mask: Array | None, major: in
     return not (
         mask is not None and layer.unroll and layer.go_backwards and layer.zero_output_for_mask
     )
+
+
+def gate_kernels(layer: Recurrent, ft: np.dtype[Any]) -> Any:
+    """The kernels for the NumPy engine's fused gate pass (``_kernels.lstm_gates``,
+    ``gru_gates``: a step's gates in one compiled pass, its products left to BLAS),
+    or None. For float32 LSTM and GRU (reset_after) layers with the default
+    activations, whenever the kernels are at hand: under ``auto`` once this process
+    has loaded them (the fused pass is faster at every size, but not by enough to
+    pay for importing numba on its own), under ``compiled`` always."""
+    name = engine()
+    if name == "numpy" or ft != np.float32 or not available():
+        return None
+    defaults = (
+        layer.activation == "tanh" and getattr(layer, "recurrent_activation", "") == "sigmoid"
+    )
+    if not defaults or not (type(layer) is LSTM or (type(layer) is GRU and layer.reset_after)):
+        return None
+    if name == "compiled":
+        return load()
+    return _loaded[0] if _loaded else None
 
 
 def step_work(layer: Recurrent, N: int, D: int) -> int:

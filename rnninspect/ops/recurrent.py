@@ -146,6 +146,9 @@ def _cell(layer: Recurrent, ft: Float, major: int, N: int, D: int, apart: bool) 
         kx, W = _apart(W, D, apart)
         ract_ = _act_fm(layer.recurrent_activation, major, gates=3)  # i, f, o
         tanh_all = sig_halved and layer.activation == "tanh"
+        # With numba's kernels at hand, the passes below as one compiled pass
+        # (``_kernels.lstm_gates``, equal to them to float32 rounding).
+        fused = compiled.gate_kernels(layer, ft)
         z = np.empty((4 * M, N), dtype=ft)  # (4M, N) gates, reused every step
         tmp = np.empty((M, N), dtype=ft)
 
@@ -157,6 +160,9 @@ def _cell(layer: Recurrent, ft: Float, major: int, N: int, D: int, apart: bool) 
             np.matmul(W, S, out=z)  # (4M, N): i, f, o, g
             if xw is not None:
                 np.add(z, xw, out=z)
+            if fused is not None:
+                fused.lstm_gates(z, c, c_out, h_out, c_out is c)  # gates, c_t, h_t below
+                return {"i": z[:M], "f": z[M : 2 * M], "g": z[3 * M :], "o": z[2 * M : 3 * M]}
             ifo = z[: 3 * M]
             if tanh_all:
                 np.tanh(z, out=z)  # i, f, o (halved) and the candidate
@@ -207,6 +213,8 @@ def _cell(layer: Recurrent, ft: Float, major: int, N: int, D: int, apart: bool) 
             dx = 0 if apart else D  # rows of x in S
             u = np.empty((3 * M, N), dtype=ft)  # (3M, N)
             tmp = np.empty((M, N), dtype=ft)
+            # As for LSTM: the passes below as one (``_kernels.gru_gates``).
+            fused = compiled.gate_kernels(layer, ft)
 
             def gru(
                 S: Array, states: list[Array], outs: list[Array], xw: Array | None
@@ -215,11 +223,14 @@ def _cell(layer: Recurrent, ft: Float, major: int, N: int, D: int, apart: bool) 
                 np.matmul(W1, S, out=u)  # z, r pre-activations; h Rh + b_rec_h
                 if xw is not None:
                     np.add(u[zr], xw[zr], out=u[zr])
-                ract_(u[zr])
-                z_, r_ = u[:M], u[M : 2 * M]
                 np.matmul(W2, S[: dx + 1], out=hh)  # x Kh + b_in_h
                 if xw is not None:
                     np.add(hh, xw[2 * M :], out=hh)
+                z_, r_ = u[:M], u[M : 2 * M]
+                if fused is not None:
+                    fused.gru_gates(u, hh, h, h_out, h_out is h)  # z, r, hh, h_t below
+                    return {"z": z_, "r": r_, "candidate": hh}
+                ract_(u[zr])
                 np.multiply(r_, u[2 * M :], out=tmp)
                 np.add(hh, tmp, out=hh)
                 act_(hh)  # candidate: act(x Kh + b0 + r * (h Rh + b1))
