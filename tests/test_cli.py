@@ -515,6 +515,9 @@ def test_ctrl_c_exits_130(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=ROOT,
+        # Ctrl-C at its default: a test run in the background (no job control) or
+        # under nohup would pass SIGINT on ignored, and an ignored signal stays so.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     time.sleep(2.5)
     proc.send_signal(signal.SIGINT)

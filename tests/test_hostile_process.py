@@ -33,7 +33,24 @@ def command(*args: str) -> list[str]:
     return [sys.executable, "-m", "rnninspect", *args]
 
 
+SENT = (signal.SIGINT, signal.SIGHUP, signal.SIGTERM)  # the signals these tests send
+
+
+def signals_default(ignored: tuple[int, ...] = ()) -> Callable[[], None]:
+    """For ``preexec_fn`` (in the child, before it starts Python): the signals these
+    tests send at their default disposition, or ignored. A test run started under
+    ``nohup``, or in the background by a shell without job control, would pass them
+    on ignored, and an ignored signal stays ignored (``test_ignored_signal_stays_ignored``)."""
+
+    def apply() -> None:
+        for signum in SENT:
+            signal.signal(signum, signal.SIG_IGN if signum in ignored else signal.SIG_DFL)
+
+    return apply
+
+
 def start(*args: str, **kw: object) -> subprocess.Popen[bytes]:
+    kw.setdefault("preexec_fn", signals_default())
     return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
         command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, **kw
     )
@@ -123,6 +140,34 @@ def test_signal_while_trace_streams_states(
     assert one_line(err) == line
     assert [p.name for p in tmp_path.iterdir()] == ["states.npy"]
     assert earlier.read_bytes() == b"an earlier result"
+
+
+def test_ignored_signal_stays_ignored(tmp_path: Path) -> None:
+    """Started with SIGHUP and SIGINT ignored (``nohup``, a background job): the run
+    goes on through them, and a signal it was not told to ignore still ends it
+    cleanly."""
+    out = tmp_path / "states.npy"
+    proc = start(
+        "trace",
+        str(VARIABLE),
+        "--random",
+        "400000",
+        "--length",
+        "200",
+        "-o",
+        str(out),
+        preexec_fn=signals_default(ignored=(signal.SIGHUP, signal.SIGINT)),
+    )
+    wait_for(lambda: any(p.name.endswith(".tmp") for p in tmp_path.iterdir()))
+    proc.send_signal(signal.SIGHUP)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    assert proc.poll() is None  # still running
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert one_line(err) == "rnninspect: terminated (SIGTERM)"
+    assert list(tmp_path.iterdir()) == []
 
 
 @needs_proc
