@@ -157,7 +157,7 @@ def gate_kernels(layer: Recurrent, ft: np.dtype[Any]) -> Any:
     ``gru_gates``: a step's gates in one compiled pass, its products left to BLAS),
     or None. For float32 LSTM and GRU (reset_after) layers with the default
     activations, whenever the kernels are at hand: under ``auto`` once this process
-    has loaded them (the fused pass is faster at every size, but not by enough to
+    has loaded them (the fused pass was faster at every size measured, but not by enough to
     pay for importing numba on its own), under ``compiled`` always."""
     name = engine()
     if name == "numpy" or ft != np.float32 or not available():
