@@ -21,7 +21,10 @@ _HELP = frozenset({"--help", "-h"})
 
 def main() -> None:
     # Before the fork, so the child starts with descriptors 0-2 taken and the
-    # parent's signals already routed (the child then ignores them itself).
+    # parent's signals already routed (the child then ignores them itself); the
+    # collector is back on once the command runs (cli._run) and in the child
+    # once it has imported the parsers (isolate._serve).
+    signals.hold_collector()
     signals.standard_streams()
     signals.install()
     try:

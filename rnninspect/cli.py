@@ -1630,6 +1630,7 @@ def _run(args: list[str]) -> int:
         DEBUG["on"] = True
     signals.reset()
     LENGTH["note"] = None
+    signals.release_collector()  # the start is over (see rnninspect.__main__)
     try:
         result = command.main(args=args, prog_name="rnninspect", standalone_mode=False)
         with _stdout():

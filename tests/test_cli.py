@@ -562,3 +562,30 @@ def test_help_imports_neither_h5py_nor_rich(argv: list[str]) -> None:
     )
     assert ("Usage" if argv[0] != "completion" else "complete -o default") in done.stdout
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_command_runs_with_the_collector_on(tmp_path: Path) -> None:
+    """The command's start holds the garbage collector off (its imports make only
+    long-lived objects); the command itself runs with it back on."""
+    code = (
+        "import gc, sys\n"
+        "import rnninspect.cli as cli\n"
+        "load = cli._load\n"
+        "def spy(*a):\n"
+        "    sys.stderr.write(f'collector on at load: {gc.isenabled()}\\n')\n"
+        "    return load(*a)\n"
+        "cli._load = spy\n"
+        "from rnninspect.__main__ import main\n"
+        "main()\n"
+    )
+    out = tmp_path / "y.npy"
+    args = ["forward", str(SEED), "--random", "3", "--seed", "0", "-o", str(out)]
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "collector on at load: True" in proc.stderr
+    assert np.load(out).shape == (3, 2)

@@ -75,6 +75,31 @@ def test_prestarted_child_makes_the_call() -> None:
     assert not isolate._spares and _no_child_left(spare_pid)
 
 
+def _collector_on() -> bool:
+    import gc
+
+    return gc.isenabled()
+
+
+def test_prestarted_child_parses_with_the_collector_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command starts with the collector held (signals.hold_collector); the
+    child it forks gets it back once its imports are done, before the parse."""
+    import gc
+
+    from rnninspect import signals
+
+    assert gc.isenabled()
+    monkeypatch.setattr(signals, "_collector_held", [False])
+    signals.hold_collector()
+    try:
+        assert not gc.isenabled()
+        isolate.prestart(_warm)
+        assert isolate.call(_collector_on, (), 10, "m.keras") is True
+    finally:
+        signals.release_collector()
+    assert gc.isenabled()
+
+
 def test_next_call_forks_afresh() -> None:
     pid, value = isolate.call(_pid_and, (3,), 10, "m.keras")
     assert pid != os.getpid() and value == 3

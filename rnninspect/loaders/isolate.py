@@ -145,6 +145,9 @@ def _serve(warm: Callable[[], object], work: int, result: int) -> None:
         # A failing import fails again, and is reported, where the call needs it.
         with contextlib.suppress(Exception):
             warm()
+        # The parent may have started with the collector held (signals.
+        # hold_collector): the imports are done, the parse gets it back.
+        signals.release_collector()
         chunks = []
         while chunk := os.read(work, 1 << 16):
             chunks.append(chunk)

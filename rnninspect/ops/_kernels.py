@@ -306,6 +306,12 @@ def lstm(
     hn = np.empty(M, np.float32)
     cn = np.empty(M, np.float32)
     out = np.empty((N, M), np.float32)
+    # Unmasked, the default activations, no cell states or gates kept: the gates
+    # update h and c in place (each c[j] read before it is written; h was read by
+    # the step's product already), and the output is h. The same sums as the
+    # general path below, without its copies (measured: the whole call 7-14% faster
+    # at N=8 M=32 and N=1 M=64).
+    direct = not masked and a == 1 and ra == 2 and not cseq.shape[0] and not gseq.shape[0]
     for n in range(N):
         _start(out[n], h0[n], masked)
     for k0 in range(0, T, TB):
@@ -319,6 +325,19 @@ def lstm(
             for n in range(N):
                 real = mask[n, t] if masked else True
                 h, c, z = h0[n], c0[n], Z[n]
+                if direct:
+                    for j in range(M):
+                        i = sigmoid(z[j])
+                        f = sigmoid(z[M + j])
+                        g = tanh(z[2 * M + j])
+                        o = sigmoid(z[3 * M + j])
+                        cj = f * c[j] + i * g  # c_t = f * c + i * g
+                        c[j] = cj
+                        h[j] = o * tanh(cj)  # h_t = o * tanh(c_t)
+                    if seq.shape[0]:
+                        for j in range(M):
+                            seq[k, j, n] = h[j]
+                    continue
                 if a == 1 and ra == 2:  # tanh and sigmoid, the defaults, written out (the
                     for j in range(M):  # loop vectorises; through act's branches, 2.5x slower)
                         i = sigmoid(z[j])
@@ -351,7 +370,7 @@ def lstm(
                     for j in range(4 * M):
                         gseq[k, j, n] = gz[j]
     for n in range(N):
-        last[n] = out[n]
+        last[n] = h0[n] if direct else out[n]
 
 
 @_kernel
