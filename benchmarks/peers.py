@@ -280,12 +280,51 @@ def worker(peer: str, models: Path, data: Path) -> None:
             elif req["op"] == "time":
                 assert fn is not None and x is not None
                 reply = {"s": _sample(fn, x, calls)}
+            elif req["op"] == "products":
+                assert fn is not None
+                t = best_of(lambda: _products_only(fn.__self__, tuple(req["shape"])), req["repeat"])
+                reply = {"s": t}
             elif req["op"] == "sweep":
                 wall, cpu = _sweep_point(models, data, req["T"], req["repeat"])
                 reply = {"s": wall, "cpu_s": cpu}
         except Exception as exc:  # reported to the orchestrator as this peer's note
             reply = {"error": f"{type(exc).__name__}: {exc}"[:300]}
         print(json.dumps(reply), flush=True)
+
+
+def _products_only(model: Any, shape: tuple[int, int, int, int]) -> None:
+    """(In rnninspect's process.) The recurrent layer's matrix products alone, as the
+    NumPy engine runs them on this row: its chunks and their split across threads
+    (``engine.plan``, ``engine.part_bounds``), BLAS single-threaded in each thread,
+    one stacked product a step over ``[x_t; 1; h]`` (the row's multiply-adds, and the
+    bias row). Every elementwise pass, copy and line of Python is left out, so its
+    rate bounds what the whole layer can reach: the ceiling of '% peak'."""
+    import contextlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rnninspect import blas, engine
+    from rnninspect.model import Recurrent
+
+    N, T, D, M = shape
+    layer = next(n.layer for n in model.nodes if isinstance(n.layer, Recurrent))
+    rows = layer.GATES * M
+    ft = np.dtype(np.float32)
+    step, workers = engine.plan(model, N, T, D, ft)
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((rows, D + 1 + M), dtype=np.float32)
+
+    def part(n: int) -> None:
+        S = rng.standard_normal((D + 1 + M, n), dtype=np.float32)
+        z = np.empty((rows, n), dtype=np.float32)
+        for _ in range(T):
+            np.matmul(W, S, out=z)
+
+    split = blas.single_threaded() if workers > 1 else contextlib.nullcontext()
+    with split, ThreadPoolExecutor(workers) as pool:
+        for start in range(0, N, step):
+            n = min(N, start + step) - start
+            bounds = engine.part_bounds(model, n, workers, ft.itemsize) if workers > 1 else [0, n]
+            list(pool.map(part, np.diff(bounds).tolist()))
 
 
 def _sweep_point(models: Path, data: Path, T: int, repeat: int) -> tuple[float, float]:
@@ -409,6 +448,10 @@ def run_rows(
                 got = peers[name].ask(op="time")
                 if "error" not in got:
                     samples[name].append(got["s"])
+        if "rnninspect" in alive and shape[0] >= 64:  # the mid and large rows
+            got = peers["rnninspect"].ask(op="products", shape=list(shape), repeat=3)
+            if "s" in got:
+                row["products_gflops"] = rnn_flops(kind, *shape) / got["s"] / 1e9
         for name in alive:
             entry: dict[str, Any] = {"median_s": statistics.median(samples[name])}
             if ours is not None and name != "rnninspect":
@@ -441,7 +484,10 @@ def run_rows(
 
 def print_header(names: list[str]) -> None:
     cols = "".join(f"{LABEL[n]:>18}" for n in names)
-    print(f"{'row (N x T x D x M)':26}{cols}{'best peer/ours':>16}{'% peak':>8}", flush=True)
+    print(
+        f"{'row (N x T x D x M)':26}{cols}{'best peer/ours':>16}{'% peak':>8}{'products':>10}",
+        flush=True,
+    )
 
 
 def print_row(row: dict[str, Any], names: list[str]) -> None:
@@ -459,7 +505,9 @@ def print_row(row: dict[str, Any], names: list[str]) -> None:
     ratio_text = "" if ratio is None else f"{ratio:.2f}x"
     frac = row.get("peak_frac")
     frac_text = "" if frac is None else f"{100 * frac:.0f}%"
-    print(f"{text}{ratio_text:>16}{frac_text:>8}", flush=True)
+    alone = row.get("products_peak_frac")
+    alone_text = "" if alone is None else f"{100 * alone:.0f}%"
+    print(f"{text}{ratio_text:>16}{frac_text:>8}{alone_text:>10}", flush=True)
     for n in names:
         if "error" in row["peers"].get(n, {}):
             print(f"    {n}: {row['peers'][n]['error']}", flush=True)
@@ -618,6 +666,8 @@ def measure(
     for row in report["rows"]:
         if "gflops" in row and peak:
             row["peak_frac"] = row["gflops"] / peak
+        if "products_gflops" in row and peak:
+            row["products_peak_frac"] = row["products_gflops"] / peak
     print(
         f"\nfloat32 matmul peak (4096^3 sgemm through NumPy, {THREADS} threads, the best "
         f"of {len(peaks)} measurements, one before each row): {peak:.0f} GFLOP/s"
@@ -626,7 +676,9 @@ def measure(
         f"outputs equal to rnninspect's within rtol={RTOL}, atol={ATOL} ('!=' marks a miss); "
         f"medians of {rounds} interleaved samples; 'best peer/ours' is the fastest peer's "
         "time over rnninspect's better engine (above 1: rnninspect is the fastest); '% peak' is "
-        "rnninspect's GFLOP/s in the recurrent layer's products over the peak\n"
+        "rnninspect's GFLOP/s in the recurrent layer's products over the peak; 'products' is "
+        "the same for those products alone, run as the engine runs them (its chunks, threads "
+        "and shapes; mid and large rows): the ceiling of '% peak'\n"
     )
     print_header(list(peers))
     for row in report["rows"]:

@@ -1,7 +1,8 @@
 """The small rows of issue 15 (one sample, tiny batches), where per-step dispatch
 decides: rnninspect's ``forward`` against ONNX Runtime (a graph built with
 ``onnx.helper``: the ONNX RNN/LSTM/GRU op + MatMul + Add) and JAX (``jax.jit`` of a
-``lax.scan``), each checked equal to ours. Also rnninspect with the NumPy engine
+``lax.scan``), each checked equal to ours; ONNX Runtime also held to one thread
+(``onnxruntime-1t``, not counted as a peer), as rnninspect runs a small batch. Also rnninspect with the NumPy engine
 forced (``RNNINSPECT_ENGINE=numpy``), so the compiled kernels' gain shows, and the
 compiled kernels' first-call cost (compiling or reading numba's on-disk cache).
 
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -67,11 +69,11 @@ def _keras_to_onnx(kind: str, w: dict[str, np.ndarray], M: int) -> dict[str, np.
 
 
 def ort_runner(
-    kind: str, w: dict[str, np.ndarray], M: int, stateful: bool = False
+    kind: str, w: dict[str, np.ndarray], M: int, stateful: bool = False, threads: int = 0
 ) -> tuple[Callable[..., np.ndarray], str]:
     """ONNX Runtime on the layer + Dense graph: ``run(x)`` -> y; ``stateful``:
     ``run(x, h[, c])`` -> [y, h(, c)] with the states (1, N, M) in and out, for one
-    step per session call."""
+    step per session call. ``threads``: its intra-op threads (0: one per core)."""
     import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
@@ -111,7 +113,7 @@ def ort_runner(
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     so = ort.SessionOptions()
-    so.intra_op_num_threads = os.cpu_count() or 1
+    so.intra_op_num_threads = threads or os.cpu_count() or 1
     sess = ort.InferenceSession(
         model.SerializeToString(), so, providers=["CPUExecutionProvider"]
     )
@@ -241,11 +243,16 @@ def main() -> None:
                 equal: dict[str, bool] = {}
                 for peer, make, module in (
                     ("onnxruntime", ort_runner, "onnxruntime"),
+                    # ONNX Runtime held to one thread, as rnninspect's kernels run
+                    # a small batch (its pool's threads spin between calls: a
+                    # second core is its edge on the smallest rows).
+                    ("onnxruntime-1t", partial(ort_runner, threads=1), "onnxruntime"),
                     ("jax", jax_runner, "jax"),
                 ):
                     if not have(module):
                         continue
-                    run, versions[peer] = make(kind, w, M)
+                    run, version = make(kind, w, M)
+                    versions[peer.removesuffix("-1t")] = version
                     equal[peer] = bool(np.allclose(run(x), ours, rtol=1e-4, atol=1e-5))
                     fns[peer] = lambda run=run: run(x)
                 inner = max(1, int(2000 / T / N ** 0.5))
@@ -255,10 +262,11 @@ def main() -> None:
             row["first_call_ms"] = None if first is None else first * 1e3
             rows.append(row)
             peers = {k: v for k, v in t.items() if not k.startswith("rnninspect")}
+            peers.pop("onnxruntime-1t", None)  # shown, but not a peer as users run it
             best_peer = min(peers, key=peers.__getitem__) if peers else None
             text = f"{kind:9s} (N,T,D,M)=({N},{T},{D},{M}): rnninspect {t['rnninspect'] * 1e6:8.0f} us"
             text += f" | numpy engine {t['rnninspect-numpy'] * 1e6:8.0f} us"
-            for peer in peers:
+            for peer in [*peers, "onnxruntime-1t"] if "onnxruntime-1t" in t else peers:
                 text += f" | {peer} {t[peer] * 1e6:7.0f} us (equal={equal[peer]})"
             if best_peer:
                 text += f" | best peer / ours = {t[best_peer] / t['rnninspect']:.2f}x"
