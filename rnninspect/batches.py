@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import os
 import weakref
-import zipfile
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import InputArrayError
 from .model import Array
+
+if TYPE_CHECKING:  # imported where an archive is read, not at every start
+    import zipfile
 
 
 class Rows:
@@ -151,11 +153,15 @@ class ZipMemberRows(Rows):
         # The open archive and member stream, in a holder of their own: the finalizer
         # must not refer to ``self``, or it would keep the rows (and the file) alive
         # for the life of the process.
+        import zipfile
+
         self.open: _OpenMember = _OpenMember(zipfile.ZipFile(source))
         self.pos = 0  # position in the member of self.open.fh
         weakref.finalize(self, self.open.close)
 
     def read(self, start: int, stop: int) -> Array:
+        import zipfile
+
         at = self.offset + start * _row_bytes(self.shape, self.dtype)
         out = np.empty((stop - start, *self.shape[1:]), self.dtype)
         view = out.reshape(-1).view(np.uint8).data

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import os
 import stat
-import zipfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:  # zipfile is imported where an archive is read, not at every start
+    import zipfile
 
 StrPath = str | Path
 
@@ -134,12 +136,10 @@ def mib(n: int) -> str:
     return f"{n:,} bytes"
 
 
-SUPPORTED_COMPRESSION = (
-    zipfile.ZIP_STORED,
-    zipfile.ZIP_DEFLATED,
-    zipfile.ZIP_BZIP2,
-    zipfile.ZIP_LZMA,
-)
+# zipfile's ZIP_STORED, ZIP_DEFLATED, ZIP_BZIP2 and ZIP_LZMA (the zip format's own
+# method numbers), written out so this module does not import zipfile.
+STORED, DEFLATED = 0, 8
+SUPPORTED_COMPRESSION = (STORED, DEFLATED, 12, 14)
 COMPRESSION_NAMES = {6: "Implode", 9: "Deflate64", 93: "Zstandard", 95: "XZ", 98: "PPMd"}
 # Deflate produces at most about 1032 bytes from one: a member declaring more than
 # that is lying about its size.
@@ -160,10 +160,10 @@ def member_problem(info: zipfile.ZipInfo, cap: int, archive_size: int | None = N
         return (
             f"declares {info.compress_size:,} stored bytes but the archive holds {archive_size:,}"
         )
-    if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+    if info.compress_type == STORED and info.file_size != info.compress_size:
         return f"is stored as {info.compress_size:,} bytes but declares {info.file_size:,}"
     if (
-        info.compress_type == zipfile.ZIP_DEFLATED
+        info.compress_type == DEFLATED
         and info.file_size > DEFLATE_MAX_RATIO * info.compress_size + 1024
     ):
         return (

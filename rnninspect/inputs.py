@@ -11,7 +11,6 @@ import re
 import stat
 import sys
 import warnings
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
@@ -600,6 +599,8 @@ def _npz_member(src: Path | BinaryIO, where: str, key: str | None) -> npyfile.Me
 
 def _npz_array(src: Path | BinaryIO, where: str, key: str | None) -> Array:
     """One member read whole (stdin's .npz bytes; Fortran-order members)."""
+    import zipfile
+
     member = _npz_member(src, where, key)
     if member.nbytes > MAX_STREAM_BYTES:
         raise InputArrayError(

@@ -9,14 +9,16 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from . import files
+
+if TYPE_CHECKING:  # imported where an archive is read, not at every start
+    import zipfile
 
 
 class NpyHeaderError(Exception):
@@ -107,6 +109,8 @@ def zip_members(src: Any, cap: int = 1 << 62) -> dict[str, Member]:
     name, checked from its directory entry and header alone: nothing is inflated
     beyond the header, so a member declaring terabytes costs nothing. ``cap``:
     the most bytes one member may declare."""
+    import zipfile
+
     size: int | None = None
     with contextlib.suppress(OSError, TypeError, ValueError, AttributeError):
         size = os.stat(src).st_size if isinstance(src, (str, Path)) else len(src.getbuffer())

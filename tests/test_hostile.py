@@ -756,6 +756,38 @@ def test_big_ids_written_as_digits_are_not_wrapped(tmp_path: Path) -> None:
     assert "id 99999999999999991611392" in line or "id 99999999999999999999999" in line
 
 
+def test_temporary_file_is_new_private_and_never_an_existing_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A temporary output file (made without the tempfile module, see
+    ``outputs._exclusive``) is created, never reused: mode 0600, beside the target,
+    and a name that exists already (a file, or a symlink to one elsewhere) is
+    passed over for the next, leaving what was there untouched."""
+    from rnninspect import outputs
+
+    target = tmp_path / "y.npy"
+    names = iter([b"\x00" * 6, b"\x00" * 6, b"\x01" * 6, b"\x02" * 6])
+    monkeypatch.setattr(outputs.os, "urandom", lambda n: next(names))
+    taken = tmp_path / f".y.npy.{'00' * 6}.tmp"
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"keep")
+    taken.symlink_to(outside)
+    fd, name = outputs.temp_beside(target)
+    try:
+        assert Path(name) == tmp_path / f".y.npy.{'01' * 6}.tmp"
+        assert stat.S_IMODE(os.fstat(fd).st_mode) == 0o600
+        os.write(fd, b"new")
+    finally:
+        os.close(fd)
+    assert outside.read_bytes() == b"keep" and taken.is_symlink()
+    fd2, name2 = outputs.temp_beside(target)  # every name taken up to the last try
+    os.close(fd2)
+    assert Path(name2).name == f".y.npy.{'02' * 6}.tmp"
+    monkeypatch.setattr(outputs.os, "urandom", lambda n: b"\x01" * 6)
+    with pytest.raises(FileExistsError):
+        outputs.temp_beside(target)
+
+
 # ------------------------------------------------------------- signals, in process
 
 

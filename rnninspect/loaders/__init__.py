@@ -15,7 +15,6 @@ import contextlib
 import os
 import stat
 import sys
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -81,6 +80,8 @@ def _magic(path: Path) -> bytes:
 def load_config_file(path: str | Path) -> Architecture:
     """An architecture from ``--config``: model JSON, a ``.keras`` file's config.json,
     or an ``.npz``'s ``__config__`` entry."""
+    import zipfile
+
     from ..architecture import loads_config, parse_model_config
 
     path = Path(path)
@@ -304,6 +305,8 @@ def _load_file(path: Path, size: int, arch: Architecture | None) -> Model:
 
 def _naming(path: Path, load: Callable[[], R]) -> R:
     """``load()``, with any failure turned into a ModelError naming ``path``."""
+    import zipfile  # (here, not at the top: the CLI imports this module at every start)
+
     try:
         return load()
     except ModelError as exc:
@@ -442,6 +445,8 @@ def _refuse_unsafe_members(names: list[str], where: str) -> None:
 
 
 def _load_zip(path: Path, size: int, arch: Architecture | None) -> Model:
+    import zipfile
+
     from ..model import Source
 
     where = str(path)
