@@ -259,9 +259,9 @@ def plan(
         workers = 1
     elif N < 2 * MIN_ROWS_PER_WORKER:
         # Too few rows for any split to pay (_split_pays): the thread count (an
-        # affinity call and three environment reads) is not needed, only its
+        # affinity call and three environment reads) is not needed, only our own
         # setting checked. A small batch asks every call: 3 us of about 50.
-        _thread_limit()
+        _own_thread_setting()
         workers = 1
     else:
         workers = _threads()
@@ -421,16 +421,25 @@ def _threads() -> int:
 def _thread_limit() -> int | None:
     """The thread count the environment asks for (see ``_threads``), or None. A bad
     RNNINSPECT_THREADS is a usage error, whatever the batch."""
-    own = os.environ.get("RNNINSPECT_THREADS", "").strip()
-    if own:
-        if not (own.isascii() and own.isdigit() and len(own) < 19) or int(own) < 1:
-            raise UsageError(f"RNNINSPECT_THREADS must be a positive whole number, got {own!r}")
-        return int(own)
+    own = _own_thread_setting()
+    if own is not None:
+        return own
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         value = os.environ.get(var, "").strip()
         if value.isascii() and value.isdigit() and len(value) < 19 and int(value) > 0:
             return int(value)
     return None
+
+
+def _own_thread_setting() -> int | None:
+    """RNNINSPECT_THREADS, checked (a usage error if it is not a positive whole
+    number), or None when it is not set."""
+    own = os.environ.get("RNNINSPECT_THREADS", "").strip()
+    if not own:
+        return None
+    if not (own.isascii() and own.isdigit() and len(own) < 19) or int(own) < 1:
+        raise UsageError(f"RNNINSPECT_THREADS must be a positive whole number, got {own!r}")
+    return int(own)
 
 
 MIN_ROWS_PER_WORKER = 8

@@ -232,11 +232,11 @@ def scan(
     record: bool,
     gates: bool,
     initial: list[Array] | None,
-) -> Any:
-    """``recurrent.scan`` on the kernels: the same ``Scan``, its sequences (N, T, M)
-    views of (T, M, N) arrays as the NumPy engine's."""
-    from .recurrent import Scan
-
+) -> tuple[Array, Array | None, list[Array], dict[str, Array]]:
+    """``recurrent.scan`` on the kernels: the fields of its ``Scan`` (``last``,
+    ``seq``, ``finals``, ``extra``: recurrent.scan makes the Scan, as this module
+    cannot import recurrent), its sequences (N, T, M) views of (T, M, N) arrays as
+    the NumPy engine's."""
     f32 = np.float32
     N, T, _ = x.shape
     M = layer.units
@@ -300,7 +300,7 @@ def scan(
             {name: gseq[:, k * M : (k + 1) * M].transpose(2, 0, 1) for k, name in enumerate(names)}
         )
     kept = seq.transpose(2, 0, 1) if keep_seq or record else None
-    return Scan(last=last, seq=kept, finals=states, extra=extra)
+    return last, kept, states, extra
 
 
 def for_stepper(layer: Recurrent, N: int, D: int, ft: np.dtype[Any], major: int) -> Any:

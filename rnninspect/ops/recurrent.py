@@ -320,7 +320,8 @@ def scan(
     N, T, D = x.shape
     kernels = compiled.choose(layer, N, T, D, ft, mask, major)
     if kernels is not None:  # the same formulas as one compiled loop (small shapes)
-        return compiled.scan(kernels, layer, x, mask, major, keep_seq, record, gates, initial)  # type: ignore[no-any-return]
+        fields = compiled.scan(kernels, layer, x, mask, major, keep_seq, record, gates, initial)
+        return Scan(*fields)
     M = layer.units
     apart = _input_apart(layer, D)
     cell = _cell(layer, ft, major, N, D, apart)
