@@ -341,10 +341,11 @@ def _sweep_point(models: Path, data: Path, T: int, repeat: int) -> tuple[float, 
         write_npz(path, "LSTM", None, D, M)
     model = rnninspect.load_model(path)
     x = np.random.default_rng(T).standard_normal((N, T, D), dtype=np.float32)
-    if T <= 10_000:  # longer runs take seconds: no warm-up needed, one run
+    if T <= 10_000:  # longer runs take seconds: no warm-up needed
         model.forward(x)
-    else:
-        repeat = 1
+    # Best of ``repeat`` at every T, the longest too: this machine's speed swings by
+    # a third for seconds at a time (one run of 10,000 steps measured 110 and 160
+    # us/step), and a single sample of the longest run once read 1.46x its best.
     walls, cpus = [], []
     for _ in range(repeat):
         t0, c0 = time.perf_counter(), time.process_time()
