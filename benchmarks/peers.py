@@ -300,7 +300,6 @@ def _products_only(model: Any, shape: tuple[int, int, int, int]) -> None:
     bias row). Every elementwise pass, copy and line of Python is left out, so its
     rate bounds what the whole layer can reach: the ceiling of '% peak'."""
     import contextlib
-    from concurrent.futures import ThreadPoolExecutor
 
     from rnninspect import blas, engine
     from rnninspect.model import Recurrent
@@ -319,11 +318,16 @@ def _products_only(model: Any, shape: tuple[int, int, int, int]) -> None:
         for _ in range(T):
             np.matmul(W, S, out=z)
 
-    split = blas.single_threaded() if workers > 1 else contextlib.nullcontext()
-    with split, ThreadPoolExecutor(workers) as pool:
+    # The engine's own pool: its threads pinned one to a core, as the engine runs
+    # (a fresh pool's threads were measured sharing one core on some runs).
+    pool = engine._shared_pool(workers) if workers > 1 else None
+    with blas.single_threaded() if workers > 1 else contextlib.nullcontext():
         for start in range(0, N, step):
             n = min(N, start + step) - start
-            bounds = engine.part_bounds(model, n, workers, ft.itemsize) if workers > 1 else [0, n]
+            if pool is None:
+                part(n)
+                continue
+            bounds = engine.part_bounds(model, n, workers, ft.itemsize)
             list(pool.map(part, np.diff(bounds).tolist()))
 
 
