@@ -146,8 +146,8 @@ def hold_collector() -> None:
     """The garbage collector off while the command starts. What a start creates,
     modules, classes and functions, lives as long as the process: each collection
     the imports set off walks all of it again and frees nothing (measured: 10 ms of
-    CPU time, 3 ms of wall time, of a ``forward`` on the seed model). ``release_collector`` turns
-    it back on for the command itself."""
+    CPU time, 3 ms of wall time, of a ``forward`` on the seed model).
+    ``release_collector`` turns it back on for the command itself."""
     if gc.isenabled():
         gc.disable()
         _collector_held[0] = True
