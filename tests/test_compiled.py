@@ -261,6 +261,30 @@ def test_a_sample_does_not_depend_on_its_batch_or_split(kind: str, extra: dict[s
         np.testing.assert_array_equal(np.concatenate([first.seq, rest.seq], axis=1), whole.seq)
 
 
+@pytest.mark.parametrize("backwards", [False, True])
+@pytest.mark.parametrize("N", [1, 2, 5])
+def test_lstm_in_place_gates_equal_the_general_path(backwards: bool, N: int) -> None:
+    """Bit for bit: an unmasked LSTM run with nothing recorded (its gates update h
+    and c in place, ``_kernels.lstm``'s ``direct`` path) equals the same run keeping
+    its cell states and gates (the general path), so ``forward`` and ``trace`` agree
+    on the kernels exactly."""
+    layer = _layer("LSTM", 6, 10, 21, go_backwards=backwards)
+    x = np.random.default_rng(22).standard_normal((N, 19, 6)).astype(np.float32)
+    h0 = np.random.default_rng(23).standard_normal((N, 10)).astype(np.float32)
+    c0 = np.random.default_rng(24).standard_normal((N, 10)).astype(np.float32)
+    ft = np.dtype("float32")
+    with compiled.use("compiled"):
+        plain = scan(layer, x, None, ft, 3, keep_seq=True, initial=[h0, c0])
+        traced = scan(
+            layer, x, None, ft, 3, keep_seq=True, record=True, gates=True, initial=[h0, c0]
+        )
+    assert plain.seq is not None and traced.seq is not None
+    np.testing.assert_array_equal(plain.seq, traced.seq)
+    np.testing.assert_array_equal(plain.last, traced.last)
+    for a, b in zip(plain.finals, traced.finals, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 FUSED = [("LSTM", {}), ("GRU", {})]  # GRU: reset_after (its default here)
 
 
